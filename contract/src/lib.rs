@@ -1,0 +1,18 @@
+//! The contract every hookline binary shares.
+//!
+//! Ingest, worker, operator and tooling must agree on where a user's events go
+//! (Kafka partition and Postgres shard), what the record headers are called, which
+//! reason codes a dead-lettered record can carry, and how an `event_id` is derived.
+//! Keeping those decisions here, as plain functions and constants, means a change
+//! to any of them is one change, reviewed once.
+
+pub mod event_id;
+pub mod headers;
+pub mod pipeline;
+pub mod reason;
+pub mod routing;
+pub mod secrets;
+
+pub use event_id::event_id;
+pub use reason::Reason;
+pub use routing::{murmur2, partition_for, shard_for, to_positive};

@@ -1,0 +1,345 @@
+//! The `WebhookPipeline` manifest: the configuration every binary reads.
+//!
+//! In Kubernetes the operator mounts the manifest from a ConfigMap; on one
+//! machine it is a plain file. Either way the binaries parse the same YAML with
+//! these types and refuse a spec that breaks the rules below before they serve
+//! or consume anything.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+/// API group and version of the resource.
+pub const API_VERSION: &str = "hookline.dev/v1alpha1";
+/// Kind of the resource.
+pub const KIND: &str = "WebhookPipeline";
+
+/// A whole manifest as `kubectl apply` takes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineManifest {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: PipelineSpec,
+}
+
+/// The part of `metadata` the binaries use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// The pipeline's desired state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineSpec {
+    pub kafka: KafkaSpec,
+    pub topics: Vec<TopicSpec>,
+    pub shards: Vec<ShardSpec>,
+    pub ingest: IngestSpec,
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// How to reach the broker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaSpec {
+    /// Comma-separated `host:port` list.
+    pub bootstrap_servers: String,
+}
+
+/// One topic of webhooks of one event type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicSpec {
+    /// Kafka topic name; its DLQ is `<name>.DLQ`.
+    pub name: String,
+    /// The `{type}` of `POST /webhooks/{type}`, and the payload schema's name.
+    pub event_type: String,
+    /// Partition count: at least 1, a multiple of the shard count, never lowered.
+    pub partitions: i32,
+    /// Where the values hookline reads live in the payload.
+    #[serde(default)]
+    pub pointers: Pointers,
+    /// What ingest does with an authentic webhook that is invalid.
+    #[serde(default)]
+    pub invalid_policy: InvalidPolicy,
+}
+
+/// JSON Pointers (RFC 6901) into the provider's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Pointers {
+    pub user_id: String,
+    pub event_id: String,
+    pub event_time: String,
+    pub event_type: String,
+}
+
+impl Default for Pointers {
+    fn default() -> Self {
+        Self {
+            user_id: "/data/user_id".to_owned(),
+            event_id: "/id".to_owned(),
+            event_time: "/created".to_owned(),
+            event_type: "/type".to_owned(),
+        }
+    }
+}
+
+/// What ingest does with an authentic but invalid webhook.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum InvalidPolicy {
+    /// Accept it (202) and put it in the topic's DLQ with its reason.
+    #[default]
+    Quarantine,
+    /// Refuse it (422); nothing reaches Kafka.
+    Reject,
+}
+
+/// One Postgres shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardSpec {
+    pub name: String,
+    pub database_url_secret_ref: SecretKeyRef,
+}
+
+/// The ingest service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestSpec {
+    #[serde(default = "one")]
+    pub replicas: i32,
+    /// The Secret whose keys `standard-webhooks` and `stripe` hold the signing
+    /// secrets, one per line.
+    pub signing_secret_ref: SecretRef,
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// What happens to the topics when the pipeline is deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeletionPolicy {
+    #[default]
+    Retain,
+    Delete,
+}
+
+/// A whole Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub name: String,
+}
+
+/// One key of a Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretKeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+/// Why a manifest cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("the manifest is not valid YAML for a WebhookPipeline: {0}")]
+    Parse(String),
+    #[error("expected apiVersion {API_VERSION} and kind {KIND}, found {api_version} {kind}")]
+    WrongKind { api_version: String, kind: String },
+    #[error("the pipeline spec is invalid: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+impl PipelineManifest {
+    /// Parses a manifest and checks its spec.
+    pub fn from_yaml(text: &str) -> Result<Self, ManifestError> {
+        let manifest: Self =
+            serde_saphyr::from_str(text).map_err(|e| ManifestError::Parse(e.to_string()))?;
+        if manifest.api_version != API_VERSION || manifest.kind != KIND {
+            return Err(ManifestError::WrongKind {
+                api_version: manifest.api_version,
+                kind: manifest.kind,
+            });
+        }
+        let problems = manifest.spec.problems();
+        if problems.is_empty() {
+            Ok(manifest)
+        } else {
+            Err(ManifestError::Invalid(problems))
+        }
+    }
+}
+
+impl PipelineSpec {
+    /// Every rule the spec breaks, in words a person can act on; empty when the
+    /// spec is usable. The CRD's admission rules enforce the same in a cluster.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.kafka.bootstrap_servers.trim().is_empty() {
+            problems.push("kafka.bootstrapServers is empty".to_owned());
+        }
+        if self.shards.is_empty() {
+            problems.push("shards is empty: at least one shard is needed".to_owned());
+        }
+        if self.topics.is_empty() {
+            problems.push("topics is empty: at least one topic is needed".to_owned());
+        }
+        let mut names = HashSet::new();
+        let mut event_types = HashSet::new();
+        let shards = self.shards.len() as i32;
+        for topic in &self.topics {
+            if !names.insert(&topic.name) {
+                problems.push(format!("topic {} is listed twice", topic.name));
+            }
+            if !event_types.insert(&topic.event_type) {
+                problems.push(format!(
+                    "event type {} is served by more than one topic",
+                    topic.event_type
+                ));
+            }
+            if topic.partitions < 1 {
+                problems.push(format!(
+                    "topic {}: partitions must be at least 1",
+                    topic.name
+                ));
+            } else if shards > 0 && topic.partitions % shards != 0 {
+                problems.push(format!(
+                    "topic {}: partitions ({}) must be a multiple of the shard count ({shards})",
+                    topic.name, topic.partitions
+                ));
+            }
+            for (field, pointer) in topic.pointers.iter() {
+                if !pointer.is_empty() && !pointer.starts_with('/') {
+                    problems.push(format!(
+                        "topic {}: pointers.{field} {pointer:?} is not a JSON Pointer (it must start with /)",
+                        topic.name
+                    ));
+                }
+            }
+        }
+        let mut shard_names = HashSet::new();
+        for shard in &self.shards {
+            if !shard_names.insert(&shard.name) {
+                problems.push(format!("shard {} is listed twice", shard.name));
+            }
+        }
+        problems
+    }
+
+    /// The topic serving `event_type`.
+    pub fn topic_for_event_type(&self, event_type: &str) -> Option<&TopicSpec> {
+        self.topics.iter().find(|t| t.event_type == event_type)
+    }
+}
+
+impl Pointers {
+    /// Each pointer with its field name, for messages.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("userId", self.user_id.as_str()),
+            ("eventId", self.event_id.as_str()),
+            ("eventTime", self.event_time.as_str()),
+            ("eventType", self.event_type.as_str()),
+        ]
+        .into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+apiVersion: hookline.dev/v1alpha1
+kind: WebhookPipeline
+metadata: {name: payments}
+spec:
+  kafka:
+    bootstrapServers: "127.0.0.1:9092"
+  topics:
+    - {name: orders.webhooks,   eventType: orders,   partitions: 4}
+    - {name: disputes.webhooks, eventType: disputes, partitions: 2, invalidPolicy: reject}
+  shards:
+    - {name: a, databaseUrlSecretRef: {name: pg-shard-a, key: url}}
+    - {name: b, databaseUrlSecretRef: {name: pg-shard-b, key: url}}
+  ingest: {replicas: 2, signingSecretRef: {name: provider-secrets}}
+  deletionPolicy: Retain
+"#;
+
+    fn example() -> PipelineManifest {
+        PipelineManifest::from_yaml(EXAMPLE).unwrap()
+    }
+
+    #[test]
+    fn design_example_parses_with_defaults() {
+        let manifest = example();
+        assert_eq!(manifest.metadata.name, "payments");
+        let orders = manifest.spec.topic_for_event_type("orders").unwrap();
+        assert_eq!(orders.partitions, 4);
+        assert_eq!(orders.pointers.user_id, "/data/user_id");
+        assert_eq!(orders.invalid_policy, InvalidPolicy::Quarantine);
+        let disputes = manifest.spec.topic_for_event_type("disputes").unwrap();
+        assert_eq!(disputes.invalid_policy, InvalidPolicy::Reject);
+        assert_eq!(
+            manifest.spec.ingest.signing_secret_ref.name,
+            "provider-secrets"
+        );
+        assert_eq!(manifest.spec.deletion_policy, DeletionPolicy::Retain);
+    }
+
+    #[test]
+    fn partitions_not_a_multiple_of_shards_are_refused() {
+        let text = EXAMPLE.replace("partitions: 4", "partitions: 3");
+        let err = PipelineManifest::from_yaml(&text).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("partitions (3) must be a multiple of the shard count (2)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_topics_and_bad_pointers_are_all_reported() {
+        let mut spec = example().spec;
+        spec.topics.push(spec.topics[0].clone());
+        spec.topics[1].pointers.user_id = "data.user_id".to_owned();
+        let problems = spec.problems();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p == "topic orders.webhooks is listed twice")
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("event type orders is served by more than one topic"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("pointers.userId \"data.user_id\" is not a JSON Pointer"))
+        );
+    }
+
+    #[test]
+    fn wrong_kind_is_refused() {
+        let text = EXAMPLE.replace("kind: WebhookPipeline", "kind: ConfigMap");
+        assert!(matches!(
+            PipelineManifest::from_yaml(&text),
+            Err(ManifestError::WrongKind { .. })
+        ));
+    }
+
+    #[test]
+    fn unparsable_yaml_says_so() {
+        let err = PipelineManifest::from_yaml("spec: [").unwrap_err();
+        assert!(matches!(err, ManifestError::Parse(_)), "{err}");
+    }
+}

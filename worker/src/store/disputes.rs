@@ -1,0 +1,162 @@
+//! `dispute_events` and `disputes`.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::fold::{self, Foldable, column};
+use super::{Error, Result, Stored};
+
+/// One dispute event, as decoded from its Kafka record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisputeEvent {
+    /// hookline's deterministic event id.
+    pub event_id: Uuid,
+    /// The provider's event id; with `dispute_id` and `occurred_at`, the
+    /// event's identity.
+    pub provider_event_id: String,
+    /// `dispute.created`, `dispute.closed`, …
+    pub event_type: String,
+    pub dispute_id: String,
+    /// The disputed order.
+    pub order_id: String,
+    /// The shard key.
+    pub user_id: String,
+    pub status: String,
+    /// Minor units.
+    pub amount: i64,
+    /// ISO 4217, lowercase.
+    pub currency: String,
+    /// The provider's event time: the same on every retry, part of the key
+    /// (`dispute_events` is partitioned by it) and the order of the events.
+    pub occurred_at: DateTime<Utc>,
+    /// When ingest received this copy of the event.
+    pub received_at: DateTime<Utc>,
+    /// The provider's payload.
+    pub payload: serde_json::Value,
+}
+
+impl Foldable for DisputeEvent {
+    type EventKey<'a> = (&'a str, &'a str, DateTime<Utc>);
+    type Entity<'a> = &'a str;
+
+    fn event_key(&self) -> Self::EventKey<'_> {
+        (&self.dispute_id, &self.provider_event_id, self.occurred_at)
+    }
+
+    fn entity(&self) -> Self::Entity<'_> {
+        &self.dispute_id
+    }
+
+    fn ordering(&self) -> (DateTime<Utc>, &str) {
+        (self.occurred_at, &self.provider_event_id)
+    }
+}
+
+/// Stores one dispute event; see [`store_dispute_events`].
+pub async fn store_dispute_event(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &DisputeEvent,
+) -> Result<Stored> {
+    let outcomes = store_dispute_events(tx, std::slice::from_ref(event)).await?;
+    Ok(outcomes.first().copied().unwrap_or(Stored::AlreadyStored))
+}
+
+/// Stores a batch of dispute events in `tx` and brings each dispute's latest
+/// state up to date: one outcome per event, in batch order.
+///
+/// An event already in `dispute_events` (or earlier in the batch) is reported as
+/// [`Stored::AlreadyStored`]. The state of a dispute only moves forward.
+pub async fn store_dispute_events(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[DisputeEvent],
+) -> Result<Vec<Stored>> {
+    let distinct = fold::first_occurrences(events);
+    let inserted = insert_events(tx, events, &distinct).await?;
+    upsert_state(tx, events, &fold::newest_per_entity(events, &distinct)).await?;
+    Ok(fold::outcomes(events.len(), &distinct, &inserted))
+}
+
+/// Inserts the events at `rows`; returns the 1-based positions in `rows` of
+/// those that were new.
+async fn insert_events(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[DisputeEvent],
+    rows: &[usize],
+) -> Result<Vec<i64>> {
+    sqlx::query_scalar!(
+        r#"
+        WITH input AS (
+            SELECT * FROM UNNEST(
+                $1::text[], $2::text[], $3::timestamptz[], $4::uuid[], $5::text[],
+                $6::text[], $7::text[], $8::timestamptz[], $9::jsonb[])
+            WITH ORDINALITY AS i(dispute_id, provider_event_id, created_at, event_id,
+                                 order_id, user_id, event_type, received_at, payload, n)
+        ), inserted AS (
+            INSERT INTO dispute_events
+                (dispute_id, provider_event_id, created_at, event_id, order_id,
+                 user_id, event_type, received_at, payload)
+            SELECT dispute_id, provider_event_id, created_at, event_id, order_id,
+                   user_id, event_type, received_at, payload
+            FROM input
+            ON CONFLICT (dispute_id, provider_event_id, created_at) DO NOTHING
+            RETURNING dispute_id, provider_event_id, created_at
+        )
+        SELECT input.n AS "n!"
+        FROM input JOIN inserted USING (dispute_id, provider_event_id, created_at)
+        "#,
+        &column(events, rows, |e| e.dispute_id.clone()),
+        &column(events, rows, |e| e.provider_event_id.clone()),
+        &column(events, rows, |e| e.occurred_at),
+        &column(events, rows, |e| e.event_id),
+        &column(events, rows, |e| e.order_id.clone()),
+        &column(events, rows, |e| e.user_id.clone()),
+        &column(events, rows, |e| e.event_type.clone()),
+        &column(events, rows, |e| e.received_at),
+        &column(events, rows, |e| e.payload.clone()),
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(Error::InsertDisputeEvents)
+}
+
+/// Upserts the state of each dispute from its event at `rows` (one per dispute).
+async fn upsert_state(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[DisputeEvent],
+    rows: &[usize],
+) -> Result<()> {
+    sqlx::query!(
+        r#"
+        INSERT INTO disputes AS stored
+            (dispute_id, order_id, user_id, status, amount, currency,
+             last_event_id, last_event_type, last_event_at)
+        SELECT * FROM UNNEST(
+            $1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+            $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+        ON CONFLICT (dispute_id) DO UPDATE SET
+            status = EXCLUDED.status,
+            amount = EXCLUDED.amount,
+            currency = EXCLUDED.currency,
+            last_event_id = EXCLUDED.last_event_id,
+            last_event_type = EXCLUDED.last_event_type,
+            last_event_at = EXCLUDED.last_event_at,
+            updated_at = now()
+        WHERE (stored.last_event_at, stored.last_event_id)
+            < (EXCLUDED.last_event_at, EXCLUDED.last_event_id)
+        "#,
+        &column(events, rows, |e| e.dispute_id.clone()),
+        &column(events, rows, |e| e.order_id.clone()),
+        &column(events, rows, |e| e.user_id.clone()),
+        &column(events, rows, |e| e.status.clone()),
+        &column(events, rows, |e| e.amount),
+        &column(events, rows, |e| e.currency.clone()),
+        &column(events, rows, |e| e.provider_event_id.clone()),
+        &column(events, rows, |e| e.event_type.clone()),
+        &column(events, rows, |e| e.occurred_at),
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(Error::UpsertDisputes)?;
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Errors of the repository layer, and whether retrying can help.
+
+use hookline_contract::Reason;
+
+/// Result of a repository operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A repository operation that failed, named for the operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Applying the migrations failed.
+    #[error("applying migrations failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Creating the monthly partitions of `dispute_events` failed.
+    #[error("creating dispute_events partitions failed")]
+    EnsurePartitions(#[source] sqlx::Error),
+    /// Inserting a batch into `order_events` failed.
+    #[error("inserting order events failed")]
+    InsertOrderEvents(#[source] sqlx::Error),
+    /// Upserting the latest state into `orders` failed.
+    #[error("upserting orders failed")]
+    UpsertOrders(#[source] sqlx::Error),
+    /// Inserting a batch into `dispute_events` failed.
+    #[error("inserting dispute events failed")]
+    InsertDisputeEvents(#[source] sqlx::Error),
+    /// Upserting the latest state into `disputes` failed.
+    #[error("upserting disputes failed")]
+    UpsertDisputes(#[source] sqlx::Error),
+}
+
+/// Whether an error is worth retrying, and if not, why the record is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The shard, the network or a concurrent transaction is at fault: retry the
+    /// same records later; never dead-letter or skip them.
+    Transient,
+    /// The record itself can never be written: dead-letter it with this reason.
+    Permanent(Reason),
+}
+
+impl Error {
+    /// A fixed label for metrics and logs.
+    pub const fn label(&self) -> &'static str {
+        match self {
+            Error::Migrate(_) => "migrate",
+            Error::EnsurePartitions(_) => "ensure_partitions",
+            Error::InsertOrderEvents(_) => "insert_order_events",
+            Error::UpsertOrders(_) => "upsert_orders",
+            Error::InsertDisputeEvents(_) => "insert_dispute_events",
+            Error::UpsertDisputes(_) => "upsert_disputes",
+        }
+    }
+
+    /// Whether retrying can help.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            // Schema changes fail the same way for every record: not the
+            // record's fault, so never a reason to dead-letter one.
+            Error::Migrate(_) => ErrorClass::Transient,
+            Error::EnsurePartitions(e)
+            | Error::InsertOrderEvents(e)
+            | Error::UpsertOrders(e)
+            | Error::InsertDisputeEvents(e)
+            | Error::UpsertDisputes(e) => class_of(e),
+        }
+    }
+}
+
+fn class_of(error: &sqlx::Error) -> ErrorClass {
+    match error {
+        sqlx::Error::Database(db) => db
+            .code()
+            .map_or(ErrorClass::Transient, |code| class_of_sqlstate(&code)),
+        // Lost connections, pool timeouts, TLS and protocol trouble: the
+        // shard's side. Decode errors are this code's bug, never the record's.
+        // Unknown variants (sqlx::Error is non-exhaustive) default to retry, so
+        // that a new failure mode stalls visibly instead of losing events.
+        _ => ErrorClass::Transient,
+    }
+}
+
+/// The class of a PostgreSQL SQLSTATE.
+///
+/// Only data exceptions (class 22) and integrity violations (class 23) are the
+/// record's fault. Everything else (serialization failures 40001, deadlocks
+/// 40P01, connection exceptions 08, shutdowns and cancellations 57, resource
+/// exhaustion 53, lock timeouts 55P03, and even undefined tables 42P01 when a
+/// migration has not run) is retried.
+pub fn class_of_sqlstate(code: &str) -> ErrorClass {
+    match code.get(..2) {
+        Some("22" | "23") => ErrorClass::Permanent(Reason::ConstraintViolation),
+        _ => ErrorClass::Transient,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integrity_and_data_errors_are_the_records_fault() {
+        for code in [
+            "23505", "23514", "23502", "23503", "22001", "22P02", "22003",
+        ] {
+            assert_eq!(
+                class_of_sqlstate(code),
+                ErrorClass::Permanent(Reason::ConstraintViolation),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn contention_connection_and_shutdown_errors_are_retried() {
+        for code in [
+            "40001", "40P01", "08006", "08003", "57P01", "57P03", "57014", "53300", "55P03",
+            "42P01", "XX000", "",
+        ] {
+            assert_eq!(class_of_sqlstate(code), ErrorClass::Transient, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn lost_connection_is_retried() {
+        let error = Error::InsertOrderEvents(sqlx::Error::PoolTimedOut);
+        assert_eq!(error.class(), ErrorClass::Transient);
+        assert_eq!(error.label(), "insert_order_events");
+    }
+}

@@ -1,0 +1,157 @@
+//! `order_events` and `orders`.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::fold::{self, Foldable, column};
+use super::{Error, Result, Stored};
+
+/// One order event, as decoded from its Kafka record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderEvent {
+    /// hookline's deterministic event id.
+    pub event_id: Uuid,
+    /// The provider's event id; with `order_id`, the event's identity.
+    pub provider_event_id: String,
+    /// `order.created`, `order.paid`, …
+    pub event_type: String,
+    pub order_id: String,
+    /// The shard key.
+    pub user_id: String,
+    pub status: String,
+    /// Minor units.
+    pub amount: i64,
+    /// ISO 4217, lowercase.
+    pub currency: String,
+    /// The provider's event time: orders the events of an order.
+    pub occurred_at: DateTime<Utc>,
+    /// When ingest received this copy of the event.
+    pub received_at: DateTime<Utc>,
+    /// The provider's payload.
+    pub payload: serde_json::Value,
+}
+
+impl Foldable for OrderEvent {
+    type EventKey<'a> = (&'a str, &'a str);
+    type Entity<'a> = &'a str;
+
+    fn event_key(&self) -> Self::EventKey<'_> {
+        (&self.order_id, &self.provider_event_id)
+    }
+
+    fn entity(&self) -> Self::Entity<'_> {
+        &self.order_id
+    }
+
+    fn ordering(&self) -> (DateTime<Utc>, &str) {
+        (self.occurred_at, &self.provider_event_id)
+    }
+}
+
+/// Stores one order event; see [`store_order_events`].
+pub async fn store_order_event(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &OrderEvent,
+) -> Result<Stored> {
+    let outcomes = store_order_events(tx, std::slice::from_ref(event)).await?;
+    Ok(outcomes.first().copied().unwrap_or(Stored::AlreadyStored))
+}
+
+/// Stores a batch of order events in `tx` and brings each order's latest state
+/// up to date: one outcome per event, in batch order.
+///
+/// An event already in `order_events` (or earlier in the batch) is reported as
+/// [`Stored::AlreadyStored`]. The state of an order only moves forward: an event
+/// older than the stored state leaves it as it is.
+pub async fn store_order_events(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[OrderEvent],
+) -> Result<Vec<Stored>> {
+    let distinct = fold::first_occurrences(events);
+    let inserted = insert_events(tx, events, &distinct).await?;
+    upsert_state(tx, events, &fold::newest_per_entity(events, &distinct)).await?;
+    Ok(fold::outcomes(events.len(), &distinct, &inserted))
+}
+
+/// Inserts the events at `rows`; returns the 1-based positions in `rows` of
+/// those that were new.
+async fn insert_events(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[OrderEvent],
+    rows: &[usize],
+) -> Result<Vec<i64>> {
+    sqlx::query_scalar!(
+        r#"
+        WITH input AS (
+            SELECT * FROM UNNEST(
+                $1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[],
+                $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
+            WITH ORDINALITY AS i(order_id, provider_event_id, event_id, user_id,
+                                 event_type, created_at, received_at, payload, n)
+        ), inserted AS (
+            INSERT INTO order_events
+                (order_id, provider_event_id, event_id, user_id, event_type,
+                 created_at, received_at, payload)
+            SELECT order_id, provider_event_id, event_id, user_id, event_type,
+                   created_at, received_at, payload
+            FROM input
+            ON CONFLICT (order_id, provider_event_id) DO NOTHING
+            RETURNING order_id, provider_event_id
+        )
+        SELECT input.n AS "n!"
+        FROM input JOIN inserted USING (order_id, provider_event_id)
+        "#,
+        &column(events, rows, |e| e.order_id.clone()),
+        &column(events, rows, |e| e.provider_event_id.clone()),
+        &column(events, rows, |e| e.event_id),
+        &column(events, rows, |e| e.user_id.clone()),
+        &column(events, rows, |e| e.event_type.clone()),
+        &column(events, rows, |e| e.occurred_at),
+        &column(events, rows, |e| e.received_at),
+        &column(events, rows, |e| e.payload.clone()),
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(Error::InsertOrderEvents)
+}
+
+/// Upserts the state of each order from its event at `rows` (one per order).
+async fn upsert_state(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[OrderEvent],
+    rows: &[usize],
+) -> Result<()> {
+    sqlx::query!(
+        r#"
+        INSERT INTO orders AS stored
+            (order_id, user_id, status, amount, currency,
+             last_event_id, last_event_type, last_event_at)
+        SELECT * FROM UNNEST(
+            $1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+            $6::text[], $7::text[], $8::timestamptz[])
+        ON CONFLICT (order_id) DO UPDATE SET
+            status = EXCLUDED.status,
+            amount = EXCLUDED.amount,
+            currency = EXCLUDED.currency,
+            last_event_id = EXCLUDED.last_event_id,
+            last_event_type = EXCLUDED.last_event_type,
+            last_event_at = EXCLUDED.last_event_at,
+            updated_at = now()
+        WHERE (stored.last_event_at, stored.last_event_id)
+            < (EXCLUDED.last_event_at, EXCLUDED.last_event_id)
+        "#,
+        &column(events, rows, |e| e.order_id.clone()),
+        &column(events, rows, |e| e.user_id.clone()),
+        &column(events, rows, |e| e.status.clone()),
+        &column(events, rows, |e| e.amount),
+        &column(events, rows, |e| e.currency.clone()),
+        &column(events, rows, |e| e.provider_event_id.clone()),
+        &column(events, rows, |e| e.event_type.clone()),
+        &column(events, rows, |e| e.occurred_at),
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(Error::UpsertOrders)?;
+    Ok(())
+}
