@@ -1,0 +1,51 @@
+//! `hookline-ingest`: wiring only: tracing, configuration, the service under one
+//! shutdown signal.
+
+use anyhow::Context;
+use clap::Parser;
+use hookline_ingest::config::{Args, Config};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    let args = Args::parse();
+    let config = Config::load(&args).context("loading the configuration")?;
+    let topics = config.topics();
+    let app = hookline_ingest::App::new(config)?;
+    let listener = hookline_ingest::bind(args.listen).await?;
+    tracing::info!(listen = %args.listen, ?topics, "hookline-ingest serving");
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    hookline_ingest::serve(app, listener, shutdown).await?;
+    tracing::info!("hookline-ingest stopped");
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM (Kubernetes) or Ctrl-C.
+async fn signal_shutdown(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+    shutdown.cancel();
+}

@@ -1,0 +1,330 @@
+//! What a webhook's payload says: validated against its topic's JSON Schema,
+//! with the user id, event id, type and time read at the topic's JSON Pointers.
+//! Pure: bytes in, a verdict out.
+
+use hookline_contract::Reason;
+use hookline_contract::pipeline::Pointers;
+use serde_json::Value;
+
+/// At most this many schema violations are reported, so that a hostile payload
+/// cannot make the answer or the DLQ header large.
+const MAX_REPORTED_VIOLATIONS: usize = 3;
+/// Longest message carried in an answer or a DLQ header.
+const MAX_MESSAGE_CHARS: usize = 512;
+
+/// The built-in schema of an event type.
+pub fn builtin(event_type: &str) -> Option<&'static str> {
+    match event_type {
+        "orders" => Some(include_str!("../../schemas/orders.json")),
+        "disputes" => Some(include_str!("../../schemas/disputes.json")),
+        _ => None,
+    }
+}
+
+/// Why a schema could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("no built-in schema for event type {0:?} (known: orders, disputes)")]
+    Unknown(String),
+    #[error("schema of {event_type} is not JSON: {source}")]
+    NotJson {
+        event_type: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("schema of {event_type} does not compile: {message}")]
+    Compile { event_type: String, message: String },
+}
+
+/// A topic's schema and pointers, compiled once at startup.
+pub struct Inspector {
+    /// `hookline-schema` header value: the schema's `$id`.
+    schema_id: String,
+    validator: jsonschema::Validator,
+    pointers: Pointers,
+}
+
+/// What ingest needs from a valid payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspected {
+    pub provider_event_id: String,
+    pub user_id: String,
+    pub event_type: String,
+    /// Unix seconds.
+    pub event_time: i64,
+}
+
+/// An authentic payload that cannot go to the main topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub reason: Reason,
+    pub message: String,
+    /// What could be read anyway, for the DLQ record's key and the event id.
+    pub provider_event_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+impl Inspector {
+    /// Compiles the built-in schema of `event_type`.
+    pub fn builtin(event_type: &str, pointers: Pointers) -> Result<Self, SchemaError> {
+        let text =
+            builtin(event_type).ok_or_else(|| SchemaError::Unknown(event_type.to_owned()))?;
+        Self::new(event_type, text, pointers)
+    }
+
+    /// Compiles `schema` (JSON text) for `event_type`.
+    pub fn new(event_type: &str, schema: &str, pointers: Pointers) -> Result<Self, SchemaError> {
+        let schema: Value =
+            serde_json::from_str(schema).map_err(|source| SchemaError::NotJson {
+                event_type: event_type.to_owned(),
+                source,
+            })?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| SchemaError::Compile {
+            event_type: event_type.to_owned(),
+            message: e.to_string(),
+        })?;
+        let schema_id = schema
+            .get("$id")
+            .and_then(Value::as_str)
+            .unwrap_or(event_type)
+            .to_owned();
+        Ok(Self {
+            schema_id,
+            validator,
+            pointers,
+        })
+    }
+
+    /// The schema's id, for the `hookline-schema` header.
+    pub fn schema_id(&self) -> &str {
+        &self.schema_id
+    }
+
+    /// Reads and validates a payload. Missing ids are reported before schema
+    /// violations, since they are the more specific reasons.
+    pub fn inspect(&self, body: &[u8]) -> Result<Inspected, Invalid> {
+        let payload: Value = serde_json::from_slice(body).map_err(|e| Invalid {
+            reason: Reason::InvalidJson,
+            message: bounded(format!("the body is not JSON: {e}")),
+            provider_event_id: None,
+            user_id: None,
+        })?;
+        let provider_event_id = identifier(&payload, &self.pointers.event_id);
+        let user_id = identifier(&payload, &self.pointers.user_id);
+        let invalid = |reason, message: String| Invalid {
+            reason,
+            message: bounded(message),
+            provider_event_id: provider_event_id.clone(),
+            user_id: user_id.clone(),
+        };
+
+        let Some(event_id) = provider_event_id.clone() else {
+            return Err(invalid(
+                Reason::MissingEventId,
+                format!(
+                    "no event id (a non-empty string) at {}",
+                    self.pointers.event_id
+                ),
+            ));
+        };
+        let Some(user) = user_id.clone() else {
+            return Err(invalid(
+                Reason::MissingUserId,
+                format!(
+                    "no user id (a non-empty string) at {}",
+                    self.pointers.user_id
+                ),
+            ));
+        };
+        let violations: Vec<String> = self
+            .validator
+            .iter_errors(&payload)
+            .take(MAX_REPORTED_VIOLATIONS)
+            .map(|e| format!("{}: {e}", pointer_or_root(&e.instance_path().to_string())))
+            .collect();
+        if !violations.is_empty() {
+            return Err(invalid(Reason::SchemaInvalid, violations.join("; ")));
+        }
+        let Some(event_type) = payload
+            .pointer(&self.pointers.event_type)
+            .and_then(Value::as_str)
+        else {
+            return Err(invalid(
+                Reason::SchemaInvalid,
+                format!("no event type (a string) at {}", self.pointers.event_type),
+            ));
+        };
+        let Some(event_time) = payload
+            .pointer(&self.pointers.event_time)
+            .and_then(Value::as_i64)
+        else {
+            return Err(invalid(
+                Reason::SchemaInvalid,
+                format!(
+                    "no event time (Unix seconds) at {}",
+                    self.pointers.event_time
+                ),
+            ));
+        };
+        Ok(Inspected {
+            provider_event_id: event_id,
+            user_id: user,
+            event_type: event_type.to_owned(),
+            event_time,
+        })
+    }
+}
+
+/// A non-empty string at `pointer`; integers are accepted too, as some
+/// providers number their users.
+fn identifier(payload: &Value, pointer: &str) -> Option<String> {
+    match payload.pointer(pointer)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn pointer_or_root(path: &str) -> &str {
+    if path.is_empty() { "/" } else { path }
+}
+
+fn bounded(mut message: String) -> String {
+    if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn orders() -> Inspector {
+        Inspector::builtin("orders", Pointers::default()).unwrap()
+    }
+
+    fn order() -> Value {
+        json!({
+            "id": "evt_1", "type": "order.paid", "created": 1_700_000_000,
+            "data": {"user_id": "u1", "order_id": "o1", "amount": 1250, "currency": "eur", "status": "paid"}
+        })
+    }
+
+    fn inspect(inspector: &Inspector, payload: &Value) -> Result<Inspected, Invalid> {
+        inspector.inspect(&serde_json::to_vec(payload).unwrap())
+    }
+
+    #[test]
+    fn valid_order_is_read() {
+        let inspected = inspect(&orders(), &order()).unwrap();
+        assert_eq!(
+            inspected,
+            Inspected {
+                provider_event_id: "evt_1".into(),
+                user_id: "u1".into(),
+                event_type: "order.paid".into(),
+                event_time: 1_700_000_000,
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_accepted_everywhere() {
+        let mut payload = order();
+        payload["new_top_level"] = json!({"x": 1});
+        payload["data"]["new_field"] = json!([1, 2]);
+        assert!(inspect(&orders(), &payload).is_ok());
+    }
+
+    #[test]
+    fn non_json_is_invalid_json() {
+        let err = orders().inspect(b"{not json").unwrap_err();
+        assert_eq!(err.reason, Reason::InvalidJson);
+        assert_eq!((err.provider_event_id, err.user_id), (None, None));
+    }
+
+    #[test]
+    fn missing_user_id_is_its_own_reason_and_keeps_the_event_id() {
+        let mut payload = order();
+        payload["data"].as_object_mut().unwrap().remove("user_id");
+        let err = inspect(&orders(), &payload).unwrap_err();
+        assert_eq!(err.reason, Reason::MissingUserId);
+        assert_eq!(err.provider_event_id.as_deref(), Some("evt_1"));
+        assert!(err.message.contains("/data/user_id"), "{}", err.message);
+    }
+
+    #[test]
+    fn empty_user_id_is_missing() {
+        let mut payload = order();
+        payload["data"]["user_id"] = json!("  ");
+        assert_eq!(
+            inspect(&orders(), &payload).unwrap_err().reason,
+            Reason::MissingUserId
+        );
+    }
+
+    #[test]
+    fn missing_event_id_is_its_own_reason() {
+        let mut payload = order();
+        payload.as_object_mut().unwrap().remove("id");
+        let err = inspect(&orders(), &payload).unwrap_err();
+        assert_eq!(err.reason, Reason::MissingEventId);
+        assert_eq!(err.user_id.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn schema_violations_name_where() {
+        let mut payload = order();
+        payload["data"]["currency"] = json!("EUR");
+        payload["type"] = json!("order.shipped");
+        let err = inspect(&orders(), &payload).unwrap_err();
+        assert_eq!(err.reason, Reason::SchemaInvalid);
+        assert!(err.message.contains("/data/currency"), "{}", err.message);
+        assert!(err.message.contains("/type"), "{}", err.message);
+    }
+
+    #[test]
+    fn pointers_come_from_the_topic() {
+        let pointers = Pointers {
+            user_id: "/data/customer".into(),
+            ..Pointers::default()
+        };
+        let inspector = Inspector::builtin("orders", pointers).unwrap();
+        let mut payload = order();
+        payload["data"]["customer"] = json!(42);
+        assert_eq!(inspect(&inspector, &payload).unwrap().user_id, "42");
+    }
+
+    #[test]
+    fn disputes_schema_requires_the_dispute_id() {
+        let disputes = Inspector::builtin("disputes", Pointers::default()).unwrap();
+        let payload = json!({
+            "id": "evt_9", "type": "dispute.created", "created": 1,
+            "data": {"user_id": "u1", "order_id": "o1", "amount": 5, "currency": "usd", "status": "open"}
+        });
+        let err = inspect(&disputes, &payload).unwrap_err();
+        assert_eq!(err.reason, Reason::SchemaInvalid);
+        assert!(err.message.contains("dispute_id"), "{}", err.message);
+        assert_eq!(
+            disputes.schema_id(),
+            "https://hookline.dev/schemas/disputes/v1.json"
+        );
+    }
+
+    #[test]
+    fn unknown_event_type_has_no_schema() {
+        assert!(matches!(
+            Inspector::builtin("refunds", Pointers::default()),
+            Err(SchemaError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn messages_are_bounded() {
+        let long = bounded("x".repeat(10_000));
+        assert_eq!(long.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+}

@@ -1,0 +1,308 @@
+//! Each row of the answers table, over real HTTP against the real broker.
+
+use hookline_contract::pipeline::InvalidPolicy;
+use hookline_contract::{event_id, headers as h, partition_for};
+use serde_json::json;
+
+use crate::broker::{depth, read};
+use crate::harness::{Ingest, Options, PARTITIONS, bytes, order};
+
+#[tokio::test]
+async fn valid_webhook_is_acked_and_produced_byte_for_byte_with_its_envelope() {
+    let ingest = Ingest::start().await;
+    // Odd spacing and key order: the value must be the provider's bytes, not a
+    // re-serialisation.
+    let body = br#"{"type":"order.paid", "id":"evt_1","created":1700000000,
+        "data":{"user_id":"user_42","order_id":"o1","amount":5,"currency":"usd","status":"paid"}}"#;
+
+    let answer = ingest.post("orders", body).await;
+
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    let expected_id = event_id("standard-webhooks", "evt_1").to_string();
+    assert_eq!(answer.body, json!({"event_id": expected_id}));
+    let record = read(&ingest.bootstrap, &ingest.orders, 1).await.remove(0);
+    assert_eq!(record.value, body);
+    assert_eq!(record.key.as_deref(), Some("user_42"));
+    assert_eq!(
+        record.partition as u32,
+        partition_for(b"user_42", PARTITIONS as u32).unwrap()
+    );
+    assert_eq!(record.headers[h::EVENT_ID], expected_id);
+    assert_eq!(record.headers[h::EVENT_TYPE], "order.paid");
+    assert_eq!(record.headers[h::SOURCE], "standard-webhooks");
+    assert_eq!(record.headers[h::PARTITION_COUNT], PARTITIONS.to_string());
+    assert_eq!(
+        record.headers[h::SCHEMA],
+        "https://hookline.dev/schemas/orders/v1.json"
+    );
+    let received = chrono::DateTime::parse_from_rfc3339(&record.headers[h::RECEIVED_AT]).unwrap();
+    assert!((chrono::Utc::now() - received.to_utc()).num_seconds().abs() < 60);
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn dispute_goes_to_the_disputes_topic() {
+    let ingest = Ingest::start().await;
+    let body = bytes(&json!({
+        "id": "evt_d1", "type": "dispute.created", "created": 1_700_000_000,
+        "data": {"user_id": "u3", "dispute_id": "dp_1", "order_id": "o1",
+                 "amount": 900, "currency": "gbp", "status": "needs_response"}
+    }));
+
+    let answer = ingest.post("disputes", &body).await;
+
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    let record = read(&ingest.bootstrap, &ingest.disputes, 1).await.remove(0);
+    assert_eq!(record.headers[h::EVENT_TYPE], "dispute.created");
+    assert_eq!(record.headers[h::PARTITION_COUNT], "2");
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn stripe_signed_webhook_is_acked_with_its_source() {
+    let ingest = Ingest::start().await;
+
+    let answer = ingest
+        .post_stripe("orders", &bytes(&order("evt_s", "u1")))
+        .await;
+
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    assert_eq!(answer.event_id(), event_id("stripe", "evt_s").to_string());
+    let record = read(&ingest.bootstrap, &ingest.orders, 1).await.remove(0);
+    assert_eq!(record.headers[h::SOURCE], "stripe");
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn provider_retry_of_the_same_event_gets_the_same_event_id() {
+    let ingest = Ingest::start().await;
+    let body = bytes(&order("evt_retry", "u7"));
+
+    let first = ingest.post("orders", &body).await;
+    let retry = ingest.post("orders", &body).await;
+
+    assert_eq!((first.status, retry.status), (202, 202));
+    assert_eq!(first.event_id(), retry.event_id());
+    let records = read(&ingest.bootstrap, &ingest.orders, 2).await;
+    assert_eq!(
+        records[0].headers[h::EVENT_ID],
+        records[1].headers[h::EVENT_ID]
+    );
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn schema_invalid_webhook_is_quarantined_with_its_reason() {
+    let ingest = Ingest::start().await;
+    let mut payload = order("evt_bad", "u9");
+    payload["data"]["currency"] = json!("EURO");
+    let body = bytes(&payload);
+
+    let answer = ingest.post("orders", &body).await;
+
+    assert_eq!(answer.status, 202);
+    assert_eq!(answer.body["quarantined"], json!(true));
+    assert_eq!(answer.body["reason"], json!("schema_invalid"));
+    assert_eq!(
+        answer.event_id(),
+        event_id("standard-webhooks", "evt_bad").to_string()
+    );
+    let record = read(&ingest.bootstrap, &format!("{}.DLQ", ingest.orders), 1)
+        .await
+        .remove(0);
+    assert_eq!(record.value, body);
+    assert_eq!(record.key.as_deref(), Some("u9"));
+    assert_eq!(record.headers[h::dlq::REASON], "schema_invalid");
+    assert_eq!(record.headers[h::dlq::STAGE], "ingest");
+    assert_eq!(record.headers[h::dlq::TOPIC], ingest.orders);
+    assert!(record.headers[h::dlq::MESSAGE].contains("/data/currency"));
+    assert!(record.headers.contains_key(h::dlq::TIMESTAMP));
+    assert_eq!(record.headers[h::EVENT_ID], answer.event_id());
+    assert_eq!(
+        depth(&ingest.bootstrap, &ingest.orders, PARTITIONS).await,
+        0
+    );
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn webhook_without_user_id_is_quarantined_without_a_key() {
+    let ingest = Ingest::start().await;
+    let mut payload = order("evt_nouser", "x");
+    payload["data"].as_object_mut().unwrap().remove("user_id");
+
+    let answer = ingest.post("orders", &bytes(&payload)).await;
+
+    assert_eq!(answer.status, 202);
+    assert_eq!(answer.body["reason"], json!("missing_user_id"));
+    let record = read(&ingest.bootstrap, &format!("{}.DLQ", ingest.orders), 1)
+        .await
+        .remove(0);
+    assert_eq!(record.key, None);
+    assert_eq!(record.headers[h::dlq::REASON], "missing_user_id");
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn non_json_body_is_quarantined_with_a_stable_event_id() {
+    let ingest = Ingest::start().await;
+
+    let first = ingest.post("orders", b"not json").await;
+    let retry = ingest.post("orders", b"not json").await;
+
+    assert_eq!(first.body["reason"], json!("invalid_json"));
+    assert_eq!(first.event_id(), retry.event_id());
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_webhook_under_reject_policy_is_422_and_reaches_no_topic() {
+    let ingest = Ingest::start_with(Options {
+        policy: InvalidPolicy::Reject,
+        ..Options::default()
+    })
+    .await;
+    let mut payload = order("evt_r", "u1");
+    payload["created"] = json!("yesterday");
+
+    let answer = ingest.post("orders", &bytes(&payload)).await;
+
+    assert_eq!(answer.status, 422);
+    assert_eq!(answer.body["code"], json!("schema_invalid"));
+    assert!(answer.body["detail"].as_str().unwrap().contains("/created"));
+    assert_eq!(
+        depth(&ingest.bootstrap, &format!("{}.DLQ", ingest.orders), 1).await,
+        0
+    );
+    assert_eq!(
+        depth(&ingest.bootstrap, &ingest.orders, PARTITIONS).await,
+        0
+    );
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn bad_or_missing_signature_and_stale_timestamp_are_401_and_produce_nothing() {
+    let ingest = Ingest::start().await;
+    let body = bytes(&order("evt_a", "u1"));
+    let url = format!("{}/webhooks/orders", ingest.url);
+
+    let unsigned = crate::harness::Answer::of(ingest.http().post(&url).body(body.clone())).await;
+    let forged = crate::harness::Answer::of(
+        ingest
+            .http()
+            .post(&url)
+            .header("webhook-id", "msg_1")
+            .header(
+                "webhook-timestamp",
+                chrono::Utc::now().timestamp().to_string(),
+            )
+            .header(
+                "webhook-signature",
+                "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=",
+            )
+            .body(body.clone()),
+    )
+    .await;
+    let stale = ingest
+        .post_signed_at("orders", &body, chrono::Utc::now().timestamp() - 301)
+        .await;
+
+    assert_eq!(
+        (unsigned.status, unsigned.body["code"].clone()),
+        (401, json!("missing_signature"))
+    );
+    assert_eq!(
+        (forged.status, forged.body["code"].clone()),
+        (401, json!("invalid_signature"))
+    );
+    assert_eq!(
+        (stale.status, stale.body["code"].clone()),
+        (401, json!("timestamp_out_of_tolerance"))
+    );
+    assert_eq!(
+        depth(&ingest.bootstrap, &ingest.orders, PARTITIONS).await,
+        0
+    );
+    assert_eq!(
+        depth(&ingest.bootstrap, &format!("{}.DLQ", ingest.orders), 1).await,
+        0
+    );
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_declared_or_streamed() {
+    let ingest = Ingest::start_with(Options {
+        max_body_bytes: 1024,
+        ..Options::default()
+    })
+    .await;
+    let url = format!("{}/webhooks/orders", ingest.url);
+    let big = vec![b'x'; 4096];
+
+    let declared = crate::harness::Answer::of(ingest.http().post(&url).body(big.clone())).await;
+    let streamed = post_chunked(&ingest.url, "/webhooks/orders", &big).await;
+
+    assert_eq!(
+        (declared.status, declared.body["code"].clone()),
+        (413, json!("body_too_large"))
+    );
+    assert!(streamed.starts_with("HTTP/1.1 413"), "{streamed}");
+    ingest.stop().await;
+}
+
+/// A POST whose body has no declared length (chunked), so only reading it can
+/// find it too large; returns the raw answer.
+async fn post_chunked(base: &str, path: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(512) {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        // The server may answer and close before the whole body is sent.
+        if stream.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn unknown_event_type_is_404() {
+    let ingest = Ingest::start().await;
+
+    let answer = ingest.post("refunds", &bytes(&order("evt_1", "u1"))).await;
+
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.body["code"], json!("unknown_event_type"));
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let ingest = Ingest::start().await;
+    ingest.post("orders", &bytes(&order("evt_m", "u1"))).await;
+    let get = |path: &str| ingest.http().get(format!("{}{path}", ingest.url)).send();
+
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+
+    assert!(
+        metrics.contains(r#"hookline_ingest_requests_total{event_type="orders",status="202"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hookline_ingest_produce_seconds_bucket"),
+        "{metrics}"
+    );
+    ingest.stop().await;
+}

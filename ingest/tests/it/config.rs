@@ -1,0 +1,103 @@
+//! Startup refuses a configuration it cannot serve safely, naming what is wrong.
+
+use hookline_ingest::config::{Args, Config};
+
+const MANIFEST: &str = r#"
+apiVersion: hookline.dev/v1alpha1
+kind: WebhookPipeline
+metadata: {name: test}
+spec:
+  kafka: {bootstrapServers: "127.0.0.1:9"}
+  topics: [{name: orders.webhooks, eventType: orders, partitions: 2}]
+  shards: [{name: a, databaseUrlSecretRef: {name: pg-a, key: url}}]
+  ingest: {signingSecretRef: {name: provider}}
+"#;
+
+fn args(dir: &std::path::Path) -> Args {
+    Args {
+        pipeline: dir.join("pipeline.yaml"),
+        secrets_dir: dir.join("secrets"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_body_bytes: 1024,
+        timestamp_tolerance_secs: 300,
+        ack_timeout_ms: 1000,
+        request_timeout_ms: 1000,
+        producer_queue: 10,
+        retry_after_secs: 1,
+    }
+}
+
+fn setup(manifest: &str, secrets: &[(&str, &str)]) -> (tempfile::TempDir, Args) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pipeline.yaml"), manifest).unwrap();
+    std::fs::create_dir_all(dir.path().join("secrets/provider")).unwrap();
+    for (key, value) in secrets {
+        std::fs::write(dir.path().join("secrets/provider").join(key), value).unwrap();
+    }
+    let args = args(dir.path());
+    (dir, args)
+}
+
+fn load_error(args: &Args) -> String {
+    match Config::load(args) {
+        Ok(_) => panic!("configuration accepted"),
+        Err(error) => format!("{error:#}"),
+    }
+}
+
+#[test]
+fn no_signing_secrets_is_refused_naming_both_files() {
+    let (_dir, args) = setup(MANIFEST, &[]);
+    let error = load_error(&args);
+    assert!(error.contains("provider/standard-webhooks"), "{error}");
+    assert!(error.contains("provider/stripe"), "{error}");
+}
+
+#[test]
+fn empty_secret_file_is_refused_by_name() {
+    let (_dir, args) = setup(MANIFEST, &[("stripe", "\n")]);
+    let error = load_error(&args);
+    assert!(error.contains("provider/stripe is empty"), "{error}");
+}
+
+#[test]
+fn unusable_secret_line_is_refused_with_file_and_line() {
+    let (_dir, args) = setup(
+        MANIFEST,
+        &[("standard-webhooks", "whsec_QUJD\nplaintext\n")],
+    );
+    let error = load_error(&args);
+    assert!(
+        error.contains("provider/standard-webhooks: line 2"),
+        "{error}"
+    );
+}
+
+#[test]
+fn missing_manifest_is_refused_by_name() {
+    let (dir, args) = setup(MANIFEST, &[("stripe", "s")]);
+    std::fs::remove_file(dir.path().join("pipeline.yaml")).unwrap();
+    let error = load_error(&args);
+    assert!(error.contains("pipeline.yaml"), "{error}");
+}
+
+#[test]
+fn event_type_without_schema_is_refused() {
+    let manifest = MANIFEST.replace("eventType: orders", "eventType: refunds");
+    let (_dir, args) = setup(&manifest, &[("stripe", "s")]);
+    let error = load_error(&args);
+    assert!(
+        error.contains("no built-in schema for event type \"refunds\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn valid_configuration_loads() {
+    let (_dir, args) = setup(MANIFEST, &[("stripe", "whsec_a\nwhsec_b\n")]);
+    let config = Config::load(&args).unwrap();
+    assert_eq!(
+        config.topics(),
+        vec!["orders.webhooks", "orders.webhooks.DLQ"]
+    );
+}

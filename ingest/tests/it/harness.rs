@@ -1,0 +1,251 @@
+//! An ingest service per test: its own topics, manifest and secrets, served on
+//! 127.0.0.1 with a free port; and signed requests to it.
+
+use std::time::Duration;
+
+use hookline_contract::pipeline::InvalidPolicy;
+use hookline_ingest::auth::{header, sign};
+use hookline_ingest::config::{Args, Config};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{DEADLINE, create_topics, stack_bootstrap, unique};
+
+/// The Standard Webhooks secret of every test endpoint (a published vector's).
+pub const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+/// The Stripe endpoint secret of every test endpoint.
+pub const STRIPE_SECRET: &str = "whsec_stripe_test_endpoint_secret";
+pub const PARTITIONS: i32 = 4;
+
+/// How a test's service is set up.
+pub struct Options {
+    pub bootstrap: String,
+    pub policy: InvalidPolicy,
+    pub max_body_bytes: usize,
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            bootstrap: stack_bootstrap(),
+            policy: InvalidPolicy::Quarantine,
+            max_body_bytes: 1024 * 1024,
+            ack_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// A running ingest service with its own topics.
+pub struct Ingest {
+    pub url: String,
+    pub bootstrap: String,
+    pub orders: String,
+    pub disputes: String,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    served: Option<tokio::task::JoinHandle<hookline_ingest::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Ingest {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let orders = unique("orders");
+        let disputes = unique("disputes");
+        create_topics(
+            &options.bootstrap,
+            &[
+                (&orders, PARTITIONS),
+                (&format!("{orders}.DLQ"), 1),
+                (&disputes, 2),
+                (&format!("{disputes}.DLQ"), 1),
+            ],
+        )
+        .await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let policy = match options.policy {
+            InvalidPolicy::Quarantine => "quarantine",
+            InvalidPolicy::Reject => "reject",
+        };
+        let manifest = format!(
+            r#"
+apiVersion: hookline.dev/v1alpha1
+kind: WebhookPipeline
+metadata: {{name: test}}
+spec:
+  kafka: {{bootstrapServers: "{bootstrap}"}}
+  topics:
+    - {{name: {orders}, eventType: orders, partitions: {PARTITIONS}, invalidPolicy: {policy}}}
+    - {{name: {disputes}, eventType: disputes, partitions: 2, invalidPolicy: {policy}}}
+  shards:
+    - {{name: a, databaseUrlSecretRef: {{name: pg-a, key: url}}}}
+    - {{name: b, databaseUrlSecretRef: {{name: pg-b, key: url}}}}
+  ingest: {{signingSecretRef: {{name: provider}}}}
+"#,
+            bootstrap = options.bootstrap
+        );
+        let pipeline = dir.path().join("pipeline.yaml");
+        std::fs::write(&pipeline, manifest).unwrap();
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir_all(secrets.join("provider")).unwrap();
+        std::fs::write(
+            secrets.join("provider/standard-webhooks"),
+            format!("{SECRET}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            secrets.join("provider/stripe"),
+            format!("{STRIPE_SECRET}\n"),
+        )
+        .unwrap();
+
+        let args = Args {
+            pipeline,
+            secrets_dir: secrets,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_body_bytes: options.max_body_bytes,
+            timestamp_tolerance_secs: 300,
+            ack_timeout_ms: options.ack_timeout_ms,
+            request_timeout_ms: 15_000,
+            producer_queue: 10_000,
+            retry_after_secs: 7,
+        };
+        let app = hookline_ingest::App::new(Config::load(&args).unwrap()).unwrap();
+        let listener = hookline_ingest::bind(args.listen).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let served = tokio::spawn(hookline_ingest::serve(
+            app.clone(),
+            listener,
+            shutdown.clone(),
+        ));
+        let ingest = Self {
+            url,
+            bootstrap: options.bootstrap,
+            orders,
+            disputes,
+            http: reqwest::Client::new(),
+            shutdown,
+            served: Some(served),
+            _dir: dir,
+        };
+        ingest.wait_ready().await;
+        ingest
+    }
+
+    /// Waits until `/readyz` says ready: the broker answers and the topics'
+    /// partition counts are known.
+    async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let response = self.http.get(format!("{}/readyz", self.url)).send().await;
+            if response.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ingest not ready within {DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops accepting, finishes in-flight requests, flushes the producer.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(served) = self.served.take() {
+            served.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// POSTs `body` to `/webhooks/{event_type}` signed with Standard Webhooks.
+    pub async fn post(&self, event_type: &str, body: &[u8]) -> Answer {
+        let now = chrono::Utc::now().timestamp();
+        self.post_signed_at(event_type, body, now).await
+    }
+
+    /// POSTs `body` signed with Standard Webhooks at Unix time `at`.
+    pub async fn post_signed_at(&self, event_type: &str, body: &[u8], at: i64) -> Answer {
+        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        let signature = sign::standard_v1(SECRET, &id, at, body).unwrap();
+        let request = self
+            .http
+            .post(format!("{}/webhooks/{event_type}", self.url))
+            .header(header::WEBHOOK_ID, id)
+            .header(header::WEBHOOK_TIMESTAMP, at.to_string())
+            .header(header::WEBHOOK_SIGNATURE, signature)
+            .body(body.to_vec());
+        Answer::of(request).await
+    }
+
+    /// POSTs `body` signed with Stripe's scheme.
+    pub async fn post_stripe(&self, event_type: &str, body: &[u8]) -> Answer {
+        let now = chrono::Utc::now().timestamp();
+        let signature = sign::stripe(STRIPE_SECRET, now, body).unwrap();
+        let request = self
+            .http
+            .post(format!("{}/webhooks/{event_type}", self.url))
+            .header(header::STRIPE_SIGNATURE, signature)
+            .body(body.to_vec());
+        Answer::of(request).await
+    }
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: Value,
+}
+
+impl Answer {
+    pub async fn of(request: reqwest::RequestBuilder) -> Self {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Self {
+            status,
+            retry_after,
+            body,
+        }
+    }
+
+    pub fn event_id(&self) -> String {
+        self.body["event_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no event_id in {:?}", self.body))
+            .to_owned()
+    }
+}
+
+/// A valid order payload.
+pub fn order(event_id: &str, user_id: &str) -> Value {
+    json!({
+        "id": event_id,
+        "type": "order.paid",
+        "created": 1_700_000_000,
+        "data": {
+            "user_id": user_id, "order_id": format!("ord_{event_id}"),
+            "amount": 1250, "currency": "eur", "status": "paid"
+        }
+    })
+}
+
+pub fn bytes(payload: &Value) -> Vec<u8> {
+    serde_json::to_vec(payload).unwrap()
+}
