@@ -1,5 +1,6 @@
 //! `hookline`: the commands of the one-machine runtime.
 
+mod bench;
 mod migrate;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// Apply the shard schema's pending migrations to every shard.
     Migrate(migrate::Args),
+    /// Measure throughput and latency against the local stack.
+    Bench(bench::Args),
 }
 
 #[tokio::main]
@@ -29,5 +32,6 @@ async fn main() -> anyhow::Result<()> {
 
     match Cli::parse().command {
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }

@@ -23,7 +23,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use uuid::Uuid;
 
 use crate::App;
@@ -45,7 +45,12 @@ pub fn router(app: Arc<App>) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
-        .layer(TraceLayer::new_for_http())
+        // A 503 is an answer the service chose (broker slow, not ready yet), not
+        // a failure of the service: a warning, not an error.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
         .with_state(app)
 }
 

@@ -1,0 +1,395 @@
+//! `hookline bench ingest`: how much of the broker's raw produce rate the
+//! authenticated, validated HTTP path keeps.
+//!
+//! One run, one broker: the same signed payloads are (1) produced straight to
+//! the broker by an rdkafka producer configured as ingest's, (2) posted to an
+//! ingest service as fast as `--concurrency` clients can, (3) posted at a fixed
+//! rate, with latency measured from each request's scheduled start so that a
+//! stall is not hidden. The service runs in this process, on 127.0.0.1, so the
+//! load generator and the service share the machine's cores.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hookline_contract::{event_id, headers as h, partition_for};
+use hookline_ingest::auth::{header, sign};
+use hookline_ingest::config::{Args as IngestArgs, Config};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::stats::{Latencies, ms, rate};
+
+const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+/// Produce futures awaited at most this far behind the newest send.
+const RAW_IN_FLIGHT: usize = 10_000;
+/// Requests of the fixed-rate run that may be outstanding at once.
+const FIXED_RATE_IN_FLIGHT: usize = 1_024;
+
+/// Arguments of `hookline bench ingest`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The broker.
+    #[arg(
+        long,
+        env = "HOOKLINE_KAFKA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
+    bootstrap: String,
+    /// Records of the raw produce run and requests of the saturation run.
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Concurrent HTTP clients of the saturation run.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Requests per second of the fixed-rate run.
+    #[arg(long, default_value_t = 500)]
+    rate: u32,
+    /// Seconds of the fixed-rate run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Size of each webhook body in bytes.
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    /// Partitions of the topics.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+}
+
+/// One run's outcome over HTTP.
+struct HttpRun {
+    accepted: usize,
+    other: usize,
+    elapsed: Duration,
+    latencies: Option<Latencies>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let topic = format!("bench-{run_id}.orders");
+    let raw_topic = format!("bench-{run_id}.raw");
+    create_topics(
+        &args.bootstrap,
+        &[
+            (&topic, args.partitions),
+            (&format!("{topic}.DLQ"), 1),
+            (&raw_topic, args.partitions),
+        ],
+    )
+    .await?;
+
+    let dir = tempfile::tempdir()?;
+    let (url, shutdown, served) = start_ingest(&args, &topic, dir.path()).await?;
+    println!(
+        "hookline bench ingest: {}-byte signed order webhooks, {} partitions, broker {}",
+        args.body_bytes, args.partitions, args.bootstrap
+    );
+
+    let bodies: Vec<Vec<u8>> = (0..args.requests)
+        .map(|i| body(i, args.body_bytes))
+        .collect();
+    let raw = raw_produce(&args, &raw_topic, &bodies).await?;
+    println!(
+        "raw produce (rdkafka, idempotent, acks=all)  {:>7} records  {:>9.0} records/s",
+        bodies.len(),
+        rate(bodies.len(), raw)
+    );
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let saturated = saturation(&client, &url, &bodies, args.concurrency).await;
+    print_http(
+        &format!("HTTP saturation ({} clients)", args.concurrency),
+        &saturated,
+    );
+
+    let fixed = fixed_rate(&client, &url, &args).await;
+    print_http(
+        &format!("HTTP fixed rate ({}/s for {} s)", args.rate, args.seconds),
+        &fixed,
+    );
+
+    println!(
+        "ratio: HTTP saturation / raw produce = {:.3}",
+        rate(saturated.accepted, saturated.elapsed) / rate(bodies.len(), raw)
+    );
+
+    shutdown.cancel();
+    served.await??;
+    if saturated.other + fixed.other > 0 {
+        bail!(
+            "{} requests were not accepted",
+            saturated.other + fixed.other
+        );
+    }
+    Ok(())
+}
+
+fn print_http(label: &str, run: &HttpRun) {
+    let (p50, p99, max) = run
+        .latencies
+        .map_or(("-".into(), "-".into(), "-".into()), |l| {
+            (ms(l.p50), ms(l.p99), ms(l.max))
+        });
+    println!(
+        "{label:<44} {:>7} accepted {:>9.0} req/s  p50 {p50} ms  p99 {p99} ms  max {max} ms  (not accepted: {})",
+        run.accepted,
+        rate(run.accepted, run.elapsed),
+        run.other
+    );
+}
+
+/// The `i`-th order webhook, padded to `size` bytes.
+fn body(i: usize, size: usize) -> Vec<u8> {
+    let mut payload = json!({
+        "id": format!("evt_bench_{i}"),
+        "type": "order.paid",
+        "created": 1_700_000_000 + i as i64,
+        "data": {
+            "user_id": format!("user-{}", i % 1_000),
+            "order_id": format!("ord_{i}"),
+            "amount": 1250, "currency": "eur", "status": "paid",
+            "metadata": {"note": ""}
+        }
+    });
+    let bare = serde_json::to_vec(&payload).map_or(0, |b| b.len());
+    payload["data"]["metadata"]["note"] = json!("x".repeat(size.saturating_sub(bare)));
+    serde_json::to_vec(&payload).unwrap_or_default()
+}
+
+async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(name, p)| NewTopic::new(name, *p, TopicReplication::Fixed(1)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results =
+        tokio::time::timeout(Duration::from_secs(60), admin.create_topics(&new, &options))
+            .await
+            .with_context(|| {
+                format!("the broker at {bootstrap} did not answer; run `scripts/stack up`")
+            })??;
+    for result in results {
+        result.map_err(|(topic, code)| anyhow::anyhow!("creating {topic} failed: {code}"))?;
+    }
+    Ok(())
+}
+
+async fn start_ingest(
+    args: &Args,
+    topic: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<(
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<hookline_ingest::Result<()>>,
+)> {
+    let manifest = format!(
+        "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {{name: bench}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  topics: [{{name: {topic}, eventType: orders, partitions: {}}}]\n  shards: [{{name: a, databaseUrlSecretRef: {{name: pg, key: url}}}}]\n  ingest: {{signingSecretRef: {{name: provider}}}}\n",
+        args.bootstrap, args.partitions
+    );
+    std::fs::write(dir.join("pipeline.yaml"), manifest)?;
+    std::fs::create_dir_all(dir.join("secrets/provider"))?;
+    std::fs::write(dir.join("secrets/provider/standard-webhooks"), SECRET)?;
+    let ingest_args = IngestArgs {
+        pipeline: dir.join("pipeline.yaml"),
+        secrets_dir: dir.join("secrets"),
+        listen: "127.0.0.1:0".parse()?,
+        max_body_bytes: 1024 * 1024,
+        timestamp_tolerance_secs: 300,
+        ack_timeout_ms: 5_000,
+        request_timeout_ms: 15_000,
+        producer_queue: 100_000,
+        retry_after_secs: 5,
+    };
+    let app = hookline_ingest::App::new(Config::load(&ingest_args)?)?;
+    let listener = hookline_ingest::bind(ingest_args.listen).await?;
+    let url = format!("http://{}/webhooks/orders", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let served = tokio::spawn(hookline_ingest::serve(app, listener, shutdown.clone()));
+    let ready = format!("{}/readyz", url.trim_end_matches("/webhooks/orders"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reqwest::get(&ready)
+        .await
+        .map_or(true, |r| r.status() != 200)
+    {
+        if Instant::now() > deadline {
+            bail!("the ingest service did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((url, shutdown, served))
+}
+
+/// Produces every body straight to the broker, as ingest would; returns the
+/// time from the first send to the last ack.
+async fn raw_produce(args: &Args, topic: &str, bodies: &[Vec<u8>]) -> anyhow::Result<Duration> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .set("partitioner", "murmur2_random")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "0")
+        .set("linger.ms", "2")
+        .create()?;
+    let count = args.partitions.unsigned_abs();
+    let started = Instant::now();
+    let mut in_flight = VecDeque::with_capacity(RAW_IN_FLIGHT);
+    for (i, body) in bodies.iter().enumerate() {
+        let user = format!("user-{}", i % 1_000);
+        let id = event_id("bench", &format!("evt_bench_{i}")).to_string();
+        let received = chrono::Utc::now().to_rfc3339();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: h::EVENT_ID,
+                value: Some(&id),
+            })
+            .insert(Header {
+                key: h::EVENT_TYPE,
+                value: Some("order.paid"),
+            })
+            .insert(Header {
+                key: h::SOURCE,
+                value: Some("bench"),
+            })
+            .insert(Header {
+                key: h::RECEIVED_AT,
+                value: Some(&received),
+            })
+            .insert(Header {
+                key: h::PARTITION_COUNT,
+                value: Some(&count.to_string()),
+            })
+            .insert(Header {
+                key: h::SCHEMA,
+                value: Some("bench"),
+            });
+        let mut record = FutureRecord::to(topic)
+            .key(&user)
+            .payload(body)
+            .headers(headers);
+        if let Some(p) = partition_for(user.as_bytes(), count) {
+            record = record.partition(p as i32);
+        }
+        let delivery = producer
+            .send_result(record)
+            .map_err(|(e, _)| anyhow::anyhow!("enqueueing failed: {e}"))?;
+        in_flight.push_back(delivery);
+        if in_flight.len() >= RAW_IN_FLIGHT
+            && let Some(oldest) = in_flight.pop_front()
+        {
+            acked(oldest.await)?;
+        }
+    }
+    for delivery in in_flight {
+        acked(delivery.await)?;
+    }
+    Ok(started.elapsed())
+}
+
+fn acked<Canceled>(
+    result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, Canceled>,
+) -> anyhow::Result<()> {
+    match result {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => bail!("the broker refused a record: {e}"),
+        Err(_) => bail!("the producer shut down"),
+    }
+}
+
+/// Posts one signed body; its status and latency.
+async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>, n: usize) -> (u16, Duration) {
+    let started = Instant::now();
+    let now = chrono::Utc::now().timestamp();
+    let id = format!("msg_{n}");
+    let signature = sign::standard_v1(SECRET, &id, now, &body).unwrap_or_default();
+    let status = client
+        .post(url)
+        .header(header::WEBHOOK_ID, id)
+        .header(header::WEBHOOK_TIMESTAMP, now.to_string())
+        .header(header::WEBHOOK_SIGNATURE, signature)
+        .body(body)
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16());
+    (status, started.elapsed())
+}
+
+async fn saturation(
+    client: &reqwest::Client,
+    url: &str,
+    bodies: &[Vec<u8>],
+    clients: usize,
+) -> HttpRun {
+    let next = Arc::new(AtomicUsize::new(0));
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(bodies.to_vec());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (client, url, next, bodies) =
+            (client.clone(), url.to_owned(), next.clone(), bodies.clone());
+        tasks.spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                seen.push(post(&client, &url, body.clone(), i).await);
+            }
+            seen
+        });
+    }
+    let results: Vec<(u16, Duration)> = tasks.join_all().await.into_iter().flatten().collect();
+    summarise(results, started.elapsed())
+}
+
+async fn fixed_rate(client: &reqwest::Client, url: &str, args: &Args) -> HttpRun {
+    let total = args.rate as usize * args.seconds as usize;
+    let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+    let limit = Arc::new(Semaphore::new(FIXED_RATE_IN_FLIGHT));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..total {
+        let scheduled = tick.tick().await.into_std();
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            break;
+        };
+        let (client, url) = (client.clone(), url.to_owned());
+        let body = body(args.requests + n, args.body_bytes);
+        tasks.spawn(async move {
+            let (status, _) = post(&client, &url, body, n).await;
+            drop(permit);
+            // From the scheduled start: a request that waited is counted as slow.
+            (status, scheduled.elapsed())
+        });
+    }
+    let results: Vec<(u16, Duration)> = tasks.join_all().await;
+    summarise(results, started.elapsed())
+}
+
+fn summarise(results: Vec<(u16, Duration)>, elapsed: Duration) -> HttpRun {
+    let accepted: Vec<Duration> = results
+        .iter()
+        .filter(|(s, _)| *s == 202)
+        .map(|(_, d)| *d)
+        .collect();
+    HttpRun {
+        accepted: accepted.len(),
+        other: results.len() - accepted.len(),
+        elapsed,
+        latencies: Latencies::of(accepted),
+    }
+}
