@@ -6,13 +6,17 @@
 //! Keeping those decisions here, as plain functions and constants, means a change
 //! to any of them is one change, reviewed once.
 
+pub mod envelope;
 pub mod event_id;
 pub mod headers;
+#[cfg(feature = "payload")]
+pub mod payload;
 pub mod pipeline;
 pub mod reason;
 pub mod routing;
 pub mod secrets;
 
+pub use envelope::Envelope;
 pub use event_id::event_id;
 pub use reason::Reason;
-pub use routing::{murmur2, partition_for, shard_for, to_positive};
+pub use routing::{is_placed_correctly, murmur2, partition_for, shard_for, to_positive};

@@ -68,6 +68,13 @@ pub fn shard_for(user_id: &str, shards: u32) -> Option<u32> {
     partition_for(user_id.as_bytes(), shards)
 }
 
+/// Whether a record with `key` sits on `partition` as placed by a producer that
+/// saw `partitions` partitions. A record that does not is misrouted: its user's
+/// events might be split across workers and lose their order.
+pub fn is_placed_correctly(key: &[u8], partition: i32, partitions: u32) -> bool {
+    partition_for(key, partitions).is_some_and(|p| i64::from(p) == i64::from(partition))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +134,15 @@ mod tests {
         assert_eq!(to_positive(i32::MIN), 0);
         assert_eq!(to_positive(-1), 0x7fff_ffff);
         assert_eq!(to_positive(5), 5);
+    }
+
+    #[test]
+    fn placement_check_uses_the_producers_count() {
+        let p = partition_for(b"user_1", 3).unwrap() as i32;
+        assert!(is_placed_correctly(b"user_1", p, 3));
+        assert!(!is_placed_correctly(b"user_1", p + 1, 3));
+        assert!(!is_placed_correctly(b"user_1", -1, 3));
+        assert!(!is_placed_correctly(b"user_1", 0, 0));
     }
 
     #[test]

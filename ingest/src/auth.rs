@@ -9,14 +9,19 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Default tolerance between the signed timestamp and now, both ways.
-pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
+pub const DEFAULT_TOLERANCE_SECS: u32 = 300;
+/// Signatures of one header that are checked at most: every candidate costs a
+/// MAC comparison or an ed25519 verification, and the header is the caller's.
+pub const MAX_CANDIDATES: usize = 16;
+/// Shortest secret accepted: anything shorter is a placeholder, not a key.
+pub const MIN_SECRET_BYTES: usize = 16;
 
 /// Header names of the two schemes (lowercase, as `http` normalises them).
 pub mod header {
@@ -53,10 +58,12 @@ pub enum AuthError {
     #[error("the signed timestamp is not a Unix time in seconds")]
     InvalidTimestamp,
     #[error("the signed timestamp is more than {tolerance} s from now")]
-    TimestampOutOfTolerance { tolerance: i64 },
+    TimestampOutOfTolerance { tolerance: u32 },
     #[error("no signature matched a configured secret")]
     NoMatchingSignature,
-    #[error("this endpoint has no secrets for the {0} scheme")]
+    /// Reported to the caller like a signature that did not match, so that an
+    /// anonymous caller does not learn which schemes are configured.
+    #[error("no signature matched a configured secret")]
     SchemeNotConfigured(&'static str),
 }
 
@@ -81,8 +88,12 @@ pub enum KeyError {
     UnknownPrefix { line: usize },
     #[error("line {line}: the part after the prefix is not base64")]
     NotBase64 { line: usize },
-    #[error("line {line}: an ed25519 public key must be 32 bytes")]
+    #[error(
+        "line {line}: an ed25519 public key must be 32 bytes and not a weak (small-order) point"
+    )]
     BadPublicKey { line: usize },
+    #[error("line {line}: a secret must be at least {MIN_SECRET_BYTES} bytes")]
+    ShortSecret { line: usize },
 }
 
 /// The secrets of one endpoint.
@@ -115,6 +126,9 @@ impl Keys {
                 let key = BASE64
                     .decode(encoded)
                     .map_err(|_| KeyError::NotBase64 { line: n })?;
+                if key.len() < MIN_SECRET_BYTES {
+                    return Err(KeyError::ShortSecret { line: n });
+                }
                 self.hmac.push(key);
             } else if let Some(encoded) = line.strip_prefix("whpk_") {
                 let bytes = BASE64
@@ -124,7 +138,9 @@ impl Keys {
                     .try_into()
                     .map_err(|_| KeyError::BadPublicKey { line: n })?;
                 let key = VerifyingKey::from_bytes(&bytes)
-                    .map_err(|_| KeyError::BadPublicKey { line: n })?;
+                    .ok()
+                    .filter(|key| !key.is_weak())
+                    .ok_or(KeyError::BadPublicKey { line: n })?;
                 self.ed25519.push(key);
             } else {
                 return Err(KeyError::UnknownPrefix { line: n });
@@ -134,9 +150,14 @@ impl Keys {
     }
 
     /// Adds Stripe endpoint secrets, one per line, used whole as HMAC keys.
-    pub fn add_stripe(&mut self, text: &str) {
-        self.stripe
-            .extend(lines(text).map(|(_, line)| line.as_bytes().to_vec()));
+    pub fn add_stripe(&mut self, text: &str) -> Result<(), KeyError> {
+        for (n, line) in lines(text) {
+            if line.len() < MIN_SECRET_BYTES {
+                return Err(KeyError::ShortSecret { line: n });
+            }
+            self.stripe.push(line.as_bytes().to_vec());
+        }
+        Ok(())
     }
 
     /// Whether any secret is configured.
@@ -151,7 +172,7 @@ impl Keys {
         header: impl Fn(&str) -> Option<&'h str>,
         body: &[u8],
         now: i64,
-        tolerance: i64,
+        tolerance: u32,
     ) -> Result<Scheme, AuthError> {
         if let Some(signatures) = header(header::WEBHOOK_SIGNATURE) {
             let id =
@@ -179,7 +200,7 @@ impl Keys {
         signatures: &str,
         body: &[u8],
         now: i64,
-        tolerance: i64,
+        tolerance: u32,
     ) -> Result<(), AuthError> {
         if self.hmac.is_empty() && self.ed25519.is_empty() {
             return Err(AuthError::SchemeNotConfigured(
@@ -194,26 +215,35 @@ impl Keys {
         signed.push(b'.');
         signed.extend_from_slice(body);
 
-        let matched = signatures.split(' ').any(|candidate| {
-            let Some((version, encoded)) = candidate.split_once(',') else {
-                return false;
-            };
-            let Ok(signature) = BASE64.decode(encoded) else {
-                return false;
-            };
-            match version {
-                "v1" => self
-                    .hmac
-                    .iter()
-                    .any(|key| hmac_matches(key, &signed, &signature)),
-                "v1a" => Signature::from_slice(&signature).is_ok_and(|signature| {
-                    self.ed25519
+        // The body is hashed once per key, whatever the number of candidates.
+        let macs: Vec<HmacSha256> = self
+            .hmac
+            .iter()
+            .filter_map(|key| mac_of(key, &signed))
+            .collect();
+        let matched = signatures
+            .split(' ')
+            .filter(|candidate| !candidate.is_empty())
+            .take(MAX_CANDIDATES)
+            .any(|candidate| {
+                let Some((version, encoded)) = candidate.split_once(',') else {
+                    return false;
+                };
+                let Ok(signature) = BASE64.decode(encoded) else {
+                    return false;
+                };
+                match version {
+                    "v1" => macs
                         .iter()
-                        .any(|key| key.verify(&signed, &signature).is_ok())
-                }),
-                _ => false,
-            }
-        });
+                        .any(|mac| mac.clone().verify_slice(&signature).is_ok()),
+                    "v1a" => Signature::from_slice(&signature).is_ok_and(|signature| {
+                        self.ed25519
+                            .iter()
+                            .any(|key| key.verify_strict(&signed, &signature).is_ok())
+                    }),
+                    _ => false,
+                }
+            });
         matched.then_some(()).ok_or(AuthError::NoMatchingSignature)
     }
 
@@ -222,7 +252,7 @@ impl Keys {
         header: &str,
         body: &[u8],
         now: i64,
-        tolerance: i64,
+        tolerance: u32,
     ) -> Result<(), AuthError> {
         if self.stripe.is_empty() {
             return Err(AuthError::SchemeNotConfigured(Scheme::Stripe.source()));
@@ -231,9 +261,13 @@ impl Keys {
         let mut candidates = Vec::new();
         for item in header.split(',') {
             match item.trim().split_once('=') {
+                // Two timestamps make the header ambiguous: refuse it.
+                Some(("t", _)) if timestamp.is_some() => return Err(AuthError::InvalidTimestamp),
                 Some(("t", t)) => timestamp = Some(t),
-                Some(("v1", hex_signature)) => candidates.push(hex_signature),
-                // v0 and unknown schemes are ignored, as Stripe's libraries do.
+                Some(("v1", hex_signature)) if candidates.len() < MAX_CANDIDATES => {
+                    candidates.push(hex_signature);
+                }
+                // v0, unknown schemes and candidates past the cap are ignored.
                 _ => {}
             }
         }
@@ -244,29 +278,32 @@ impl Keys {
         signed.push(b'.');
         signed.extend_from_slice(body);
 
+        let macs: Vec<HmacSha256> = self
+            .stripe
+            .iter()
+            .filter_map(|key| mac_of(key, &signed))
+            .collect();
         let matched = candidates.iter().any(|candidate| {
             hex::decode(candidate).is_ok_and(|signature| {
-                self.stripe
-                    .iter()
-                    .any(|key| hmac_matches(key, &signed, &signature))
+                macs.iter()
+                    .any(|mac| mac.clone().verify_slice(&signature).is_ok())
             })
         });
         matched.then_some(()).ok_or(AuthError::NoMatchingSignature)
     }
 }
 
-/// Constant-time comparison of `signature` with HMAC-SHA256(`key`, `message`);
-/// a signature of another length never matches.
-fn hmac_matches(key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    HmacSha256::new_from_slice(key).is_ok_and(|mut mac| {
-        mac.update(message);
-        mac.verify_slice(signature).is_ok()
-    })
+/// HMAC-SHA256 of `message` under `key`, ready to compare: `verify_slice` on a
+/// clone compares in constant time and refuses a signature of another length.
+fn mac_of(key: &[u8], message: &[u8]) -> Option<HmacSha256> {
+    let mut mac = HmacSha256::new_from_slice(key).ok()?;
+    mac.update(message);
+    Some(mac)
 }
 
-fn check_timestamp(timestamp: &str, now: i64, tolerance: i64) -> Result<(), AuthError> {
+fn check_timestamp(timestamp: &str, now: i64, tolerance: u32) -> Result<(), AuthError> {
     let signed_at: i64 = timestamp.parse().map_err(|_| AuthError::InvalidTimestamp)?;
-    if now.abs_diff(signed_at) > tolerance.unsigned_abs() {
+    if now.abs_diff(signed_at) > u64::from(tolerance) {
         return Err(AuthError::TimestampOutOfTolerance { tolerance });
     }
     Ok(())

@@ -13,13 +13,16 @@ use hookline_contract::secrets::SecretsDir;
 
 use crate::auth::{DEFAULT_TOLERANCE_SECS, Keys};
 use crate::produce::ProducerSettings;
-use crate::schema::Inspector;
 use crate::{Error, Result};
+use hookline_contract::payload::Inspector;
 
 /// Key of the signing Secret holding Standard Webhooks secrets and public keys.
 pub const STANDARD_WEBHOOKS_KEY: &str = "standard-webhooks";
 /// Key of the signing Secret holding Stripe endpoint secrets.
 pub const STRIPE_KEY: &str = "stripe";
+/// Time a request keeps, past its ack timeout, to answer before the request
+/// timeout does.
+const ACK_MARGIN: Duration = Duration::from_secs(1);
 
 /// `hookline-ingest`'s command line; every flag has an environment fallback.
 #[derive(Debug, Clone, clap::Parser)]
@@ -43,7 +46,7 @@ pub struct Args {
 
     /// Largest accepted distance between a signature's timestamp and now, both ways.
     #[arg(long, env = "HOOKLINE_TIMESTAMP_TOLERANCE_SECS", default_value_t = DEFAULT_TOLERANCE_SECS)]
-    pub timestamp_tolerance_secs: i64,
+    pub timestamp_tolerance_secs: u32,
 
     /// How long a request waits for the broker's ack before it is answered 503.
     #[arg(long, env = "HOOKLINE_ACK_TIMEOUT_MS", default_value_t = 5_000)]
@@ -56,6 +59,15 @@ pub struct Args {
     /// Records the producer may hold unacknowledged; beyond, requests get 503 at once.
     #[arg(long, env = "HOOKLINE_PRODUCER_QUEUE", default_value_t = 100_000)]
     pub producer_queue: usize,
+
+    /// Kilobytes the producer may hold unacknowledged; beyond, requests get 503 at once.
+    #[arg(long, env = "HOOKLINE_PRODUCER_QUEUE_KBYTES", default_value_t = 256 * 1024)]
+    pub producer_queue_kbytes: usize,
+
+    /// Webhook requests handled at once; beyond, 503 at once. Bounds memory:
+    /// each may hold a body of up to --max-body-bytes.
+    #[arg(long, env = "HOOKLINE_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
 
     /// Seconds a 503 asks the provider to wait (Retry-After).
     #[arg(long, env = "HOOKLINE_RETRY_AFTER_SECS", default_value_t = 5)]
@@ -85,7 +97,8 @@ pub struct TopicRoute {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub max_body_bytes: usize,
-    pub tolerance_secs: i64,
+    pub tolerance_secs: u32,
+    pub max_concurrent_requests: usize,
     pub request_timeout: Duration,
     pub retry_after_secs: u64,
 }
@@ -120,10 +133,24 @@ impl Config {
             })
             .collect::<Result<_>>()?;
         let ack_timeout = Duration::from_millis(args.ack_timeout_ms);
+        let request_timeout = Duration::from_millis(args.request_timeout_ms);
+        // A request must be able to wait for its ack and still answer 503
+        // itself, before the request timeout answers 408 for it.
+        if ack_timeout + ACK_MARGIN > request_timeout {
+            return Err(Error::InvalidSetting(
+                "--ack-timeout-ms plus one second must not exceed --request-timeout-ms",
+            ));
+        }
+        if args.max_concurrent_requests == 0 {
+            return Err(Error::InvalidSetting(
+                "--max-concurrent-requests must be at least 1",
+            ));
+        }
         Ok(Self {
             producer: ProducerSettings {
                 bootstrap_servers: manifest.spec.kafka.bootstrap_servers.clone(),
                 queue_capacity: args.producer_queue,
+                queue_kbytes: args.producer_queue_kbytes,
                 max_value_bytes: args.max_body_bytes,
                 ack_timeout,
             },
@@ -133,7 +160,8 @@ impl Config {
             settings: Settings {
                 max_body_bytes: args.max_body_bytes,
                 tolerance_secs: args.timestamp_tolerance_secs,
-                request_timeout: Duration::from_millis(args.request_timeout_ms),
+                max_concurrent_requests: args.max_concurrent_requests,
+                request_timeout,
                 retry_after_secs: args.retry_after_secs,
             },
         })
@@ -166,7 +194,11 @@ pub fn load_keys(secrets: &SecretsDir, name: &str) -> Result<Keys> {
         found = true;
     }
     if secrets.has_key(name, STRIPE_KEY) {
-        keys.add_stripe(&secrets.read_key(name, STRIPE_KEY)?);
+        keys.add_stripe(&secrets.read_key(name, STRIPE_KEY)?)
+            .map_err(|source| Error::SigningKey {
+                path: secrets.path(name, STRIPE_KEY),
+                source,
+            })?;
         found = true;
     }
     if !found {

@@ -7,7 +7,6 @@ pub mod config;
 pub mod metrics;
 pub mod produce;
 pub mod routes;
-pub mod schema;
 mod server;
 
 use std::net::SocketAddr;
@@ -39,8 +38,10 @@ pub enum Error {
     },
     #[error("no signing secrets: neither {standard} nor {stripe} exists")]
     NoSigningSecrets { standard: PathBuf, stripe: PathBuf },
+    #[error("invalid setting: {0}")]
+    InvalidSetting(&'static str),
     #[error(transparent)]
-    Schema(#[from] schema::SchemaError),
+    Schema(#[from] hookline_contract::payload::SchemaError),
     #[error("creating the Kafka producer failed")]
     CreateProducer(#[source] rdkafka::error::KafkaError),
     #[error("fetching topic metadata failed")]

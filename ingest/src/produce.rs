@@ -29,6 +29,8 @@ pub struct ProducerSettings {
     pub bootstrap_servers: String,
     /// Records the local queue holds before sends are refused.
     pub queue_capacity: usize,
+    /// Kilobytes the local queue holds before sends are refused.
+    pub queue_kbytes: usize,
     /// Largest record value; the producer's own limit is raised to fit it.
     pub max_value_bytes: usize,
     /// How long a request waits for the broker's ack.
@@ -65,7 +67,43 @@ pub enum ProduceError {
     Canceled,
 }
 
+/// What a failed produce means for the webhook's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing was acknowledged but a retry may succeed: 503.
+    RetryLater,
+    /// The record is too large for the broker: 413, a retry never succeeds.
+    TooLarge,
+    /// The broker refuses this producer or topic for good (authorization, an
+    /// invalid topic or record): an error of the deployment, 500, logged.
+    Misconfigured,
+}
+
 impl ProduceError {
+    /// What the failure means, from the broker's error code by name.
+    pub fn verdict(&self) -> Verdict {
+        let ProduceError::Refused(error) = self else {
+            return Verdict::RetryLater;
+        };
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
+                Verdict::TooLarge
+            }
+            Some(
+                RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+                | RDKafkaErrorCode::InvalidTopic
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidRequiredAcks
+                | RDKafkaErrorCode::UnsupportedVersion,
+            ) => Verdict::Misconfigured,
+            // Timeouts, leadership changes, unknown (not yet created) topics,
+            // lost connections and anything new: retrying is the safe answer.
+            _ => Verdict::RetryLater,
+        }
+    }
+
     /// A fixed label for metrics.
     pub const fn label(&self) -> &'static str {
         match self {
@@ -101,6 +139,10 @@ impl Producer {
             .set(
                 "queue.buffering.max.messages",
                 settings.queue_capacity.to_string(),
+            )
+            .set(
+                "queue.buffering.max.kbytes",
+                settings.queue_kbytes.to_string(),
             )
             .set(
                 "message.max.bytes",

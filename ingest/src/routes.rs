@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_contract::headers::{self as h, dlq};
 use hookline_contract::reason::Stage;
-use hookline_contract::{Reason, event_id, partition_for};
+use hookline_contract::{Envelope, Reason, event_id, partition_for};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::json;
@@ -29,8 +29,8 @@ use uuid::Uuid;
 use crate::App;
 use crate::auth::AuthError;
 use crate::config::TopicRoute;
-use crate::produce::Outgoing;
-use crate::schema::{Inspected, Invalid};
+use crate::produce::{Outgoing, Verdict};
+use hookline_contract::payload::{Inspected, Invalid};
 use hookline_contract::pipeline::InvalidPolicy;
 
 /// The router of the whole service.
@@ -78,6 +78,9 @@ enum Answer {
     Unavailable {
         retry_after_secs: u64,
     },
+    /// The broker refuses this deployment's records for good; details are in
+    /// the log, not in the answer.
+    Internal,
 }
 
 impl Answer {
@@ -90,6 +93,7 @@ impl Answer {
             Answer::UnreadableBody => StatusCode::BAD_REQUEST,
             Answer::UnknownType(_) => StatusCode::NOT_FOUND,
             Answer::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Answer::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -111,6 +115,7 @@ impl IntoResponse for Answer {
             Answer::UnreadableBody => {
                 problem("unreadable_body", "the body could not be read".into())
             }
+            Answer::Internal => problem("internal", "the event was not accepted".into()),
             Answer::UnknownType(event_type) => problem(
                 "unknown_event_type",
                 format!("no topic serves event type {event_type:?}"),
@@ -151,6 +156,13 @@ async fn webhook(
 }
 
 async fn handle(app: &App, route: &TopicRoute, headers: &HeaderMap, body: Body) -> Answer {
+    // Bounded before anything is read: each request may hold a whole body.
+    let Ok(_admitted) = app.admission.try_acquire() else {
+        tracing::warn!(event_type = %route.event_type, "too many webhook requests in progress");
+        return Answer::Unavailable {
+            retry_after_secs: app.config.settings.retry_after_secs,
+        };
+    };
     let limit = app.config.settings.max_body_bytes;
     let body = match read_body(headers, body, limit).await {
         Ok(body) => body,
@@ -223,11 +235,22 @@ impl Webhook<'_> {
         // `hookline-partition-count` consistent even while partitions grow.
         let partition =
             partition_for(inspected.user_id.as_bytes(), count.unsigned_abs()).map(|p| p as i32);
-        let count = count.to_string();
-        let headers = self
-            .envelope(&event_id)
-            .insert(header_of(h::EVENT_TYPE, &inspected.event_type))
-            .insert(header_of(h::PARTITION_COUNT, &count));
+        let envelope = Envelope {
+            event_id,
+            event_type: inspected.event_type.clone(),
+            source: self.source.to_owned(),
+            received_at: self
+                .received_at
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            partition_count: count.unsigned_abs(),
+            schema: self.route.inspector.schema_id().to_owned(),
+        };
+        let headers = envelope
+            .to_headers()
+            .iter()
+            .fold(OwnedHeaders::new(), |headers, (key, value)| {
+                headers.insert(header_of(key, value))
+            });
         let record = Outgoing {
             topic,
             partition,
@@ -236,8 +259,8 @@ impl Webhook<'_> {
             headers,
         };
         match self.produce(app, record, &event_id).await {
-            true => Answer::Accepted { event_id },
-            false => self.unavailable(app),
+            Ok(()) => Answer::Accepted { event_id },
+            Err(verdict) => self.failed(app, verdict),
         }
     }
 
@@ -275,8 +298,8 @@ impl Webhook<'_> {
             value: self.body,
             headers,
         };
-        if !self.produce(app, record, &event_id).await {
-            return self.unavailable(app);
+        if let Err(verdict) = self.produce(app, record, &event_id).await {
+            return self.failed(app, verdict);
         }
         app.metrics
             .dead_lettered(&self.route.event_type, invalid.reason.as_str());
@@ -286,7 +309,8 @@ impl Webhook<'_> {
         }
     }
 
-    /// The headers every record of this webhook carries.
+    /// The headers a quarantined record carries: what is known of an invalid
+    /// webhook (its type and placement are not).
     fn envelope(&self, event_id: &Uuid) -> OwnedHeaders {
         let received_at = self
             .received_at
@@ -298,8 +322,13 @@ impl Webhook<'_> {
             .insert(header_of(h::SCHEMA, self.route.inspector.schema_id()))
     }
 
-    /// Produces `record`; true once the broker acknowledged it.
-    async fn produce(&self, app: &App, record: Outgoing<'_>, event_id: &Uuid) -> bool {
+    /// Produces `record`: Ok once the broker acknowledged it.
+    async fn produce(
+        &self,
+        app: &App,
+        record: Outgoing<'_>,
+        event_id: &Uuid,
+    ) -> Result<(), Verdict> {
         let topic = record.topic.to_owned();
         let started = Instant::now();
         let result = app.producer.send(record).await;
@@ -308,13 +337,28 @@ impl Webhook<'_> {
             Ok(acked) => {
                 app.metrics.produced(&topic, "acked", seconds);
                 tracing::debug!(%event_id, topic, partition = acked.partition, offset = acked.offset, "acked");
-                true
+                Ok(())
             }
             Err(error) => {
                 app.metrics.produced(&topic, error.label(), seconds);
-                tracing::warn!(%event_id, topic, error = %error, "not acknowledged");
-                false
+                let verdict = error.verdict();
+                if verdict == Verdict::Misconfigured {
+                    tracing::error!(%event_id, topic, error = %error, "the broker refuses this record for good");
+                } else {
+                    tracing::warn!(%event_id, topic, error = %error, "not acknowledged");
+                }
+                Err(verdict)
             }
+        }
+    }
+
+    fn failed(&self, app: &App, verdict: Verdict) -> Answer {
+        match verdict {
+            Verdict::RetryLater => self.unavailable(app),
+            Verdict::TooLarge => Answer::TooLarge {
+                limit: app.config.settings.max_body_bytes,
+            },
+            Verdict::Misconfigured => Answer::Internal,
         }
     }
 
@@ -344,7 +388,7 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         .config
         .routes
         .values()
-        .map(|r| r.topic.as_str())
+        .flat_map(|r| [r.topic.as_str(), r.dlq.as_str()])
         .filter(|topic| app.producer.partition_count(topic).is_none())
         .collect();
     if !unknown.is_empty() {

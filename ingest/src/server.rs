@@ -23,16 +23,20 @@ pub struct App {
     pub config: Config,
     pub producer: Producer,
     pub metrics: Metrics,
+    /// Webhook requests in progress; a request that finds none free is 503.
+    pub admission: tokio::sync::Semaphore,
 }
 
 impl App {
     /// Creates the producer for `config`.
     pub fn new(config: Config) -> Result<Arc<Self>> {
         let producer = Producer::new(&config.producer)?;
+        let admission = tokio::sync::Semaphore::new(config.settings.max_concurrent_requests);
         Ok(Arc::new(Self {
             config,
             producer,
             metrics: Metrics::new(),
+            admission,
         }))
     }
 }

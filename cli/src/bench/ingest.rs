@@ -212,6 +212,8 @@ async fn start_ingest(
         ack_timeout_ms: 5_000,
         request_timeout_ms: 15_000,
         producer_queue: 100_000,
+        producer_queue_kbytes: 256 * 1024,
+        max_concurrent_requests: 1_024,
         retry_after_secs: 5,
     };
     let app = hookline_ingest::App::new(Config::load(&ingest_args)?)?;

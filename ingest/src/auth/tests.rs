@@ -35,7 +35,7 @@ fn standard_keys(lines: &str) -> Keys {
 
 fn stripe_keys(lines: &str) -> Keys {
     let mut keys = Keys::default();
-    keys.add_stripe(lines);
+    keys.add_stripe(lines).unwrap();
     keys
 }
 

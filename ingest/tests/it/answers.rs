@@ -150,8 +150,150 @@ async fn non_json_body_is_quarantined_with_a_stable_event_id() {
     let first = ingest.post("orders", b"not json").await;
     let retry = ingest.post("orders", b"not json").await;
 
+    assert_eq!((first.status, retry.status), (202, 202));
     assert_eq!(first.body["reason"], json!("invalid_json"));
     assert_eq!(first.event_id(), retry.event_id());
+    let records = read(&ingest.bootstrap, &format!("{}.DLQ", ingest.orders), 2).await;
+    for record in &records {
+        assert_eq!(record.value, b"not json");
+        assert_eq!(record.key, None);
+        assert_eq!(record.headers[h::dlq::REASON], "invalid_json");
+        assert_eq!(record.headers[h::EVENT_ID], first.event_id());
+    }
+    assert_eq!(
+        depth(&ingest.bootstrap, &ingest.orders, PARTITIONS).await,
+        0
+    );
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn body_of_exactly_the_limit_is_accepted_and_one_byte_more_is_413() {
+    let limit = 2048;
+    let ingest = Ingest::start_with(Options {
+        max_body_bytes: limit,
+        ..Options::default()
+    })
+    .await;
+    let sized = |size: usize| {
+        let mut payload = order("evt_size", "u1");
+        payload["pad"] = json!("");
+        let bare = bytes(&payload).len();
+        payload["pad"] = json!("x".repeat(size - bare));
+        let body = bytes(&payload);
+        assert_eq!(body.len(), size);
+        body
+    };
+
+    let exact = ingest.post("orders", &sized(limit)).await;
+    let over = ingest.post("orders", &sized(limit + 1)).await;
+
+    assert_eq!(exact.status, 202, "{:?}", exact.body);
+    assert_eq!(over.status, 413);
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn stripe_signature_that_does_not_match_is_401_over_http() {
+    let ingest = Ingest::start().await;
+    let body = bytes(&order("evt_st", "u1"));
+    let now = chrono::Utc::now().timestamp();
+    let url = format!("{}/webhooks/orders", ingest.url);
+
+    let v0_only = crate::harness::Answer::of(
+        ingest
+            .http()
+            .post(&url)
+            .header("stripe-signature", format!("t={now},v0={}", "a".repeat(64)))
+            .body(body.clone()),
+    )
+    .await;
+    let forged = crate::harness::Answer::of(
+        ingest
+            .http()
+            .post(&url)
+            .header("stripe-signature", format!("t={now},v1={}", "b".repeat(64)))
+            .body(body),
+    )
+    .await;
+
+    assert_eq!(
+        (v0_only.status, v0_only.body["code"].clone()),
+        (401, json!("invalid_signature"))
+    );
+    assert_eq!(
+        (forged.status, forged.body["code"].clone()),
+        (401, json!("invalid_signature"))
+    );
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn topic_the_broker_does_not_have_is_503_not_202() {
+    let ingest = Ingest::start_with(Options {
+        create_topics: false,
+        ..Options::default()
+    })
+    .await;
+
+    let answer = ingest.post("orders", &bytes(&order("evt_nt", "u1"))).await;
+    let ready = ingest
+        .http()
+        .get(format!("{}/readyz", ingest.url))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(answer.status, 503, "{:?}", answer.body);
+    assert!(answer.retry_after.is_some());
+    assert_eq!(ready.status(), 503);
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn requests_beyond_the_concurrency_limit_are_503_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let ingest = Ingest::start_with(Options {
+        max_concurrent_requests: 1,
+        ..Options::default()
+    })
+    .await;
+    // A request whose body never finishes holds the only slot.
+    let addr = ingest.url.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head =
+        format!("POST /webhooks/orders HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100\r\n\r\n{{");
+    slow.write_all(head.as_bytes()).await.unwrap();
+
+    let deadline = tokio::time::Instant::now() + crate::broker::DEADLINE;
+    let refused = loop {
+        let answer = ingest.post("orders", &bytes(&order("evt_c", "u1"))).await;
+        if answer.status == 503 {
+            break answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never refused: {:?}",
+            answer.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    drop(slow);
+
+    assert!(refused.retry_after.is_some());
+    let deadline = tokio::time::Instant::now() + crate::broker::DEADLINE;
+    loop {
+        let answer = ingest.post("orders", &bytes(&order("evt_c2", "u1"))).await;
+        if answer.status == 202 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slot never freed: {:?}",
+            answer.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     ingest.stop().await;
 }
 

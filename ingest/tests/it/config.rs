@@ -21,8 +21,10 @@ fn args(dir: &std::path::Path) -> Args {
         max_body_bytes: 1024,
         timestamp_tolerance_secs: 300,
         ack_timeout_ms: 1000,
-        request_timeout_ms: 1000,
+        request_timeout_ms: 5000,
         producer_queue: 10,
+        producer_queue_kbytes: 1024,
+        max_concurrent_requests: 4,
         retry_after_secs: 1,
     }
 }
@@ -62,10 +64,8 @@ fn empty_secret_file_is_refused_by_name() {
 
 #[test]
 fn unusable_secret_line_is_refused_with_file_and_line() {
-    let (_dir, args) = setup(
-        MANIFEST,
-        &[("standard-webhooks", "whsec_QUJD\nplaintext\n")],
-    );
+    let lines = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\nplaintext\n";
+    let (_dir, args) = setup(MANIFEST, &[("standard-webhooks", lines)]);
     let error = load_error(&args);
     assert!(
         error.contains("provider/standard-webhooks: line 2"),
@@ -75,7 +75,7 @@ fn unusable_secret_line_is_refused_with_file_and_line() {
 
 #[test]
 fn missing_manifest_is_refused_by_name() {
-    let (dir, args) = setup(MANIFEST, &[("stripe", "s")]);
+    let (dir, args) = setup(MANIFEST, &[("stripe", "whsec_a_long_enough_secret")]);
     std::fs::remove_file(dir.path().join("pipeline.yaml")).unwrap();
     let error = load_error(&args);
     assert!(error.contains("pipeline.yaml"), "{error}");
@@ -84,7 +84,7 @@ fn missing_manifest_is_refused_by_name() {
 #[test]
 fn event_type_without_schema_is_refused() {
     let manifest = MANIFEST.replace("eventType: orders", "eventType: refunds");
-    let (_dir, args) = setup(&manifest, &[("stripe", "s")]);
+    let (_dir, args) = setup(&manifest, &[("stripe", "whsec_a_long_enough_secret")]);
     let error = load_error(&args);
     assert!(
         error.contains("no built-in schema for event type \"refunds\""),
@@ -93,8 +93,32 @@ fn event_type_without_schema_is_refused() {
 }
 
 #[test]
+fn ack_timeout_that_the_request_timeout_would_cut_is_refused() {
+    let (_dir, mut args) = setup(MANIFEST, &[("stripe", "whsec_a_long_enough_secret")]);
+    args.ack_timeout_ms = 5_000;
+    let error = load_error(&args);
+    assert!(error.contains("--ack-timeout-ms"), "{error}");
+}
+
+#[test]
+fn placeholder_secret_is_refused_by_file_and_line() {
+    let (_dir, args) = setup(MANIFEST, &[("standard-webhooks", "whsec_\n")]);
+    let error = load_error(&args);
+    assert!(
+        error.contains("provider/standard-webhooks: line 1: a secret must be at least"),
+        "{error}"
+    );
+}
+
+#[test]
 fn valid_configuration_loads() {
-    let (_dir, args) = setup(MANIFEST, &[("stripe", "whsec_a\nwhsec_b\n")]);
+    let (_dir, args) = setup(
+        MANIFEST,
+        &[(
+            "stripe",
+            "whsec_first_long_secret\nwhsec_second_long_secret\n",
+        )],
+    );
     let config = Config::load(&args).unwrap();
     assert_eq!(
         config.topics(),

@@ -113,6 +113,8 @@ fn signed_payloads_with_random_fields_are_accepted_or_quarantined() {
         Just("/data/currency"),
         Just("/extra"),
     ];
+    let accepted = std::cell::Cell::new(0i64);
+    let quarantined = std::cell::Cell::new(0i64);
     let mut runner = TestRunner::new(ProptestConfig::with_cases(64));
     runner
         .run(&(fields, json_value()), |(field, value)| {
@@ -124,9 +126,30 @@ fn signed_payloads_with_random_fields_are_accepted_or_quarantined() {
                 let answer = ingest.post("orders", &bytes(&payload)).await;
                 acceptable(&answer)?;
                 prop_assert_eq!(answer.status, 202, "{:?}", answer.body);
+                if answer.body.get("quarantined") == Some(&json!(true)) {
+                    prop_assert!(answer.body["reason"].is_string());
+                    quarantined.set(quarantined.get() + 1);
+                } else {
+                    prop_assert_eq!(answer.body.as_object().map(|o| o.len()), Some(1));
+                    accepted.set(accepted.get() + 1);
+                }
                 Ok(())
             })
         })
         .unwrap();
+    // Every accepted answer is one record on the main topic, every quarantined
+    // one a record in the DLQ: nothing crossed over, nothing was lost.
+    let (main, dlq) = rt.block_on(async {
+        (
+            crate::broker::depth(
+                &ingest.bootstrap,
+                &ingest.orders,
+                crate::harness::PARTITIONS,
+            )
+            .await,
+            crate::broker::depth(&ingest.bootstrap, &format!("{}.DLQ", ingest.orders), 1).await,
+        )
+    });
+    assert_eq!((main, dlq), (accepted.get(), quarantined.get()));
     rt.block_on(ingest.stop());
 }

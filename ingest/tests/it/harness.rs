@@ -23,6 +23,9 @@ pub struct Options {
     pub policy: InvalidPolicy,
     pub max_body_bytes: usize,
     pub ack_timeout_ms: u64,
+    pub max_concurrent_requests: usize,
+    /// When false, the topics do not exist and the service is not waited for.
+    pub create_topics: bool,
 }
 
 impl Default for Options {
@@ -32,6 +35,8 @@ impl Default for Options {
             policy: InvalidPolicy::Quarantine,
             max_body_bytes: 1024 * 1024,
             ack_timeout_ms: 5_000,
+            max_concurrent_requests: 64,
+            create_topics: true,
         }
     }
 }
@@ -56,16 +61,18 @@ impl Ingest {
     pub async fn start_with(options: Options) -> Self {
         let orders = unique("orders");
         let disputes = unique("disputes");
-        create_topics(
-            &options.bootstrap,
-            &[
-                (&orders, PARTITIONS),
-                (&format!("{orders}.DLQ"), 1),
-                (&disputes, 2),
-                (&format!("{disputes}.DLQ"), 1),
-            ],
-        )
-        .await;
+        if options.create_topics {
+            create_topics(
+                &options.bootstrap,
+                &[
+                    (&orders, PARTITIONS),
+                    (&format!("{orders}.DLQ"), 1),
+                    (&disputes, 2),
+                    (&format!("{disputes}.DLQ"), 1),
+                ],
+            )
+            .await;
+        }
 
         let dir = tempfile::tempdir().unwrap();
         let policy = match options.policy {
@@ -113,6 +120,8 @@ spec:
             ack_timeout_ms: options.ack_timeout_ms,
             request_timeout_ms: 15_000,
             producer_queue: 10_000,
+            producer_queue_kbytes: 64 * 1024,
+            max_concurrent_requests: options.max_concurrent_requests,
             retry_after_secs: 7,
         };
         let app = hookline_ingest::App::new(Config::load(&args).unwrap()).unwrap();
@@ -134,7 +143,9 @@ spec:
             served: Some(served),
             _dir: dir,
         };
-        ingest.wait_ready().await;
+        if options.create_topics {
+            ingest.wait_ready().await;
+        }
         ingest
     }
 

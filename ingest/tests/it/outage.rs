@@ -11,7 +11,7 @@ use crate::broker::{DEADLINE, PrivateBroker, read_until};
 use crate::harness::{Ingest, Options, bytes, order};
 
 #[tokio::test]
-async fn broker_down_is_503_and_the_retry_after_it_returns_is_delivered_once() {
+async fn broker_down_is_503_and_the_retry_after_it_returns_is_delivered_under_one_event_id() {
     let mut broker = PrivateBroker::start().await;
     let ingest = Ingest::start_with(Options {
         bootstrap: broker.bootstrap.clone(),

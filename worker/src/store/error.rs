@@ -14,6 +14,12 @@ pub enum Error {
     /// Creating the monthly partitions of `dispute_events` failed.
     #[error("creating dispute_events partitions failed")]
     EnsurePartitions(#[source] sqlx::Error),
+    /// Starting a transaction (and so, often, connecting) failed.
+    #[error("beginning a transaction failed")]
+    Begin(#[source] sqlx::Error),
+    /// Committing a transaction failed.
+    #[error("committing a transaction failed")]
+    Commit(#[source] sqlx::Error),
     /// Inserting a batch into `order_events` failed.
     #[error("inserting order events failed")]
     InsertOrderEvents(#[source] sqlx::Error),
@@ -43,6 +49,8 @@ impl Error {
     pub const fn label(&self) -> &'static str {
         match self {
             Error::Migrate(_) => "migrate",
+            Error::Begin(_) => "begin",
+            Error::Commit(_) => "commit",
             Error::EnsurePartitions(_) => "ensure_partitions",
             Error::InsertOrderEvents(_) => "insert_order_events",
             Error::UpsertOrders(_) => "upsert_orders",
@@ -58,6 +66,8 @@ impl Error {
             // record's fault, so never a reason to dead-letter one.
             Error::Migrate(_) => ErrorClass::Transient,
             Error::EnsurePartitions(e)
+            | Error::Begin(e)
+            | Error::Commit(e)
             | Error::InsertOrderEvents(e)
             | Error::UpsertOrders(e)
             | Error::InsertDisputeEvents(e)

@@ -2,8 +2,8 @@
 //! with the user id, event id, type and time read at the topic's JSON Pointers.
 //! Pure: bytes in, a verdict out.
 
-use hookline_contract::Reason;
-use hookline_contract::pipeline::Pointers;
+use crate::Reason;
+use crate::pipeline::Pointers;
 use serde_json::Value;
 
 /// At most this many schema violations are reported, so that a hostile payload
@@ -103,14 +103,14 @@ impl Inspector {
     /// Reads and validates a payload. Missing ids are reported before schema
     /// violations, since they are the more specific reasons.
     pub fn inspect(&self, body: &[u8]) -> Result<Inspected, Invalid> {
-        let payload: Value = serde_json::from_slice(body).map_err(|e| Invalid {
-            reason: Reason::InvalidJson,
-            message: bounded(format!("the body is not JSON: {e}")),
-            provider_event_id: None,
-            user_id: None,
-        })?;
-        let provider_event_id = identifier(&payload, &self.pointers.event_id);
-        let user_id = identifier(&payload, &self.pointers.user_id);
+        let payload = parse(body)?;
+        self.inspect_value(&payload)
+    }
+
+    /// [`Inspector::inspect`] for a payload already parsed with [`parse`].
+    pub fn inspect_value(&self, payload: &Value) -> Result<Inspected, Invalid> {
+        let provider_event_id = identifier(payload, &self.pointers.event_id);
+        let user_id = identifier(payload, &self.pointers.user_id);
         let invalid = |reason, message: String| Invalid {
             reason,
             message: bounded(message),
@@ -138,7 +138,7 @@ impl Inspector {
         };
         let violations: Vec<String> = self
             .validator
-            .iter_errors(&payload)
+            .iter_errors(payload)
             .take(MAX_REPORTED_VIOLATIONS)
             .map(|e| format!("{}: {e}", pointer_or_root(&e.instance_path().to_string())))
             .collect();
@@ -173,6 +173,16 @@ impl Inspector {
             event_time,
         })
     }
+}
+
+/// Parses a body as JSON, or says why it is not.
+pub fn parse(body: &[u8]) -> Result<Value, Invalid> {
+    serde_json::from_slice(body).map_err(|e| Invalid {
+        reason: Reason::InvalidJson,
+        message: bounded(format!("the body is not JSON: {e}")),
+        provider_event_id: None,
+        user_id: None,
+    })
 }
 
 /// A non-empty string at `pointer`; integers are accepted too, as some

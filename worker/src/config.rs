@@ -1,0 +1,131 @@
+//! Configuration: the command line, the pipeline manifest and the mounted
+//! secrets, checked at startup so that a bad setting fails before the first
+//! record is read.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hookline_contract::headers::dlq_topic;
+use hookline_contract::payload::Inspector;
+use hookline_contract::pipeline::PipelineManifest;
+use hookline_contract::secrets::SecretsDir;
+
+use crate::decode::Kind;
+use crate::{Error, Result};
+
+/// `hookline-worker`'s command line; every flag has an environment fallback.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "hookline-worker", version, about)]
+pub struct Args {
+    /// The WebhookPipeline manifest (YAML): topics, shards, broker.
+    #[arg(long, env = "HOOKLINE_PIPELINE")]
+    pub pipeline: PathBuf,
+
+    /// Where Secrets are mounted: the key K of Secret S is the file DIR/S/K.
+    #[arg(long, env = "HOOKLINE_SECRETS_DIR")]
+    pub secrets_dir: PathBuf,
+
+    /// The topic to consume (one of the manifest's topics); its consumer group
+    /// has the same name.
+    #[arg(long, env = "HOOKLINE_TOPIC")]
+    pub topic: String,
+
+    /// Static group membership id (in Kubernetes the pod name): a restarted
+    /// worker with the same id takes its partitions back at once.
+    #[arg(long, env = "HOOKLINE_INSTANCE_ID")]
+    pub instance_id: String,
+
+    /// Address to serve health and metrics on.
+    #[arg(long, env = "HOOKLINE_LISTEN", default_value = "127.0.0.1:9090")]
+    pub listen: SocketAddr,
+
+    /// Do not apply pending migrations to the shards at startup.
+    #[arg(long, env = "HOOKLINE_NO_MIGRATE")]
+    pub no_migrate: bool,
+
+    /// Records per batch at most.
+    #[arg(long, env = "HOOKLINE_BATCH_SIZE", default_value_t = 500)]
+    pub batch_size: usize,
+
+    /// Longest a record waits for its batch to fill, in milliseconds.
+    #[arg(long, env = "HOOKLINE_BATCH_WAIT_MS", default_value_t = 100)]
+    pub batch_wait_ms: u64,
+
+    /// Longest delay between retries of a failing write, in milliseconds.
+    #[arg(long, env = "HOOKLINE_MAX_BACKOFF_MS", default_value_t = 10_000)]
+    pub max_backoff_ms: u64,
+
+    /// Connections per shard.
+    #[arg(long, env = "HOOKLINE_SHARD_CONNECTIONS", default_value_t = 4)]
+    pub shard_connections: u32,
+}
+
+/// Everything the worker needs, loaded and checked.
+pub struct Config {
+    pub bootstrap_servers: String,
+    pub topic: String,
+    pub dlq: String,
+    pub group: String,
+    pub instance_id: String,
+    pub kind: Kind,
+    pub inspector: Inspector,
+    /// Connection strings, in the manifest's shard order (the shard index is
+    /// `murmur2(user_id) % shards`).
+    pub shard_urls: Vec<(String, String)>,
+    pub batch_size: usize,
+    pub batch_wait: Duration,
+    pub max_backoff: Duration,
+    pub shard_connections: u32,
+    pub migrate: bool,
+}
+
+impl Config {
+    pub fn load(args: &Args) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(&args.pipeline).map_err(|source| Error::ReadPipeline {
+                path: args.pipeline.clone(),
+                source,
+            })?;
+        let manifest = PipelineManifest::from_yaml(&text)?;
+        let topic = manifest
+            .spec
+            .topics
+            .iter()
+            .find(|t| t.name == args.topic)
+            .ok_or_else(|| Error::UnknownTopic(args.topic.clone()))?;
+        let kind = Kind::of_event_type(&topic.event_type)
+            .ok_or_else(|| Error::UnknownEventType(topic.event_type.clone()))?;
+        let inspector = Inspector::builtin(&topic.event_type, topic.pointers.clone())?;
+        let secrets = SecretsDir::new(&args.secrets_dir);
+        let shard_urls = manifest
+            .spec
+            .shards
+            .iter()
+            .map(|shard| {
+                Ok((
+                    shard.name.clone(),
+                    secrets.read(&shard.database_url_secret_ref)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if args.batch_size == 0 {
+            return Err(Error::InvalidSetting("--batch-size must be at least 1"));
+        }
+        Ok(Self {
+            bootstrap_servers: manifest.spec.kafka.bootstrap_servers.clone(),
+            dlq: dlq_topic(&topic.name),
+            group: topic.name.clone(),
+            topic: topic.name.clone(),
+            instance_id: args.instance_id.clone(),
+            kind,
+            inspector,
+            shard_urls,
+            batch_size: args.batch_size,
+            batch_wait: Duration::from_millis(args.batch_wait_ms.max(1)),
+            max_backoff: Duration::from_millis(args.max_backoff_ms.max(100)),
+            shard_connections: args.shard_connections.max(1),
+            migrate: !args.no_migrate,
+        })
+    }
+}

@@ -1,0 +1,304 @@
+//! The consumer loop: fill a batch on size or time, write it, commit its
+//! offsets, and on a transient failure pause the partitions and retry with
+//! backoff, never skipping and never committing past the failure.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::batch::Batch;
+use crate::config::Config;
+use crate::dlq::DeadLetters;
+use crate::metrics::Metrics;
+use crate::shards::Shards;
+use crate::{Error, Result};
+
+/// How long shutdown may spend on a last attempt at a failing batch.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often the consumer reports statistics (lag).
+const STATISTICS_INTERVAL_MS: &str = "5000";
+
+/// Consumer callbacks: lag from statistics, and revoked partitions.
+pub struct WorkerContext {
+    topic: String,
+    metrics: Arc<Metrics>,
+    revoked: Mutex<Vec<i32>>,
+}
+
+impl ClientContext for WorkerContext {
+    fn stats(&self, statistics: Statistics) {
+        if let Some(topic) = statistics.topics.get(&self.topic) {
+            for (&partition, stats) in &topic.partitions {
+                // librdkafka reports an internal partition -1 and -1 lag when unknown.
+                if partition >= 0 && stats.consumer_lag >= 0 {
+                    self.metrics.lag(partition, stats.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for WorkerContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance
+            && let Ok(mut revoked) = self.revoked.lock()
+        {
+            revoked.extend(partitions.elements().iter().map(|e| e.partition()));
+        }
+    }
+}
+
+impl WorkerContext {
+    fn take_revoked(&self) -> Vec<i32> {
+        self.revoked
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+    }
+}
+
+/// Creates the consumer of `config.topic` in group `config.group`, with static
+/// membership, cooperative-sticky assignment and manual commits.
+pub fn consumer(config: &Config, metrics: Arc<Metrics>) -> Result<StreamConsumer<WorkerContext>> {
+    let context = WorkerContext {
+        topic: config.topic.clone(),
+        metrics,
+        revoked: Mutex::new(Vec::new()),
+    };
+    let consumer: StreamConsumer<WorkerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .set("group.id", &config.group)
+        .set("group.instance.id", &config.instance_id)
+        .set(
+            "client.id",
+            format!("hookline-worker-{}", config.instance_id),
+        )
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
+        .create_with_context(context)
+        .map_err(Error::CreateConsumer)?;
+    consumer
+        .subscribe(&[&config.topic])
+        .map_err(Error::Subscribe)?;
+    Ok(consumer)
+}
+
+/// The loop's collaborators.
+pub struct Worker {
+    pub config: Config,
+    pub consumer: Arc<StreamConsumer<WorkerContext>>,
+    pub shards: Shards,
+    pub dead_letters: DeadLetters,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    /// Runs until `shutdown`: then finishes (or abandons, after a grace period)
+    /// the batch in hand and commits what was written.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut filling: Vec<rdkafka::message::OwnedMessage> =
+            Vec::with_capacity(self.config.batch_size);
+        let mut failing: Option<Batch> = None;
+        let mut backoff = Backoff::new(Duration::from_millis(100), self.config.max_backoff);
+        let mut retry_at = tokio::time::Instant::now();
+        let mut flush_tick = tokio::time::interval(self.config.batch_wait);
+        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        loop {
+            self.abandon_revoked(&mut filling, failing.as_mut());
+            // A failing batch holds the partitions: nothing new is written until
+            // it is, so records are never committed past a gap.
+            let can_receive = filling.len() < self.config.batch_size;
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep_until(retry_at), if failing.is_some() => {
+                    if let Some(mut batch) = failing.take() {
+                        match self.write(&mut batch).await {
+                            Ok(()) => {
+                                backoff.reset();
+                                self.resume();
+                            }
+                            Err(()) => {
+                                retry_at = tokio::time::Instant::now() + backoff.next_delay();
+                                failing = Some(batch);
+                            }
+                        }
+                    }
+                }
+                _ = flush_tick.tick(), if failing.is_none() && !filling.is_empty() => {
+                    failing = self.flush(&mut filling, &mut backoff, &mut retry_at).await;
+                }
+                received = self.consumer.recv(), if can_receive => match received {
+                    Ok(message) => {
+                        filling.push(message.detach());
+                        if failing.is_none() && filling.len() >= self.config.batch_size {
+                            failing = self.flush(&mut filling, &mut backoff, &mut retry_at).await;
+                        }
+                    }
+                    Err(error) => tracing::warn!(error = %error, "consumer error"),
+                },
+            }
+        }
+        self.shut_down(failing, filling).await;
+    }
+
+    /// Writes the filled records as one batch; the batch back when it failed.
+    async fn flush(
+        &self,
+        filling: &mut Vec<rdkafka::message::OwnedMessage>,
+        backoff: &mut Backoff,
+        retry_at: &mut tokio::time::Instant,
+    ) -> Option<Batch> {
+        let records = std::mem::replace(filling, Vec::with_capacity(self.config.batch_size));
+        let mut batch = Batch::new(
+            records,
+            self.config.kind,
+            &self.config.inspector,
+            self.shards.count(),
+        );
+        match self.write(&mut batch).await {
+            Ok(()) => None,
+            Err(()) => {
+                self.pause();
+                *retry_at = tokio::time::Instant::now() + backoff.next_delay();
+                Some(batch)
+            }
+        }
+    }
+
+    /// One attempt at a batch: write, dead-letter, commit.
+    async fn write(&self, batch: &mut Batch) -> Result<(), ()> {
+        let started = Instant::now();
+        match batch.write(&self.shards, &self.dead_letters).await {
+            Ok(summary) => {
+                self.metrics.processed(summary.inserted, summary.duplicates);
+                for reason in &summary.dead_lettered {
+                    self.metrics.dead_lettered(reason);
+                }
+                self.commit(batch).await;
+                self.metrics.batch(started.elapsed().as_secs_f64());
+                tracing::debug!(
+                    records = batch.len(),
+                    inserted = summary.inserted,
+                    duplicates = summary.duplicates,
+                    dead_lettered = summary.dead_lettered.len(),
+                    "batch written"
+                );
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics.retried(error.label());
+                tracing::warn!(error = %error, cause = %root_cause(&error), records = batch.len(), "batch failed; retrying");
+                Err(())
+            }
+        }
+    }
+
+    /// Commits the batch's offsets synchronously. A failed commit is not an
+    /// error for the data: the records are read again and their writes are
+    /// idempotent.
+    async fn commit(&self, batch: &Batch) {
+        let mut offsets = TopicPartitionList::new();
+        for (partition, next) in batch.next_offsets() {
+            if let Err(error) =
+                offsets.add_partition_offset(&self.config.topic, partition, Offset::Offset(next))
+            {
+                tracing::error!(error = %error, partition, "building the commit failed");
+                return;
+            }
+        }
+        if offsets.count() == 0 {
+            return;
+        }
+        let consumer = self.consumer.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync)).await;
+        match committed {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "committing offsets failed; records will be read again")
+            }
+            Err(error) => tracing::warn!(error = %error, "committing offsets did not complete"),
+        }
+    }
+
+    fn pause(&self) {
+        if let Ok(assignment) = self.consumer.assignment()
+            && let Err(error) = self.consumer.pause(&assignment)
+        {
+            tracing::warn!(error = %error, "pausing partitions failed");
+        }
+    }
+
+    fn resume(&self) {
+        if let Ok(assignment) = self.consumer.assignment()
+            && let Err(error) = self.consumer.resume(&assignment)
+        {
+            tracing::warn!(error = %error, "resuming partitions failed");
+        }
+    }
+
+    fn abandon_revoked(
+        &self,
+        filling: &mut Vec<rdkafka::message::OwnedMessage>,
+        failing: Option<&mut Batch>,
+    ) {
+        let revoked = self.consumer.context().take_revoked();
+        if revoked.is_empty() {
+            return;
+        }
+        use rdkafka::Message;
+        filling.retain(|m| !revoked.contains(&m.partition()));
+        let dropped = failing.map_or(0, |batch| batch.abandon(&revoked));
+        tracing::info!(
+            ?revoked,
+            dropped,
+            "partitions revoked; their unwritten records are left to the next owner"
+        );
+    }
+
+    async fn shut_down(
+        &self,
+        failing: Option<Batch>,
+        filling: Vec<rdkafka::message::OwnedMessage>,
+    ) {
+        let mut batch = match failing {
+            Some(batch) => batch,
+            None => Batch::new(
+                filling,
+                self.config.kind,
+                &self.config.inspector,
+                self.shards.count(),
+            ),
+        };
+        if batch.is_empty() {
+            return;
+        }
+        match tokio::time::timeout(SHUTDOWN_GRACE, self.write(&mut batch)).await {
+            Ok(Ok(())) => tracing::info!(records = batch.len(), "last batch written at shutdown"),
+            _ => tracing::warn!(
+                records = batch.len(),
+                "last batch not written at shutdown; it will be read again"
+            ),
+        }
+    }
+}
+
+fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}

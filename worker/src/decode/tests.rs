@@ -1,0 +1,202 @@
+use hookline_contract::envelope::EnvelopeError;
+use hookline_contract::pipeline::Pointers;
+use hookline_contract::{event_id, partition_for};
+use serde_json::json;
+
+use super::*;
+
+const PARTITIONS: u32 = 4;
+
+fn orders() -> Inspector {
+    Inspector::builtin("orders", Pointers::default()).unwrap()
+}
+
+fn envelope(count: u32) -> Result<Envelope, EnvelopeError> {
+    Ok(Envelope {
+        event_id: event_id("stripe", "evt_1"),
+        event_type: "order.paid".into(),
+        source: "stripe".into(),
+        received_at: "2026-11-27T10:00:00.000Z".into(),
+        partition_count: count,
+        schema: "orders/v1".into(),
+    })
+}
+
+fn body(user: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": "evt_1", "type": "order.paid", "created": 1_700_000_000,
+        "data": {"user_id": user, "order_id": "o1", "amount": 1250, "currency": "eur", "status": "paid"}
+    }))
+    .unwrap()
+}
+
+fn home(user: &str) -> i32 {
+    partition_for(user.as_bytes(), PARTITIONS).unwrap() as i32
+}
+
+fn view<'a>(
+    partition: i32,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    envelope: &'a Result<Envelope, EnvelopeError>,
+) -> RecordView<'a> {
+    RecordView {
+        partition,
+        key,
+        value,
+        envelope,
+    }
+}
+
+#[test]
+fn well_formed_record_decodes_to_an_order() {
+    let env = envelope(PARTITIONS);
+    let value = body("u1");
+    let event = decode(
+        Kind::Orders,
+        &orders(),
+        view(home("u1"), Some(b"u1"), Some(&value), &env),
+    )
+    .unwrap();
+    let Event::Order(order) = event else {
+        panic!("not an order")
+    };
+    assert_eq!(order.order_id, "o1");
+    assert_eq!(order.user_id, "u1");
+    assert_eq!(order.amount, 1250);
+    assert_eq!(order.occurred_at.timestamp(), 1_700_000_000);
+    assert_eq!(order.received_at.to_rfc3339(), "2026-11-27T10:00:00+00:00");
+    assert_eq!(order.event_id, event_id("stripe", "evt_1"));
+}
+
+#[test]
+fn record_on_the_wrong_partition_is_misrouted() {
+    let env = envelope(PARTITIONS);
+    let value = body("u1");
+    let wrong = (home("u1") + 1) % PARTITIONS as i32;
+    let poison = decode(
+        Kind::Orders,
+        &orders(),
+        view(wrong, Some(b"u1"), Some(&value), &env),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (poison.stage, poison.reason),
+        (Stage::Route, Reason::Misrouted)
+    );
+}
+
+#[test]
+fn placement_is_checked_against_the_producers_count_not_todays() {
+    // Placed when the topic had 2 partitions; it has grown since.
+    let env = envelope(2);
+    let value = body("u1");
+    let then = partition_for(b"u1", 2).unwrap() as i32;
+    assert!(
+        decode(
+            Kind::Orders,
+            &orders(),
+            view(then, Some(b"u1"), Some(&value), &env)
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn key_that_is_not_the_payloads_user_is_misrouted() {
+    let env = envelope(PARTITIONS);
+    let value = body("u2");
+    let poison = decode(
+        Kind::Orders,
+        &orders(),
+        view(home("u1"), Some(b"u1"), Some(&value), &env),
+    )
+    .unwrap_err();
+    assert_eq!(poison.reason, Reason::Misrouted);
+}
+
+#[test]
+fn missing_headers_key_or_value_are_undecodable() {
+    let no_envelope = Err(EnvelopeError::Missing("hookline-event-id"));
+    let env = envelope(PARTITIONS);
+    let value = body("u1");
+    let cases = [
+        view(home("u1"), Some(b"u1"), Some(&value), &no_envelope),
+        view(home("u1"), None, Some(&value), &env),
+        view(home("u1"), Some(&[0xff]), Some(&value), &env),
+        view(home("u1"), Some(b"u1"), None, &env),
+    ];
+    for case in cases {
+        let poison = decode(Kind::Orders, &orders(), case).unwrap_err();
+        assert_eq!(
+            (poison.stage, poison.reason),
+            (Stage::Decode, Reason::Undecodable),
+            "{case:?}"
+        );
+    }
+}
+
+#[test]
+fn non_json_value_is_invalid_json_at_decode() {
+    let env = envelope(PARTITIONS);
+    let poison = decode(
+        Kind::Orders,
+        &orders(),
+        view(home("u1"), Some(b"u1"), Some(b"{"), &env),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (poison.stage, poison.reason),
+        (Stage::Decode, Reason::InvalidJson)
+    );
+}
+
+#[test]
+fn schema_invalid_value_is_refused_at_validate() {
+    let env = envelope(PARTITIONS);
+    let mut payload: Value = serde_json::from_slice(&body("u1")).unwrap();
+    payload["data"]["currency"] = json!("EURO");
+    let value = serde_json::to_vec(&payload).unwrap();
+    let poison = decode(
+        Kind::Orders,
+        &orders(),
+        view(home("u1"), Some(b"u1"), Some(&value), &env),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (poison.stage, poison.reason),
+        (Stage::Validate, Reason::SchemaInvalid)
+    );
+}
+
+#[test]
+fn dispute_record_decodes_to_a_dispute() {
+    let disputes = Inspector::builtin("disputes", Pointers::default()).unwrap();
+    let env = envelope(PARTITIONS);
+    let value = serde_json::to_vec(&json!({
+        "id": "evt_d", "type": "dispute.created", "created": 1_700_000_100,
+        "data": {"user_id": "u1", "dispute_id": "dp1", "order_id": "o1", "amount": 5,
+                 "currency": "usd", "status": "open"}
+    }))
+    .unwrap();
+    let event = decode(
+        Kind::Disputes,
+        &disputes,
+        view(home("u1"), Some(b"u1"), Some(&value), &env),
+    )
+    .unwrap();
+    let Event::Dispute(dispute) = event else {
+        panic!("not a dispute")
+    };
+    assert_eq!(
+        (dispute.dispute_id.as_str(), dispute.order_id.as_str()),
+        ("dp1", "o1")
+    );
+}
+
+#[test]
+fn kinds_come_from_event_types() {
+    assert_eq!(Kind::of_event_type("orders"), Some(Kind::Orders));
+    assert_eq!(Kind::of_event_type("disputes"), Some(Kind::Disputes));
+    assert_eq!(Kind::of_event_type("refunds"), None);
+}

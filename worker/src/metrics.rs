@@ -1,0 +1,149 @@
+//! Prometheus metrics of the worker. Labels are bounded: outcomes and reasons
+//! come from fixed sets, partitions from the topic's partition count.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    partition: i32,
+}
+
+/// The worker's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    processed: Family<OutcomeLabels, Counter>,
+    dead_lettered: Family<ReasonLabels, Counter>,
+    retries: Family<ReasonLabels, Counter>,
+    batch_seconds: Histogram,
+    lag: Family<PartitionLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("hookline_worker");
+        let processed = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "processed",
+            "Events written, by outcome (inserted, duplicate)",
+            processed.clone(),
+        );
+        let dead_lettered = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "dead_lettered",
+            "Records sent to the DLQ, by reason code",
+            dead_lettered.clone(),
+        );
+        let retries = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "batch_retries",
+            "Batches retried after a transient failure, by failed operation",
+            retries.clone(),
+        );
+        let batch_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "batch_seconds",
+            "Time to write a batch and commit its offsets",
+            batch_seconds.clone(),
+        );
+        let lag = Family::<PartitionLabels, Gauge>::default();
+        registry.register(
+            "consumer_lag",
+            "Records behind the partition's end, as last reported by the consumer",
+            lag.clone(),
+        );
+        Self {
+            registry,
+            processed,
+            dead_lettered,
+            retries,
+            batch_seconds,
+            lag,
+        }
+    }
+
+    pub fn processed(&self, inserted: usize, duplicates: usize) {
+        let count = |outcome| self.processed.get_or_create(&OutcomeLabels { outcome });
+        count("inserted").inc_by(inserted as u64);
+        count("duplicate").inc_by(duplicates as u64);
+    }
+
+    pub fn dead_lettered(&self, reason: &'static str) {
+        self.dead_lettered
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn retried(&self, reason: &'static str) {
+        self.retries.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn batch(&self, seconds: f64) {
+        self.batch_seconds.observe(seconds);
+    }
+
+    pub fn lag(&self, partition: i32, lag: i64) {
+        self.lag
+            .get_or_create(&PartitionLabels { partition })
+            .set(lag);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_appear_in_the_exposition() {
+        let metrics = Metrics::new();
+        metrics.processed(3, 1);
+        metrics.dead_lettered("misrouted");
+        metrics.lag(2, 17);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"hookline_worker_processed_total{outcome="inserted"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"hookline_worker_processed_total{outcome="duplicate"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"hookline_worker_dead_lettered_total{reason="misrouted"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"hookline_worker_consumer_lag{partition="2"} 17"#),
+            "{text}"
+        );
+    }
+}
