@@ -259,7 +259,9 @@ impl Batch {
                         });
                     }
                     ErrorClass::Permanent(reason) => {
-                        let message = format!("{error}: {}", root_cause(&error));
+                        let sqlstate = error.sqlstate().unwrap_or_default();
+                        let message =
+                            format!("{error}: SQLSTATE {sqlstate}: {}", root_cause(&error));
                         self.decoded[i] = Err(Poison {
                             stage: Stage::Write,
                             reason,

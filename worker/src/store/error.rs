@@ -59,20 +59,32 @@ impl Error {
         }
     }
 
-    /// Whether retrying can help.
-    pub fn class(&self) -> ErrorClass {
+    /// The PostgreSQL SQLSTATE behind the error, if the server sent one.
+    pub fn sqlstate(&self) -> Option<String> {
+        match self.sql_error()? {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        }
+    }
+
+    fn sql_error(&self) -> Option<&sqlx::Error> {
         match self {
-            // Schema changes fail the same way for every record: not the
-            // record's fault, so never a reason to dead-letter one.
-            Error::Migrate(_) => ErrorClass::Transient,
+            Error::Migrate(_) => None,
             Error::EnsurePartitions(e)
             | Error::Begin(e)
             | Error::Commit(e)
             | Error::InsertOrderEvents(e)
             | Error::UpsertOrders(e)
             | Error::InsertDisputeEvents(e)
-            | Error::UpsertDisputes(e) => class_of(e),
+            | Error::UpsertDisputes(e) => Some(e),
         }
+    }
+
+    /// Whether retrying can help.
+    pub fn class(&self) -> ErrorClass {
+        // Migrations fail the same way for every record: not the record's
+        // fault, so never a reason to dead-letter one.
+        self.sql_error().map_or(ErrorClass::Transient, class_of)
     }
 }
 

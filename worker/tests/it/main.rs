@@ -1,13 +1,19 @@
-//! Integration tests of the worker against a real PostgreSQL.
+//! Integration tests of the worker against a real PostgreSQL and the real
+//! broker, with the `hookline-worker` binary run as a process.
 //!
-//! Each test creates its own database, so tests run in parallel without seeing
-//! each other. PostgreSQL comes from `scripts/stack up`; a test that cannot reach
-//! it fails with the address it tried.
+//! Each test creates its own databases and topic, so tests run in parallel
+//! without seeing each other. The services come from `scripts/stack up`; a test
+//! that cannot reach them fails with the address it tried.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod failures;
 mod fixtures;
+mod flow;
 mod migrations;
+mod pipeline;
+mod poison;
+mod proxy;
 mod store_disputes;
 mod store_orders;
 mod support;

@@ -15,6 +15,8 @@ fn admin_url() -> String {
 /// A database created for one test and dropped by [`TestDb::drop`].
 pub struct TestDb {
     pub pool: PgPool,
+    /// The database's connection string.
+    pub url: String,
     name: String,
     admin: PgPool,
 }
@@ -42,7 +44,12 @@ impl TestDb {
             .connect(&url)
             .await
             .unwrap();
-        Self { pool, name, admin }
+        Self {
+            pool,
+            url,
+            name,
+            admin,
+        }
     }
 
     /// A new database with the shard schema applied.

@@ -1,0 +1,170 @@
+//! Crashes and outages: nothing lost, nothing doubled, nothing skipped.
+
+use std::collections::BTreeSet;
+
+use hookline_contract::shard_for;
+
+use crate::pipeline::{PARTITIONS, Pipeline, ev, eventually};
+use crate::proxy::Proxy;
+
+#[tokio::test]
+async fn worker_killed_mid_stream_and_restarted_stores_every_event_once() {
+    let pipeline = Pipeline::orders().await;
+    let total = 3_000;
+    for i in 0..total {
+        pipeline
+            .produce(&ev(
+                &format!("user-{}", i % 97),
+                &format!("evt_{i}"),
+                &format!("ord_{i}"),
+            ))
+            .await;
+    }
+    // A provider's retries, interleaved.
+    for i in (0..total).step_by(50) {
+        pipeline
+            .produce(&ev(
+                &format!("user-{}", i % 97),
+                &format!("evt_{i}"),
+                &format!("ord_{i}"),
+            ))
+            .await;
+    }
+
+    let mut worker = pipeline.worker("w1").await;
+    eventually("some but not all events stored", || async {
+        let stored = pipeline.total("order_events").await;
+        stored >= 300
+    })
+    .await;
+    worker.kill().await;
+    let at_kill = pipeline.total("order_events").await;
+    assert!(
+        at_kill < total,
+        "the stream was over before the kill ({at_kill})"
+    );
+
+    // Static membership: the same id takes its partitions back at once.
+    worker.restart().await;
+    eventually("every event stored", || async {
+        pipeline.total("order_events").await == total
+    })
+    .await;
+    let ends = pipeline.ends().await;
+    eventually("offsets committed to the end", || async {
+        pipeline.committed().await == ends
+    })
+    .await;
+
+    assert_eq!(pipeline.total("order_events").await, total, "none doubled");
+    assert_eq!(pipeline.total("orders").await, total);
+    worker.terminate().await;
+    pipeline.drop_shards().await;
+}
+
+#[tokio::test]
+async fn shard_outage_is_retried_without_dlq_or_commits_past_the_gap() {
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let pipeline = Pipeline::new("orders", Some(proxy.port)).await;
+    let users: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
+    for (i, user) in users.iter().enumerate() {
+        pipeline
+            .produce(&ev(user, &format!("evt_a{i}"), &format!("ord_a{i}")))
+            .await;
+    }
+    let mut worker = pipeline.worker("w1").await;
+    eventually("the first events stored", || async {
+        pipeline.total("order_events").await == 40
+    })
+    .await;
+    let before = pipeline.ends().await;
+    eventually("their offsets committed", || async {
+        pipeline.committed().await == before
+    })
+    .await;
+
+    proxy.stop();
+    for (i, user) in users.iter().enumerate() {
+        pipeline
+            .produce(&ev(user, &format!("evt_b{i}"), &format!("ord_b{i}")))
+            .await;
+    }
+    eventually("the worker retries the failing batch", || async {
+        worker.metric("hookline_worker_batch_retries_total").await >= 3.0
+    })
+    .await;
+
+    // Partitions hold the users of one shard each (P is a multiple of N): the
+    // partitions of shard b must not have moved past the gap.
+    let committed = pipeline.committed().await;
+    let shard_b_partitions: BTreeSet<i32> = (0..PARTITIONS).filter(|p| p % 2 == 1).collect();
+    for p in &shard_b_partitions {
+        assert_eq!(
+            committed.get(p),
+            before.get(p),
+            "partition {p} committed past the gap"
+        );
+    }
+    assert_eq!(
+        worker.metric("hookline_worker_dead_lettered_total").await,
+        0.0
+    );
+    let on_b = users.iter().filter(|u| shard_for(u, 2) == Some(1)).count() as i64;
+    assert_eq!(
+        pipeline.count(1, "order_events").await,
+        on_b,
+        "nothing new on shard b"
+    );
+
+    proxy.resume().await;
+    eventually("everything arrives once the shard is back", || async {
+        pipeline.total("order_events").await == 80
+    })
+    .await;
+    let after = pipeline.ends().await;
+    eventually("offsets committed to the end", || async {
+        pipeline.committed().await == after
+    })
+    .await;
+    assert_eq!(
+        worker.metric("hookline_worker_dead_lettered_total").await,
+        0.0
+    );
+    worker.terminate().await;
+    pipeline.drop_shards().await;
+}
+
+#[tokio::test]
+async fn two_workers_in_one_group_share_the_partitions_and_store_everything_once() {
+    let pipeline = Pipeline::orders().await;
+    let mut first = pipeline.worker("w1").await;
+    let mut second = pipeline.worker("w2").await;
+    let total = 400;
+    for i in 0..total {
+        pipeline
+            .produce(&ev(
+                &format!("user-{}", i % 61),
+                &format!("evt_{i}"),
+                &format!("ord_{i}"),
+            ))
+            .await;
+    }
+
+    eventually("every event stored", || async {
+        pipeline.total("order_events").await == total
+    })
+    .await;
+    let ends = pipeline.ends().await;
+    eventually("offsets committed to the end", || async {
+        pipeline.committed().await == ends
+    })
+    .await;
+
+    let inserted = "hookline_worker_processed_total{outcome=\"inserted\"}";
+    let (a, b) = (first.metric(inserted).await, second.metric(inserted).await);
+    assert!(a > 0.0 && b > 0.0, "both workers wrote: {a} and {b}");
+    assert_eq!(a + b, total as f64, "no event written by both");
+    first.terminate().await;
+    second.terminate().await;
+    pipeline.drop_shards().await;
+}

@@ -1,0 +1,447 @@
+//! A topic, two shard databases and worker processes per test: the real broker,
+//! the real PostgreSQL, the real `hookline-worker` binary.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use hookline_contract::{Envelope, event_id, partition_for};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, TopicPartitionList};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::support::TestDb;
+
+/// How long any awaited condition may take.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+pub const PARTITIONS: i32 = 4;
+
+pub fn bootstrap() -> String {
+    std::env::var("HOOKLINE_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+/// Waits until `condition` holds, failing with `what` after [`DEADLINE`].
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {DEADLINE:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One event to produce.
+#[derive(Debug, Clone)]
+pub struct Ev {
+    pub user: String,
+    pub id: String,
+    pub entity: String,
+    pub status: String,
+    pub at: i64,
+    pub currency: String,
+}
+
+/// An order event `id` of order `entity` for `user`.
+pub fn ev(user: &str, id: &str, entity: &str) -> Ev {
+    Ev {
+        user: user.into(),
+        id: id.into(),
+        entity: entity.into(),
+        status: "paid".into(),
+        at: 1_700_000_000,
+        currency: "eur".into(),
+    }
+}
+
+impl Ev {
+    pub fn at(mut self, at: i64) -> Self {
+        self.at = at;
+        self
+    }
+    pub fn status(mut self, status: &str) -> Self {
+        self.status = status.into();
+        self
+    }
+}
+
+/// A pipeline of one topic and two shards, private to a test.
+pub struct Pipeline {
+    pub topic: String,
+    pub event_type: &'static str,
+    pub shards: [TestDb; 2],
+    pub dir: tempfile::TempDir,
+    producer: FutureProducer,
+}
+
+impl Pipeline {
+    /// Orders, with the shards reached directly.
+    pub async fn orders() -> Self {
+        Self::new("orders", None).await
+    }
+
+    /// A pipeline of `event_type`; shard b is reached through `shard_b_url`
+    /// when given (a proxy a test can stop).
+    pub async fn new(event_type: &'static str, shard_b_via: Option<u16>) -> Self {
+        let topic = format!("{event_type}-{}", uuid::Uuid::new_v4().simple());
+        create_topics(&[(&topic, PARTITIONS), (&format!("{topic}.DLQ"), 1)]).await;
+        let shards = [TestDb::empty().await, TestDb::empty().await];
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets");
+        let shard_b_url = match shard_b_via {
+            Some(port) => shards[1]
+                .url
+                .replace("127.0.0.1:5432", &format!("127.0.0.1:{port}")),
+            None => shards[1].url.clone(),
+        };
+        for (name, url) in [("pg-a", shards[0].url.clone()), ("pg-b", shard_b_url)] {
+            std::fs::create_dir_all(secrets.join(name)).unwrap();
+            std::fs::write(secrets.join(name).join("url"), url).unwrap();
+        }
+        let manifest = format!(
+            "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {{name: t}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  topics: [{{name: {topic}, eventType: {event_type}, partitions: {PARTITIONS}}}]\n  shards:\n    - {{name: a, databaseUrlSecretRef: {{name: pg-a, key: url}}}}\n    - {{name: b, databaseUrlSecretRef: {{name: pg-b, key: url}}}}\n  ingest: {{signingSecretRef: {{name: provider}}}}\n",
+            bootstrap()
+        );
+        std::fs::write(dir.path().join("pipeline.yaml"), manifest).unwrap();
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "0")
+            .create()
+            .unwrap();
+        Self {
+            topic,
+            event_type,
+            shards,
+            dir,
+            producer,
+        }
+    }
+
+    /// Starts a worker process with static membership id `instance`.
+    pub async fn worker(&self, instance: &str) -> WorkerProcess {
+        WorkerProcess::start(self, instance).await
+    }
+
+    /// The payload of `ev` for this pipeline's event type.
+    pub fn payload(&self, ev: &Ev) -> Value {
+        match self.event_type {
+            "orders" => json!({
+                "id": ev.id, "type": "order.paid", "created": ev.at,
+                "data": {"user_id": ev.user, "order_id": ev.entity, "amount": 1250,
+                         "currency": ev.currency, "status": ev.status}
+            }),
+            _ => json!({
+                "id": ev.id, "type": "dispute.updated", "created": ev.at,
+                "data": {"user_id": ev.user, "dispute_id": ev.entity, "order_id": "o1",
+                         "amount": 1250, "currency": ev.currency, "status": ev.status}
+            }),
+        }
+    }
+
+    /// Produces `ev` as ingest would: on its user's partition, with the envelope.
+    pub async fn produce(&self, ev: &Ev) {
+        let value = serde_json::to_vec(&self.payload(ev)).unwrap();
+        let partition = partition_for(ev.user.as_bytes(), PARTITIONS as u32).unwrap() as i32;
+        self.produce_raw(
+            Some(&ev.user),
+            &value,
+            Some(partition),
+            Some(self.envelope(ev)),
+        )
+        .await;
+    }
+
+    pub fn envelope(&self, ev: &Ev) -> Envelope {
+        Envelope {
+            event_id: event_id("test", &ev.id),
+            event_type: "order.paid".into(),
+            source: "test".into(),
+            received_at: "2026-11-27T10:00:00.000Z".into(),
+            partition_count: PARTITIONS as u32,
+            schema: "test".into(),
+        }
+    }
+
+    /// Produces a record exactly as given.
+    pub async fn produce_raw(
+        &self,
+        key: Option<&str>,
+        value: &[u8],
+        partition: Option<i32>,
+        envelope: Option<Envelope>,
+    ) {
+        let headers = envelope.map(|e| {
+            e.to_headers()
+                .iter()
+                .fold(OwnedHeaders::new(), |h, (k, v)| {
+                    h.insert(Header {
+                        key: k,
+                        value: Some(v.as_str()),
+                    })
+                })
+        });
+        let mut record = FutureRecord::to(&self.topic).payload(value);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
+        let sent = tokio::time::timeout(DEADLINE, self.producer.send(record, Timeout::Never)).await;
+        assert!(
+            matches!(sent, Ok(Ok(_))),
+            "producing to {} failed",
+            self.topic
+        );
+    }
+
+    /// Rows of `table` on shard `shard` (0 = a, 1 = b).
+    pub async fn count(&self, shard: usize, table: &str) -> i64 {
+        // Before the worker migrated the shard the table does not exist yet.
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.shards[shard].pool)
+            .await
+            .unwrap_or(0)
+    }
+
+    pub async fn total(&self, table: &str) -> i64 {
+        self.count(0, table).await + self.count(1, table).await
+    }
+
+    /// The group's committed offset per partition (absent when none).
+    pub async fn committed(&self) -> HashMap<i32, i64> {
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", bootstrap())
+                .set("group.id", &topic)
+                .create()
+                .unwrap();
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..PARTITIONS {
+                tpl.add_partition(&topic, p);
+            }
+            let committed = consumer
+                .committed_offsets(tpl, Duration::from_secs(10))
+                .unwrap();
+            committed
+                .elements()
+                .iter()
+                .filter_map(|e| {
+                    e.offset()
+                        .to_raw()
+                        .filter(|o| *o >= 0)
+                        .map(|o| (e.partition(), o))
+                })
+                .collect()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The end offset of each partition of the topic.
+    pub async fn ends(&self) -> HashMap<i32, i64> {
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", bootstrap())
+                .create()
+                .unwrap();
+            (0..PARTITIONS)
+                .map(|p| {
+                    (
+                        p,
+                        consumer
+                            .fetch_watermarks(&topic, p, Duration::from_secs(10))
+                            .unwrap()
+                            .1,
+                    )
+                })
+                .collect()
+        })
+        .await
+        .unwrap()
+    }
+
+    pub fn dlq(&self) -> String {
+        format!("{}.DLQ", self.topic)
+    }
+
+    pub async fn drop_shards(self) {
+        let [a, b] = self.shards;
+        a.drop().await;
+        b.drop().await;
+    }
+}
+
+pub async fn create_topics(topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(name, p)| NewTopic::new(name, *p, TopicReplication::Fixed(1)))
+        .collect();
+    let created = tokio::time::timeout(DEADLINE, admin.create_topics(&new, &AdminOptions::new()))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the broker at {} did not answer; run `scripts/stack up`",
+                bootstrap()
+            )
+        })
+        .unwrap();
+    for result in created {
+        result.unwrap();
+    }
+}
+
+/// A running `hookline-worker`.
+pub struct WorkerProcess {
+    child: Option<Child>,
+    pub metrics_url: String,
+    pub log: PathBuf,
+    args: Vec<String>,
+}
+
+impl WorkerProcess {
+    async fn start(pipeline: &Pipeline, instance: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let args = vec![
+            "--pipeline".into(),
+            pipeline
+                .dir
+                .path()
+                .join("pipeline.yaml")
+                .display()
+                .to_string(),
+            "--secrets-dir".into(),
+            pipeline.dir.path().join("secrets").display().to_string(),
+            "--topic".into(),
+            pipeline.topic.clone(),
+            "--instance-id".into(),
+            instance.into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--batch-size".into(),
+            "100".into(),
+            "--batch-wait-ms".into(),
+            "50".into(),
+            "--max-backoff-ms".into(),
+            "500".into(),
+        ];
+        let mut worker = Self {
+            child: None,
+            metrics_url: format!("http://127.0.0.1:{port}/metrics"),
+            log: pipeline.dir.path().join(format!("worker-{instance}.log")),
+            args,
+        };
+        worker.restart().await;
+        worker
+    }
+
+    /// Starts the process (again, after [`WorkerProcess::kill`]) with the same
+    /// arguments, and waits until it is consuming.
+    pub async fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hookline-worker"))
+            .args(&self.args)
+            .env("RUST_LOG", "info,hookline_worker=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let ready = self.metrics_url.replace("/metrics", "/readyz");
+        eventually("the worker is ready", || async {
+            reqwest_get(&ready)
+                .await
+                .is_some_and(|(status, _)| status == 200)
+        })
+        .await;
+    }
+
+    /// SIGKILL: no shutdown, no commit, no goodbye to the group.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    pub async fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().unwrap().to_string();
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap();
+            let status = tokio::time::timeout(DEADLINE, child.wait())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                status.success(),
+                "worker exited with {status}; log: {}",
+                self.log.display()
+            );
+        }
+    }
+
+    /// The value of a counter or gauge line of `/metrics` (0 when absent).
+    pub async fn metric(&self, line_prefix: &str) -> f64 {
+        let Some((_, text)) = reqwest_get(&self.metrics_url).await else {
+            return 0.0;
+        };
+        text.lines()
+            .filter(|l| l.starts_with(line_prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// A plain HTTP GET over TCP: status and body.
+async fn reqwest_get(url: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://")?;
+    let (addr, path) = rest.split_once('/')?;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.ok()?;
+    let status = answer.split(' ').nth(1)?.parse().ok()?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}

@@ -1,0 +1,178 @@
+//! Records the worker can never write go to the DLQ with their reason and
+//! their original key, value and headers; the rest of their batch is stored.
+
+use std::collections::HashMap;
+
+use hookline_contract::{headers as h, partition_for};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message};
+
+use crate::pipeline::{DEADLINE, PARTITIONS, Pipeline, bootstrap, ev, eventually};
+
+struct DlqRecord {
+    key: Option<String>,
+    value: Vec<u8>,
+    headers: HashMap<String, String>,
+}
+
+async fn read_dlq(topic: &str, count: usize) -> Vec<DlqRecord> {
+    let group = format!("dlq-reader-{}", uuid::Uuid::new_v4().simple());
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", &group)
+        .set("group.instance.id", &group)
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut records = Vec::new();
+    while records.len() < count {
+        let message = tokio::time::timeout(DEADLINE, consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{topic}: {} of {count} records", records.len()))
+            .unwrap();
+        let headers = message
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push(DlqRecord {
+            key: message
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            value: message.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
+    }
+    records
+}
+
+#[tokio::test]
+async fn poison_records_go_to_the_dlq_with_their_reason_and_the_rest_is_stored() {
+    let pipeline = Pipeline::orders().await;
+    for i in 0..10 {
+        pipeline
+            .produce(&ev(
+                &format!("user-{i}"),
+                &format!("evt_ok_{i}"),
+                &format!("ord_{i}"),
+            ))
+            .await;
+    }
+    // No headers at all.
+    pipeline
+        .produce_raw(Some("user-1"), b"{}", Some(partition_of("user-1")), None)
+        .await;
+    // Valid envelope, schema-invalid payload.
+    let mut bad_currency = ev("user-2", "evt_bad_currency", "ord_x");
+    bad_currency.currency = "EURO".into();
+    pipeline.produce(&bad_currency).await;
+    // On a partition its key does not hash to.
+    let misrouted = ev("user-3", "evt_misrouted", "ord_y");
+    let value = serde_json::to_vec(&pipeline.payload(&misrouted)).unwrap();
+    let wrong = (partition_of("user-3") + 1) % PARTITIONS;
+    pipeline
+        .produce_raw(
+            Some("user-3"),
+            &value,
+            Some(wrong),
+            Some(pipeline.envelope(&misrouted)),
+        )
+        .await;
+    // Valid by the schema, refused by PostgreSQL (text cannot hold NUL): only
+    // the record-by-record retry can single it out.
+    pipeline
+        .produce(&ev("user-4", "evt_nul", "ord_z").status("paid\u{0}"))
+        .await;
+
+    let mut worker = pipeline.worker("w1").await;
+    eventually("10 valid events stored", || async {
+        pipeline.total("order_events").await == 10
+    })
+    .await;
+    let records = read_dlq(&pipeline.dlq(), 4).await;
+
+    let by_reason: HashMap<&str, &DlqRecord> = records
+        .iter()
+        .map(|r| (r.headers[h::dlq::REASON].as_str(), r))
+        .collect();
+    let mut reasons: Vec<&str> = by_reason.keys().copied().collect();
+    reasons.sort_unstable();
+    assert_eq!(
+        reasons,
+        vec![
+            "constraint_violation",
+            "misrouted",
+            "schema_invalid",
+            "undecodable"
+        ]
+    );
+    let stages: Vec<(&str, &str)> = {
+        let mut s: Vec<(&str, &str)> = records
+            .iter()
+            .map(|r| {
+                (
+                    r.headers[h::dlq::REASON].as_str(),
+                    r.headers[h::dlq::STAGE].as_str(),
+                )
+            })
+            .collect();
+        s.sort_unstable();
+        s
+    };
+    assert_eq!(
+        stages,
+        vec![
+            ("constraint_violation", "write"),
+            ("misrouted", "route"),
+            ("schema_invalid", "validate"),
+            ("undecodable", "decode")
+        ]
+    );
+    let misrouted_record = by_reason["misrouted"];
+    assert_eq!(misrouted_record.key.as_deref(), Some("user-3"));
+    assert_eq!(misrouted_record.value, value);
+    assert_eq!(
+        misrouted_record.headers[h::EVENT_ID],
+        pipeline.envelope(&misrouted).event_id.to_string()
+    );
+    assert_eq!(misrouted_record.headers[h::dlq::TOPIC], pipeline.topic);
+    assert_eq!(
+        misrouted_record.headers[h::dlq::PARTITION],
+        wrong.to_string()
+    );
+    assert!(misrouted_record.headers.contains_key(h::dlq::OFFSET));
+    assert!(misrouted_record.headers.contains_key(h::dlq::TIMESTAMP));
+    assert_eq!(by_reason["undecodable"].value, b"{}");
+    assert!(
+        by_reason["constraint_violation"].headers[h::dlq::MESSAGE].contains("SQLSTATE 22"),
+        "{}",
+        by_reason["constraint_violation"].headers[h::dlq::MESSAGE]
+    );
+    eventually("dead-letter counts in metrics", || async {
+        worker.metric("hookline_worker_dead_lettered_total").await == 4.0
+    })
+    .await;
+    // Every record was dealt with and committed, and nothing else was written.
+    let ends = pipeline.ends().await;
+    eventually("offsets committed to the end", || async {
+        pipeline.committed().await == ends
+    })
+    .await;
+    assert_eq!(pipeline.total("order_events").await, 10);
+    worker.terminate().await;
+    pipeline.drop_shards().await;
+}
+
+fn partition_of(user: &str) -> i32 {
+    partition_for(user.as_bytes(), PARTITIONS as u32).unwrap() as i32
+}
