@@ -1,6 +1,8 @@
 //! `hookline`: the commands of the one-machine runtime.
 
 mod bench;
+mod demo;
+mod local;
 mod migrate;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +21,8 @@ enum Command {
     Migrate(migrate::Args),
     /// Measure throughput and latency against the local stack.
     Bench(bench::Args),
+    /// Run the whole pipeline on this machine and show it working.
+    Demo(demo::Args),
 }
 
 #[tokio::main]
@@ -33,5 +37,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
     }
 }

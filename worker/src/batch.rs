@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use futures_util::future::join_all;
+
 use hookline_contract::reason::Stage;
 use hookline_contract::{Envelope, shard_for};
 use rdkafka::Message;
@@ -188,9 +190,39 @@ impl Batch {
             .filter(|(shard, _)| !self.written.contains(shard))
             .map(|(shard, rows)| (*shard, rows.clone()))
             .collect();
-        for (shard, rows) in parts {
-            self.write_shard(shards, shard, &rows).await?;
-            self.written.insert(shard);
+        // The shards are independent: their transactions run at once.
+        let attempts = join_all(parts.iter().map(|(shard, rows)| {
+            let events: Vec<&Event> = rows
+                .iter()
+                .filter_map(|&i| self.decoded[i].as_ref().ok())
+                .collect();
+            async move { shards.write(*shard, &events).await }
+        }))
+        .await;
+        let mut failure = None;
+        for ((shard, rows), attempt) in parts.into_iter().zip(attempts) {
+            let done = match attempt {
+                Ok(outcomes) => {
+                    self.count(&outcomes);
+                    Ok(())
+                }
+                Err(error) => match error.class() {
+                    ErrorClass::Transient => Err(Transient::Write {
+                        shard,
+                        source: error,
+                    }),
+                    ErrorClass::Permanent(_) => self.write_one_by_one(shards, shard, &rows).await,
+                },
+            };
+            match done {
+                Ok(()) => {
+                    self.written.insert(shard);
+                }
+                Err(error) => failure = failure.or(Some(error)),
+            }
+        }
+        if let Some(error) = failure {
+            return Err(error);
         }
         let poison: Vec<usize> = self
             .decoded
@@ -212,31 +244,6 @@ impl Batch {
             }
         }
         Ok(std::mem::take(&mut self.summary))
-    }
-
-    async fn write_shard(
-        &mut self,
-        shards: &Shards,
-        shard: usize,
-        rows: &[usize],
-    ) -> Result<(), Transient> {
-        let events: Vec<&Event> = rows
-            .iter()
-            .filter_map(|&i| self.decoded[i].as_ref().ok())
-            .collect();
-        match shards.write(shard, &events).await {
-            Ok(outcomes) => {
-                self.count(&outcomes);
-                Ok(())
-            }
-            Err(error) => match error.class() {
-                ErrorClass::Transient => Err(Transient::Write {
-                    shard,
-                    source: error,
-                }),
-                ErrorClass::Permanent(_) => self.write_one_by_one(shards, shard, rows).await,
-            },
-        }
     }
 
     async fn write_one_by_one(

@@ -1,0 +1,389 @@
+//! `hookline bench worker`: events per second from Kafka to committed rows, with
+//! one worker and with one worker per partition, beside the same rows written
+//! by a plain `COPY` into the same tables, in one run.
+//!
+//! Each measurement gets a fresh topic and fresh shard databases. A worker run
+//! is timed from the moment its processes are ready (migrated, subscribed) to
+//! the moment every partition's committed offset reached its end, so it
+//! includes joining the consumer group.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hookline_contract::{Envelope, event_id, partition_for};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, TopicPartitionList};
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor, PgPool};
+
+use super::stats::rate;
+use crate::local::{processes, topics};
+
+/// Arguments of `hookline bench worker`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The broker.
+    #[arg(
+        long,
+        env = "HOOKLINE_KAFKA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
+    bootstrap: String,
+    /// A connection string with the right to create databases.
+    #[arg(long, env = "HOOKLINE_PG_ADMIN_URL")]
+    admin_url: String,
+    /// Events per run.
+    #[arg(long, default_value_t = 30_000)]
+    events: usize,
+    /// Partitions of the topic (and workers of the per-partition run).
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    println!(
+        "hookline bench worker: {} order events, {} partitions, 2 shards, broker {}",
+        args.events, args.partitions, args.bootstrap
+    );
+    let payloads: Vec<(String, Vec<u8>, Envelope)> = (0..args.events)
+        .map(|i| event(i, args.partitions))
+        .collect();
+
+    let one = worker_run(&args, &format!("{run}1"), &payloads, 1).await?;
+    print_run("1 worker", args.events, &one);
+    let many = worker_run(&args, &format!("{run}p"), &payloads, args.partitions).await?;
+    print_run(
+        &format!("{} workers (one per partition)", args.partitions),
+        args.events,
+        &many,
+    );
+    let copy = copy_run(&args, &format!("{run}c"), &payloads).await?;
+    println!(
+        "{:<32} {:>7} rows in {:>6.2} s  {:>8.0} rows/s",
+        "plain COPY (same rows)",
+        args.events,
+        copy.as_secs_f64(),
+        rate(args.events, copy)
+    );
+    let copy_rate = rate(args.events, copy);
+    println!(
+        "ratio to COPY, steady (end to end): 1 worker {:.3} ({:.3}), {} workers {:.3} ({:.3})",
+        rate(one.steady.events, one.steady.elapsed) / copy_rate,
+        rate(args.events, one.elapsed) / copy_rate,
+        args.partitions,
+        rate(many.steady.events, many.steady.elapsed) / copy_rate,
+        rate(args.events, many.elapsed) / copy_rate,
+    );
+    Ok(())
+}
+
+fn print_run(label: &str, events: usize, run: &Run) {
+    println!(
+        "{label:<32} {events:>7} events in {:>6.2} s  {:>8.0} events/s end to end, {:>8.0} events/s steady",
+        run.elapsed.as_secs_f64(),
+        rate(events, run.elapsed),
+        rate(run.steady.events, run.steady.elapsed),
+    );
+}
+
+/// The `i`-th event: its user, its body and its envelope.
+fn event(i: usize, partitions: i32) -> (String, Vec<u8>, Envelope) {
+    let user = format!("user-{}", i % 997);
+    let id = format!("evt_{i}");
+    let body = json!({
+        "id": id, "type": "order.paid", "created": 1_700_000_000 + i as i64,
+        "data": {"user_id": user, "order_id": format!("ord_{i}"), "amount": 1250,
+                 "currency": "eur", "status": "paid"}
+    });
+    let envelope = Envelope {
+        event_id: event_id("bench", &id),
+        event_type: "order.paid".into(),
+        source: "bench".into(),
+        received_at: "2026-11-27T10:00:00.000Z".into(),
+        partition_count: partitions.unsigned_abs(),
+        schema: "bench".into(),
+    };
+    (
+        user,
+        serde_json::to_vec(&body).unwrap_or_default(),
+        envelope,
+    )
+}
+
+/// Fresh shard databases, migrated; their URLs.
+async fn shards(args: &Args, run: &str) -> anyhow::Result<[String; 2]> {
+    let admin = PgPool::connect(&args.admin_url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let base = args
+        .admin_url
+        .rsplit_once('/')
+        .map_or(args.admin_url.as_str(), |(b, _)| b);
+    let mut urls = Vec::new();
+    for shard in ["a", "b"] {
+        let name = format!("hookline_bench_{run}_{shard}");
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await?;
+        let url = format!("{base}/{name}");
+        let pool = PgPool::connect(&url).await?;
+        hookline_worker::store::migrate(&pool, chrono::Utc::now()).await?;
+        urls.push(url);
+    }
+    Ok([urls[0].clone(), urls[1].clone()])
+}
+
+async fn worker_run(
+    args: &Args,
+    run: &str,
+    payloads: &[(String, Vec<u8>, Envelope)],
+    workers: i32,
+) -> anyhow::Result<Run> {
+    let dir = tempfile::tempdir()?;
+    let topic = format!("bench-{run}.orders");
+    let urls = shards(args, run).await?;
+    let secrets = dir.path().join("secrets");
+    for (name, url) in [("pg-a", &urls[0]), ("pg-b", &urls[1])] {
+        std::fs::create_dir_all(secrets.join(name))?;
+        std::fs::write(secrets.join(name).join("url"), url)?;
+    }
+    std::fs::create_dir_all(secrets.join("provider"))?;
+    std::fs::write(secrets.join("provider/stripe"), "whsec_bench_unused_secret")?;
+    let manifest_text = format!(
+        "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {{name: bench}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  topics: [{{name: {topic}, eventType: orders, partitions: {}}}]\n  shards:\n    - {{name: a, databaseUrlSecretRef: {{name: pg-a, key: url}}}}\n    - {{name: b, databaseUrlSecretRef: {{name: pg-b, key: url}}}}\n  ingest: {{signingSecretRef: {{name: provider}}}}\n",
+        args.bootstrap, args.partitions
+    );
+    let pipeline = dir.path().join("pipeline.yaml");
+    std::fs::write(&pipeline, &manifest_text)?;
+    let mut manifest = hookline_contract::pipeline::PipelineManifest::from_yaml(&manifest_text)?;
+    topics::ensure(&manifest.spec).await?;
+    produce(&args.bootstrap, &topic, payloads).await?;
+
+    // Only the workers: the spec's partition count says how many to start.
+    manifest.spec.topics[0].partitions = workers;
+    let layout = processes::Layout {
+        pipeline: &pipeline,
+        secrets: &secrets,
+        logs: &dir.path().join("logs"),
+        ingest_listen: "127.0.0.1:0",
+        first_worker_port: 9200,
+    };
+    let mut running = processes::start_workers(&manifest.spec, &layout)?;
+    processes::wait_ready(&mut running).await?;
+    let started = Instant::now();
+    let ends = offsets(&args.bootstrap, &topic, args.partitions, false).await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut first_commit: Option<(Instant, i64)> = None;
+    loop {
+        let committed = offsets(&args.bootstrap, &topic, args.partitions, true).await?;
+        let done: i64 = committed.values().filter(|o| **o > 0).sum();
+        if first_commit.is_none() && done > 0 {
+            first_commit = Some((Instant::now(), done));
+        }
+        if committed == ends {
+            break;
+        }
+        if Instant::now() > deadline {
+            processes::stop(running).await;
+            bail!("the workers did not commit every record within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed();
+    let steady = first_commit.map_or(Steady::default(), |(at, done)| Steady {
+        events: payloads.len() - done as usize,
+        elapsed: at.elapsed(),
+    });
+    processes::stop(running).await;
+    let stored = count(&urls).await?;
+    if stored != payloads.len() as i64 {
+        bail!("{stored} rows stored for {} events", payloads.len());
+    }
+    drop_databases(args, &urls).await?;
+    Ok(Run { elapsed, steady })
+}
+
+/// A timed worker run.
+struct Run {
+    /// From ready to the last commit, joining the group included.
+    elapsed: Duration,
+    steady: Steady,
+}
+
+/// From the first commit to the last: the rate once the group has formed.
+#[derive(Default)]
+struct Steady {
+    events: usize,
+    elapsed: Duration,
+}
+
+async fn produce(
+    bootstrap: &str,
+    topic: &str,
+    payloads: &[(String, Vec<u8>, Envelope)],
+) -> anyhow::Result<()> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "0")
+        .set("linger.ms", "5")
+        .create()?;
+    let mut in_flight = std::collections::VecDeque::new();
+    for (user, body, envelope) in payloads {
+        let headers = envelope
+            .to_headers()
+            .iter()
+            .fold(OwnedHeaders::new(), |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(v.as_str()),
+                })
+            });
+        let partition =
+            partition_for(user.as_bytes(), envelope.partition_count).map_or(0, |p| p as i32);
+        let record = FutureRecord::to(topic)
+            .key(user)
+            .payload(body)
+            .headers(headers)
+            .partition(partition);
+        in_flight.push_back(producer.send_result(record).map_err(|(e, _)| e)?);
+        if in_flight.len() >= 10_000
+            && let Some(oldest) = in_flight.pop_front()
+        {
+            oldest.await?.map_err(|(e, _)| e)?;
+        }
+    }
+    for delivery in in_flight {
+        delivery.await?.map_err(|(e, _)| e)?;
+    }
+    Ok(())
+}
+
+/// End offsets (or, with `committed`, the group's committed offsets).
+async fn offsets(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    committed: bool,
+) -> anyhow::Result<HashMap<i32, i64>> {
+    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &topic)
+            .create()?;
+        let timeout = Duration::from_secs(10);
+        if committed {
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..partitions {
+                tpl.add_partition(&topic, p);
+            }
+            let offsets = consumer.committed_offsets(tpl, timeout)?;
+            Ok(offsets
+                .elements()
+                .iter()
+                .map(|e| (e.partition(), e.offset().to_raw().unwrap_or(-1)))
+                .collect())
+        } else {
+            (0..partitions)
+                .map(|p| Ok((p, consumer.fetch_watermarks(&topic, p, timeout)?.1)))
+                .collect()
+        }
+    })
+    .await?
+}
+
+async fn count(urls: &[String; 2]) -> anyhow::Result<i64> {
+    let mut total = 0;
+    for url in urls {
+        let pool = PgPool::connect(url).await?;
+        total += sqlx::query_scalar::<_, i64>("SELECT count(*) FROM order_events")
+            .fetch_one(&pool)
+            .await?;
+        pool.close().await;
+    }
+    Ok(total)
+}
+
+async fn drop_databases(args: &Args, urls: &[String; 2]) -> anyhow::Result<()> {
+    let admin = PgPool::connect(&args.admin_url).await?;
+    for url in urls {
+        if let Some((_, name)) = url.rsplit_once('/') {
+            admin
+                .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The same rows with `COPY`: every event into `order_events`, every order's
+/// state into `orders`, each shard's rows in one transaction per table.
+async fn copy_run(
+    args: &Args,
+    run: &str,
+    payloads: &[(String, Vec<u8>, Envelope)],
+) -> anyhow::Result<Duration> {
+    let urls = shards(args, run).await?;
+    let mut events_csv = [String::new(), String::new()];
+    let mut orders_csv = [String::new(), String::new()];
+    for (i, (user, body, envelope)) in payloads.iter().enumerate() {
+        let shard = hookline_contract::shard_for(user, 2).unwrap_or(0) as usize;
+        let at = chrono::DateTime::from_timestamp(1_700_000_000 + i as i64, 0)
+            .unwrap_or_default()
+            .to_rfc3339();
+        let payload = String::from_utf8_lossy(body);
+        events_csv[shard].push_str(&format!(
+            "ord_{i},evt_{i},{},{user},order.paid,{at},{},{}\n",
+            envelope.event_id,
+            envelope.received_at,
+            csv_quote(&payload)
+        ));
+        orders_csv[shard].push_str(&format!(
+            "ord_{i},{user},paid,1250,eur,evt_{i},order.paid,{at}\n"
+        ));
+    }
+    let pools: Vec<PgPool> = futures_pools(&urls).await?;
+    let started = Instant::now();
+    for (shard, pool) in pools.iter().enumerate() {
+        let mut conn = pool.acquire().await?;
+        let mut copy = conn
+            .copy_in_raw("COPY order_events (order_id, provider_event_id, event_id, user_id, event_type, created_at, received_at, payload) FROM STDIN WITH (FORMAT csv)")
+            .await?;
+        copy.send(events_csv[shard].as_bytes()).await?;
+        copy.finish().await?;
+        let mut copy = conn
+            .copy_in_raw("COPY orders (order_id, user_id, status, amount, currency, last_event_id, last_event_type, last_event_at) FROM STDIN WITH (FORMAT csv)")
+            .await?;
+        copy.send(orders_csv[shard].as_bytes()).await?;
+        copy.finish().await?;
+    }
+    let elapsed = started.elapsed();
+    for pool in pools {
+        pool.close().await;
+    }
+    let stored = count(&urls).await?;
+    if stored != payloads.len() as i64 {
+        bail!("COPY stored {stored} rows for {} events", payloads.len());
+    }
+    drop_databases(args, &urls).await?;
+    Ok(elapsed)
+}
+
+async fn futures_pools(urls: &[String; 2]) -> anyhow::Result<Vec<PgPool>> {
+    let mut pools = Vec::new();
+    for url in urls {
+        pools.push(PgPoolOptions::new().max_connections(1).connect(url).await?);
+    }
+    Ok(pools)
+}
+
+fn csv_quote(field: &str) -> String {
+    format!("\"{}\"", field.replace('"', "\"\""))
+}

@@ -1,0 +1,214 @@
+//! The pipeline's processes: one ingest, and one worker per partition of each
+//! topic, each with its own log file, stopped together.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hookline_contract::pipeline::PipelineSpec;
+use tokio::process::{Child, Command};
+
+/// How long a process may take to become ready, and to stop.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A started process and where to ask whether it is ready.
+pub struct Process {
+    pub name: String,
+    pub health: String,
+    pub log: PathBuf,
+    child: Child,
+}
+
+/// Where the processes find their configuration and put their logs.
+pub struct Layout<'a> {
+    pub pipeline: &'a Path,
+    pub secrets: &'a Path,
+    pub logs: &'a Path,
+    /// Ingest listens here; workers on the ports after `first_worker_port`.
+    pub ingest_listen: &'a str,
+    pub first_worker_port: u16,
+}
+
+/// Starts ingest and the workers of `spec`.
+pub fn start(spec: &PipelineSpec, layout: &Layout<'_>) -> anyhow::Result<Vec<Process>> {
+    std::fs::create_dir_all(layout.logs)?;
+    let mut args = common_args(layout);
+    args.extend(["--listen".to_owned(), layout.ingest_listen.to_owned()]);
+    let ingest = spawn(
+        "ingest",
+        "hookline-ingest",
+        &args,
+        layout.ingest_listen,
+        layout.logs,
+    )?;
+    let mut processes = vec![ingest];
+    processes.extend(start_workers(spec, layout)?);
+    Ok(processes)
+}
+
+fn common_args(layout: &Layout<'_>) -> Vec<String> {
+    vec![
+        "--pipeline".to_owned(),
+        layout.pipeline.display().to_string(),
+        "--secrets-dir".to_owned(),
+        layout.secrets.display().to_string(),
+    ]
+}
+
+/// Starts one worker per partition of each topic of `spec`.
+pub fn start_workers(spec: &PipelineSpec, layout: &Layout<'_>) -> anyhow::Result<Vec<Process>> {
+    std::fs::create_dir_all(layout.logs)?;
+    let common = common_args(layout);
+    let mut processes = Vec::new();
+    let mut port = layout.first_worker_port;
+    for topic in &spec.topics {
+        for partition in 0..topic.partitions {
+            let name = format!("{}-{partition}", topic.name);
+            let listen = format!("127.0.0.1:{port}");
+            port += 1;
+            let mut args = common.to_vec();
+            args.extend([
+                "--topic".to_owned(),
+                topic.name.clone(),
+                "--instance-id".to_owned(),
+                name.clone(),
+                "--listen".to_owned(),
+                listen.clone(),
+            ]);
+            processes.push(spawn(
+                &format!("worker {name}"),
+                "hookline-worker",
+                &args,
+                &listen,
+                layout.logs,
+            )?);
+        }
+    }
+    Ok(processes)
+}
+
+fn spawn(
+    name: &str,
+    binary: &str,
+    args: &[String],
+    listen: &str,
+    logs: &Path,
+) -> anyhow::Result<Process> {
+    let program = sibling(binary)?;
+    let log = logs.join(format!("{}.log", name.replace(' ', "-")));
+    let file = std::fs::File::create(&log)?;
+    let child = Command::new(&program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", program.display()))?;
+    Ok(Process {
+        name: name.to_owned(),
+        health: format!("http://{listen}/readyz"),
+        log,
+        child,
+    })
+}
+
+/// A binary of the workspace, built beside this one.
+fn sibling(binary: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let path = me.with_file_name(binary);
+    if !path.is_file() {
+        bail!(
+            "{} not found: build the workspace's binaries first (cargo build --bins)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Waits until every process answers ready; fails with the first one's log
+/// when it exits or does not become ready in time.
+pub async fn wait_ready(processes: &mut [Process]) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    for process in processes.iter_mut() {
+        loop {
+            if let Some(status) = process.child.try_wait()? {
+                bail!(
+                    "{} exited ({status}); see {}",
+                    process.name,
+                    process.log.display()
+                );
+            }
+            let ready = client.get(&process.health).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "{} not ready within {DEADLINE:?}; see {}",
+                    process.name,
+                    process.log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Asks every process to stop (SIGTERM: ingest flushes, workers commit) and
+/// waits for them; kills what has not stopped by the deadline.
+pub async fn stop(processes: Vec<Process>) {
+    for process in &processes {
+        if let Some(pid) = process.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+    for mut process in processes {
+        match tokio::time::timeout(DEADLINE, process.child.wait()).await {
+            Ok(Ok(status)) if status.success() => {}
+            Ok(Ok(status)) => eprintln!(
+                "{} exited with {status}; see {}",
+                process.name,
+                process.log.display()
+            ),
+            _ => {
+                eprintln!("{} did not stop in time; killing it", process.name);
+                let _ = process.child.kill().await;
+            }
+        }
+    }
+}
+
+/// The sum over every process of the metric lines starting with `prefix`.
+pub async fn metric_sum(processes: &[Process], prefix: &str) -> f64 {
+    let client = reqwest::Client::new();
+    let mut total = 0.0;
+    for process in processes {
+        let url = process.health.replace("/readyz", "/metrics");
+        let Ok(response) = client.get(url).send().await else {
+            continue;
+        };
+        let Ok(text) = response.text().await else {
+            continue;
+        };
+        total += text
+            .lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    total
+}
+
+/// The first process that has exited, if any.
+pub fn exited(processes: &mut [Process]) -> Option<(String, PathBuf)> {
+    processes.iter_mut().find_map(|p| match p.child.try_wait() {
+        Ok(Some(_)) | Err(_) => Some((p.name.clone(), p.log.clone())),
+        Ok(None) => None,
+    })
+}
