@@ -15,6 +15,8 @@ pub mod pipeline;
 pub mod reason;
 pub mod routing;
 pub mod secrets;
+#[cfg(feature = "runtime")]
+pub mod shutdown;
 
 pub use envelope::Envelope;
 pub use event_id::event_id;

@@ -149,6 +149,12 @@ pub struct SecretKeyRef {
 /// Why a manifest cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    #[error("reading the pipeline manifest {path} failed")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the manifest is not valid YAML for a WebhookPipeline: {0}")]
     Parse(String),
     #[error("expected apiVersion {API_VERSION} and kind {KIND}, found {api_version} {kind}")]
@@ -158,6 +164,15 @@ pub enum ManifestError {
 }
 
 impl PipelineManifest {
+    /// Reads a manifest file, parses it and checks its spec.
+    pub fn read(path: &std::path::Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text)
+    }
+
     /// Parses a manifest and checks its spec.
     pub fn from_yaml(text: &str) -> Result<Self, ManifestError> {
         let manifest: Self =

@@ -106,12 +106,7 @@ pub struct Settings {
 impl Config {
     /// Reads the manifest and the secrets it names, and compiles the schemas.
     pub fn load(args: &Args) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(&args.pipeline).map_err(|source| Error::ReadPipeline {
-                path: args.pipeline.clone(),
-                source,
-            })?;
-        let manifest = PipelineManifest::from_yaml(&text)?;
+        let manifest = PipelineManifest::read(&args.pipeline)?;
         let keys = load_keys(
             &SecretsDir::new(&args.secrets_dir),
             &manifest.spec.ingest.signing_secret_ref.name,

@@ -20,12 +20,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// An operation of the ingest service that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("reading the pipeline manifest {path} failed")]
-    ReadPipeline {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Manifest(#[from] hookline_contract::pipeline::ManifestError),
     #[error(transparent)]

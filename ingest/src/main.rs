@@ -23,29 +23,8 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(listen = %args.listen, ?topics, "hookline-ingest serving");
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(signal_shutdown(shutdown.clone()));
+    tokio::spawn(hookline_contract::shutdown::on_signal(shutdown.clone()));
     hookline_ingest::serve(app, listener, shutdown).await?;
     tracing::info!("hookline-ingest stopped");
     Ok(())
-}
-
-/// Cancels `shutdown` on SIGTERM (Kubernetes) or Ctrl-C.
-async fn signal_shutdown(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(error = %error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
-    shutdown.cancel();
 }

@@ -82,12 +82,7 @@ pub struct Config {
 
 impl Config {
     pub fn load(args: &Args) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(&args.pipeline).map_err(|source| Error::ReadPipeline {
-                path: args.pipeline.clone(),
-                source,
-            })?;
-        let manifest = PipelineManifest::from_yaml(&text)?;
+        let manifest = PipelineManifest::read(&args.pipeline)?;
         let topic = manifest
             .spec
             .topics

@@ -16,20 +16,12 @@ pub mod metrics;
 pub mod shards;
 pub mod store;
 
-use std::path::PathBuf;
-
 /// Result of the worker's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// An operation of the worker that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("reading the pipeline manifest {path} failed")]
-    ReadPipeline {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Manifest(#[from] hookline_contract::pipeline::ManifestError),
     #[error(transparent)]

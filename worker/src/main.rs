@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config::load(&args).context("loading the configuration")?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(signal_shutdown(shutdown.clone()));
+    tokio::spawn(hookline_contract::shutdown::on_signal(shutdown.clone()));
 
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health {
@@ -92,25 +92,4 @@ async fn migrate(shards: &Shards, shutdown: &CancellationToken) -> bool {
         tracing::info!(shard = shards.name(i), "shard schema up to date");
     }
     true
-}
-
-/// Cancels `shutdown` on SIGTERM (Kubernetes) or Ctrl-C.
-async fn signal_shutdown(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(error = %error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing the batch in hand");
-    shutdown.cancel();
 }
