@@ -2,9 +2,6 @@
 //! broker process a test may stop and start.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -14,7 +11,6 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::types::RDKafkaErrorCode;
-use tokio::process::{Child, Command};
 use uuid::Uuid;
 
 /// How long one broker interaction of a test may take.
@@ -138,79 +134,4 @@ pub async fn depth(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
     .unwrap()
 }
 
-/// A broker process of the test's own, on a free port, with its data in a
-/// temporary folder, so that the test can stop and restart it.
-pub struct PrivateBroker {
-    pub bootstrap: String,
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl PrivateBroker {
-    pub async fn start() -> Self {
-        let port = free_port();
-        let dir = tempfile::tempdir().unwrap();
-        let mut broker = Self {
-            bootstrap: format!("127.0.0.1:{port}"),
-            port,
-            dir,
-            child: None,
-        };
-        broker.restart().await;
-        broker
-    }
-
-    /// Kills the broker at once, as a crash would.
-    pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.unwrap();
-        }
-    }
-
-    /// Starts the broker again on the same port and data.
-    pub async fn restart(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new("tansu")
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file(self.dir.path()))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting `tansu broker` failed ({e}); run `scripts/stack up`, which installs it"));
-        self.child = Some(child);
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "private broker did not listen on {}",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn log_file(dir: &Path) -> Stdio {
-    let path: PathBuf = dir.join("tansu.log");
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map(Stdio::from)
-        .unwrap_or_else(|_| Stdio::null())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use hookline_testkit::PrivateBroker;

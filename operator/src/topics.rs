@@ -1,0 +1,243 @@
+//! What to do with each topic: a pure decision from the spec and what the
+//! broker has, then the I/O that carries it out.
+
+use std::collections::HashMap;
+
+use crate::admin::{AdminError, KafkaAdmin};
+
+/// Partitions of a dead-letter topic: it is read by people and tools, in order.
+pub const DLQ_PARTITIONS: i32 = 1;
+
+/// The decision for one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Missing: create it.
+    Create { topic: String, partitions: i32 },
+    /// Fewer partitions than the spec asks: grow it.
+    Grow { topic: String, from: i32, to: i32 },
+    /// As the spec says: nothing to do.
+    Keep { topic: String, partitions: i32 },
+    /// More partitions than the spec (grown by someone else): adopt them; the
+    /// workers follow the broker and a condition says the spec is behind.
+    Adopt {
+        topic: String,
+        observed: i32,
+        spec: i32,
+    },
+}
+
+impl Plan {
+    pub fn topic(&self) -> &str {
+        match self {
+            Plan::Create { topic, .. }
+            | Plan::Grow { topic, .. }
+            | Plan::Keep { topic, .. }
+            | Plan::Adopt { topic, .. } => topic,
+        }
+    }
+}
+
+/// Decides for each `(topic, partitions)` wanted, given the broker's counts.
+///
+/// Kafka cannot remove partitions, so a spec below the broker's count is never
+/// a shrink: the broker's count stands ([`Plan::Adopt`]).
+pub fn plan(wanted: &[(String, i32)], observed: &HashMap<String, i32>) -> Vec<Plan> {
+    wanted
+        .iter()
+        .map(|(topic, spec)| {
+            let topic = topic.clone();
+            match observed.get(&topic).copied() {
+                None => Plan::Create {
+                    topic,
+                    partitions: *spec,
+                },
+                Some(have) if have < *spec => Plan::Grow {
+                    topic,
+                    from: have,
+                    to: *spec,
+                },
+                Some(have) if have > *spec => Plan::Adopt {
+                    topic,
+                    observed: have,
+                    spec: *spec,
+                },
+                Some(have) => Plan::Keep {
+                    topic,
+                    partitions: have,
+                },
+            }
+        })
+        .collect()
+}
+
+/// What carrying out a plan left on the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub topic: String,
+    /// Partitions the broker has now (after creating or growing).
+    pub partitions: i32,
+    /// What was done, for events.
+    pub change: Option<Change>,
+    /// Why the topic is not as the spec asks, if it is not.
+    pub problem: Option<AdminError>,
+}
+
+/// A change made to a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created(i32),
+    Grown { from: i32, to: i32 },
+}
+
+/// Carries out `plans`, one topic after the other; a failure on one topic is
+/// recorded and the others still proceed.
+pub async fn apply(admin: &dyn KafkaAdmin, plans: &[Plan]) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let outcome = match plan {
+            Plan::Create { topic, partitions } => match admin.create(topic, *partitions).await {
+                Ok(()) => done(topic, *partitions, Some(Change::Created(*partitions))),
+                // Created meanwhile (by another reconcile or a tool): adopt it
+                // as it is; the next reconcile sees its count.
+                Err(AdminError::TopicAlreadyExists(_)) => done(topic, *partitions, None),
+                Err(error) => failed(topic, 0, error),
+            },
+            Plan::Grow { topic, from, to } => match admin.grow(topic, *to).await {
+                Ok(()) => done(
+                    topic,
+                    *to,
+                    Some(Change::Grown {
+                        from: *from,
+                        to: *to,
+                    }),
+                ),
+                Err(error) => failed(topic, *from, error),
+            },
+            Plan::Keep { topic, partitions } => done(topic, *partitions, None),
+            Plan::Adopt {
+                topic, observed, ..
+            } => done(topic, *observed, None),
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+fn done(topic: &str, partitions: i32, change: Option<Change>) -> Outcome {
+    Outcome {
+        topic: topic.to_owned(),
+        partitions,
+        change,
+        problem: None,
+    }
+}
+
+fn failed(topic: &str, partitions: i32, error: AdminError) -> Outcome {
+    Outcome {
+        topic: topic.to_owned(),
+        partitions,
+        change: None,
+        problem: Some(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::FakeAdmin;
+
+    fn wanted(list: &[(&str, i32)]) -> Vec<(String, i32)> {
+        list.iter().map(|(t, p)| ((*t).to_owned(), *p)).collect()
+    }
+
+    #[test]
+    fn missing_topics_are_created_and_smaller_ones_grown() {
+        let observed = HashMap::from([
+            ("a".to_owned(), 4),
+            ("b".to_owned(), 2),
+            ("c".to_owned(), 8),
+        ]);
+        let plans = plan(
+            &wanted(&[("a", 4), ("b", 6), ("c", 4), ("d", 2)]),
+            &observed,
+        );
+        assert_eq!(
+            plans,
+            vec![
+                Plan::Keep {
+                    topic: "a".into(),
+                    partitions: 4
+                },
+                Plan::Grow {
+                    topic: "b".into(),
+                    from: 2,
+                    to: 6
+                },
+                Plan::Adopt {
+                    topic: "c".into(),
+                    observed: 8,
+                    spec: 4
+                },
+                Plan::Create {
+                    topic: "d".into(),
+                    partitions: 2
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn applying_a_plan_reaches_the_spec_and_a_second_pass_changes_nothing() {
+        let admin = FakeAdmin::default();
+        admin.set_partitions("b", 2);
+        let wanted = wanted(&[("a", 4), ("b", 6)]);
+        let first = apply(
+            &admin,
+            &plan(
+                &wanted,
+                &admin.partitions(&["a".into(), "b".into()]).await.unwrap(),
+            ),
+        )
+        .await;
+        assert_eq!(
+            first.iter().map(|o| o.change).collect::<Vec<_>>(),
+            vec![
+                Some(Change::Created(4)),
+                Some(Change::Grown { from: 2, to: 6 })
+            ]
+        );
+        let requests = admin.requests().len();
+        let observed = admin.partitions(&["a".into(), "b".into()]).await.unwrap();
+        let second = apply(&admin, &plan(&wanted, &observed)).await;
+        assert!(
+            second
+                .iter()
+                .all(|o| o.change.is_none() && o.problem.is_none())
+        );
+        assert_eq!(
+            admin.requests().len(),
+            requests,
+            "no request the second time"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broker_without_create_partitions_leaves_the_count_and_says_why() {
+        let admin = FakeAdmin::new(false);
+        admin.set_partitions("t", 2);
+        let outcomes = apply(
+            &admin,
+            &[Plan::Grow {
+                topic: "t".into(),
+                from: 2,
+                to: 4,
+            }],
+        )
+        .await;
+        assert_eq!(outcomes[0].partitions, 2);
+        assert_eq!(
+            outcomes[0].problem,
+            Some(AdminError::Unsupported("CreatePartitions"))
+        );
+    }
+}
