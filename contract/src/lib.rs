@@ -17,6 +17,8 @@ pub mod routing;
 pub mod secrets;
 #[cfg(feature = "runtime")]
 pub mod shutdown;
+#[cfg(feature = "kube")]
+pub mod status;
 
 pub use envelope::Envelope;
 pub use event_id::event_id;

@@ -32,12 +32,70 @@ pub struct Metadata {
     pub namespace: Option<String>,
 }
 
-/// The pipeline's desired state.
+/// The pipeline's desired state; with the `kube` feature, the spec of the
+/// `WebhookPipeline` custom resource, with its admission rules in CEL.
+// Printer columns repeat `type_`, which the lint mistakes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(kube::CustomResource, kube::KubeSchema))]
+#[cfg_attr(
+    feature = "kube",
+    kube(
+        group = "hookline.dev",
+        version = "v1alpha1",
+        kind = "WebhookPipeline",
+        namespaced,
+        status = "crate::status::WebhookPipelineStatus",
+        shortname = "whp",
+        derive = "PartialEq",
+        cel,
+        printcolumn(
+            name = "Ready",
+            type_ = "string",
+            json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+        ),
+        printcolumn(
+            name = "Reason",
+            type_ = "string",
+            json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+        ),
+        printcolumn(
+            name = "Topics",
+            type_ = "string",
+            json_path = ".spec.topics[*].name",
+            priority = 1
+        ),
+        printcolumn(
+            name = "Age",
+            type_ = "date",
+            json_path = ".metadata.creationTimestamp"
+        ),
+    )
+)]
+#[cfg_attr(
+    feature = "kube",
+    x_kube(validation = Rule::new("self.topics.all(t, t.partitions % size(self.shards) == 0)")
+        .message("every topic's partitions must be a multiple of the shard count, so that each partition holds the users of one shard"))
+)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineSpec {
     pub kafka: KafkaSpec,
+    /// Topics, keyed by name.
+    #[cfg_attr(
+        feature = "kube",
+        schemars(length(min = 1, max = 64)),
+        schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"])),
+        x_kube(validation = Rule::new("self.all(t, self.exists_one(u, u.name == t.name))").message("topic names must be unique")),
+        x_kube(validation = Rule::new("self.all(t, self.exists_one(u, u.eventType == t.eventType))").message("each event type may be served by one topic only"))
+    )]
     pub topics: Vec<TopicSpec>,
+    /// Shards, in order: a user's shard is `murmur2(user_id) % len`, so the list
+    /// never changes once created.
+    #[cfg_attr(
+        feature = "kube",
+        schemars(length(min = 1, max = 16)),
+        x_kube(validation = Rule::new("self == oldSelf").message("the shard list is immutable: changing it would move users between shards"))
+    )]
     pub shards: Vec<ShardSpec>,
     pub ingest: IngestSpec,
     #[serde(default)]
@@ -46,21 +104,31 @@ pub struct PipelineSpec {
 
 /// How to reach the broker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaSpec {
     /// Comma-separated `host:port` list.
+    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 1024)))]
     pub bootstrap_servers: String,
 }
 
 /// One topic of webhooks of one event type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TopicSpec {
     /// Kafka topic name; its DLQ is `<name>.DLQ`.
+    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 245)))]
     pub name: String,
     /// The `{type}` of `POST /webhooks/{type}`, and the payload schema's name.
+    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 63)))]
     pub event_type: String,
     /// Partition count: at least 1, a multiple of the shard count, never lowered.
+    #[cfg_attr(
+        feature = "kube",
+        x_kube(validation = Rule::new("self >= 1").message("partitions must be at least 1")),
+        x_kube(validation = Rule::new("self >= oldSelf").message("partitions can never decrease: Kafka cannot remove partitions"))
+    )]
     pub partitions: i32,
     /// Where the values hookline reads live in the payload.
     #[serde(default)]
@@ -72,11 +140,16 @@ pub struct TopicSpec {
 
 /// JSON Pointers (RFC 6901) into the provider's payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", default)]
 pub struct Pointers {
+    #[cfg_attr(feature = "kube", schemars(length(max = 256)))]
     pub user_id: String,
+    #[cfg_attr(feature = "kube", schemars(length(max = 256)))]
     pub event_id: String,
+    #[cfg_attr(feature = "kube", schemars(length(max = 256)))]
     pub event_time: String,
+    #[cfg_attr(feature = "kube", schemars(length(max = 256)))]
     pub event_type: String,
 }
 
@@ -93,6 +166,7 @@ impl Default for Pointers {
 
 /// What ingest does with an authentic but invalid webhook.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum InvalidPolicy {
     /// Accept it (202) and put it in the topic's DLQ with its reason.
@@ -104,14 +178,17 @@ pub enum InvalidPolicy {
 
 /// One Postgres shard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ShardSpec {
+    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 63)))]
     pub name: String,
     pub database_url_secret_ref: SecretKeyRef,
 }
 
 /// The ingest service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct IngestSpec {
     #[serde(default = "one")]
@@ -127,6 +204,7 @@ fn one() -> i32 {
 
 /// What happens to the topics when the pipeline is deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 pub enum DeletionPolicy {
     #[default]
     Retain,
@@ -135,14 +213,19 @@ pub enum DeletionPolicy {
 
 /// A whole Secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 pub struct SecretRef {
+    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 253)))]
     pub name: String,
 }
 
 /// One key of a Secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 pub struct SecretKeyRef {
+    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 253)))]
     pub name: String,
+    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 253)))]
     pub key: String,
 }
 

@@ -3,4 +3,5 @@
 //! per partition.
 
 pub mod admin;
+pub mod crd;
 pub mod topics;

@@ -1,0 +1,202 @@
+use hookline_contract::pipeline::{
+    DeletionPolicy, IngestSpec, KafkaSpec, PipelineSpec, SecretKeyRef, SecretRef, ShardSpec,
+    TopicSpec, WebhookPipeline,
+};
+
+use super::*;
+
+const CHECKED_IN: &str = include_str!("../../../crds/webhookpipelines.hookline.dev.yaml");
+
+fn schema() -> Value {
+    let crd = definition();
+    let version = &crd.spec.versions[0];
+    let schema = version
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .unwrap();
+    serde_json::to_value(schema).unwrap()
+}
+
+#[test]
+fn checked_in_crd_matches_the_generator() {
+    assert!(
+        yaml().unwrap() == CHECKED_IN,
+        "crds/ is stale: run `cargo run -p hookline-operator --bin crdgen > crds/webhookpipelines.hookline.dev.yaml`"
+    );
+}
+
+#[test]
+fn schema_is_structural() {
+    assert_eq!(structural_violations(&schema()), Vec::<String>::new());
+}
+
+#[test]
+fn every_list_and_string_is_bounded_for_the_cel_cost_budget() {
+    let spec = schema()["properties"]["spec"].clone();
+    assert_eq!(unbounded(&spec), Vec::<String>::new());
+}
+
+#[test]
+fn topics_are_a_list_map_keyed_by_name() {
+    let topics = &schema()["properties"]["spec"]["properties"]["topics"];
+    assert_eq!(topics["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        topics["x-kubernetes-list-map-keys"],
+        serde_json::json!(["name"])
+    );
+}
+
+#[test]
+fn resource_has_status_subresource_short_name_and_columns() {
+    let crd = definition();
+    assert_eq!(crd.spec.names.short_names, Some(vec!["whp".to_owned()]));
+    let version = &crd.spec.versions[0];
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
+    let columns: Vec<&str> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, vec!["Ready", "Reason", "Topics", "Age"]);
+}
+
+#[test]
+fn a_structural_violation_is_found() {
+    let bad = serde_json::json!({"type": "object", "properties": {"a": {"$ref": "#/x"}, "b": {"type": "array"}}});
+    let found = structural_violations(&bad);
+    assert!(found.iter().any(|f| f.contains("$.a: $ref")), "{found:?}");
+    assert!(
+        found.iter().any(|f| f.contains("$.b: array without items")),
+        "{found:?}"
+    );
+}
+
+/// A valid pipeline, to change one thing at a time.
+fn pipeline(partitions: &[(&str, i32)], shards: usize) -> WebhookPipeline {
+    let spec = PipelineSpec {
+        kafka: KafkaSpec {
+            bootstrap_servers: "kafka:9092".into(),
+        },
+        topics: partitions
+            .iter()
+            .map(|(name, p)| TopicSpec {
+                name: (*name).into(),
+                event_type: name.trim_end_matches(".webhooks").into(),
+                partitions: *p,
+                pointers: Default::default(),
+                invalid_policy: Default::default(),
+            })
+            .collect(),
+        shards: (0..shards)
+            .map(|i| ShardSpec {
+                name: format!("s{i}"),
+                database_url_secret_ref: SecretKeyRef {
+                    name: format!("pg-{i}"),
+                    key: "url".into(),
+                },
+            })
+            .collect(),
+        ingest: IngestSpec {
+            replicas: 1,
+            signing_secret_ref: SecretRef {
+                name: "provider".into(),
+            },
+        },
+        deletion_policy: DeletionPolicy::Retain,
+    };
+    WebhookPipeline::new("payments", spec)
+}
+
+fn messages(result: Result<(), kube::core::cel::ValidationErrors>) -> Vec<String> {
+    match result {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.iter().map(|e| e.message.clone()).collect(),
+    }
+}
+
+#[test]
+fn valid_pipeline_and_valid_updates_pass() {
+    let old = pipeline(&[("orders.webhooks", 4), ("disputes.webhooks", 2)], 2);
+    assert_eq!(messages(old.validate_cel()), Vec::<String>::new());
+    let grown = pipeline(&[("orders.webhooks", 6), ("disputes.webhooks", 2)], 2);
+    assert_eq!(
+        messages(grown.validate_cel_update(&old)),
+        Vec::<String>::new()
+    );
+    let added = pipeline(
+        &[
+            ("orders.webhooks", 4),
+            ("disputes.webhooks", 2),
+            ("refunds.webhooks", 2),
+        ],
+        2,
+    );
+    assert_eq!(
+        messages(added.validate_cel_update(&old)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn partition_decrease_is_refused() {
+    let old = pipeline(&[("orders.webhooks", 4)], 2);
+    let new = pipeline(&[("orders.webhooks", 2)], 2);
+    let found = messages(new.validate_cel_update(&old));
+    assert!(
+        found.iter().any(|m| m.contains("can never decrease")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn partitions_not_a_multiple_of_the_shards_are_refused() {
+    let found = messages(pipeline(&[("orders.webhooks", 3)], 2).validate_cel());
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("multiple of the shard count")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn zero_partitions_are_refused() {
+    let found = messages(pipeline(&[("orders.webhooks", 0)], 1).validate_cel());
+    assert!(found.iter().any(|m| m.contains("at least 1")), "{found:?}");
+}
+
+#[test]
+fn changed_shard_list_is_refused() {
+    let old = pipeline(&[("orders.webhooks", 4)], 2);
+    let mut renamed = old.clone();
+    renamed.spec.shards[1].name = "other".into();
+    let more = pipeline(&[("orders.webhooks", 4)], 4);
+    for new in [renamed, more] {
+        let found = messages(new.validate_cel_update(&old));
+        assert!(
+            found.iter().any(|m| m.contains("shard list is immutable")),
+            "{found:?}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_topic_name_is_refused() {
+    let mut duplicated = pipeline(&[("orders.webhooks", 4), ("disputes.webhooks", 2)], 2);
+    duplicated.spec.topics[1].name = "orders.webhooks".into();
+    let found = messages(duplicated.validate_cel());
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("topic names must be unique")),
+        "{found:?}"
+    );
+}
