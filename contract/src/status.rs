@@ -28,6 +28,9 @@ pub struct TopicStatus {
     pub name: String,
     /// Partitions the broker has.
     pub partitions: i32,
+    /// Partitions the spec asked for when this status was written: a later
+    /// spec below it is a decrease, a broker above it grew outside the operator.
+    pub spec_partitions: i32,
     /// The topic's dead-letter topic.
     #[schemars(length(max = 249))]
     pub dlq: String,

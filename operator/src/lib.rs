@@ -3,5 +3,14 @@
 //! per partition.
 
 pub mod admin;
+pub mod claims;
+pub mod controller;
 pub mod crd;
+pub mod fixtures;
+pub mod lease;
+pub mod metrics;
+pub mod render;
+pub mod run;
+pub mod status;
 pub mod topics;
+pub mod workloads;

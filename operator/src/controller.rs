@@ -1,0 +1,497 @@
+//! The reconcile of a `WebhookPipeline`: topics first, then the workloads that
+//! follow the partitions Kafka has, then the status, each written only when it
+//! changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookline_contract::headers::dlq_topic;
+use hookline_contract::pipeline::{DeletionPolicy, WebhookPipeline};
+use hookline_contract::status::TopicStatus;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::admin::{AdminError, KafkaAdmin};
+use crate::claims;
+use crate::metrics::Metrics;
+use crate::status::{self, Observed, TopicProblem};
+use crate::topics::{self, Change, DLQ_PARTITIONS, Plan};
+use crate::workloads::{self, Images};
+
+/// The finalizer that lets `deletionPolicy: Delete` remove the topics.
+pub const FINALIZER: &str = "hookline.dev/topics";
+/// The field manager of every server-side apply.
+pub const MANAGER: &str = "hookline-operator";
+/// Annotation holding a digest of what was applied, so that an unchanged child
+/// is not written again.
+const APPLIED: &str = "hookline.dev/applied";
+/// How often a pipeline is looked at without a change: partitions may grow
+/// outside the operator, and pods become ready.
+const RESYNC: Duration = Duration::from_secs(60);
+
+/// Opens the admin API of a pipeline's brokers.
+pub trait AdminFactory: Send + Sync {
+    fn admin(&self, bootstrap_servers: &str) -> Result<Arc<dyn KafkaAdmin>, AdminError>;
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The Kubernetes API.
+    pub client: Client,
+    /// The Kafka admin API of each pipeline's brokers.
+    pub admins: Arc<dyn AdminFactory>,
+    /// Images of the ingest and worker pods.
+    pub images: Images,
+    /// Where Events about pipelines go.
+    pub recorder: Recorder,
+    /// Reconcile counts and durations.
+    pub metrics: Arc<Metrics>,
+}
+
+/// A reconcile that failed; retried by [`error_policy`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the Kubernetes API refused {operation}")]
+    Kube {
+        operation: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the finalizer failed")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("opening the Kafka admin API failed")]
+    Admin(#[source] AdminError),
+    #[error("serialising {0} failed")]
+    Serialize(&'static str, #[source] serde_json::Error),
+}
+
+impl Error {
+    /// A fixed label for metrics.
+    pub const fn label(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "kube",
+            Error::Finalizer(_) => "finalizer",
+            Error::Admin(_) => "kafka_admin",
+            Error::Serialize(..) => "serialize",
+        }
+    }
+}
+
+fn kube(operation: &'static str) -> impl FnOnce(kube::Error) -> Error {
+    move |source| Error::Kube { operation, source }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Reconciles one pipeline, behind the finalizer.
+#[tracing::instrument(skip(pipeline, ctx), fields(pipeline = %pipeline.name_any(), namespace = ?pipeline.namespace()))]
+pub async fn reconcile(pipeline: Arc<WebhookPipeline>, ctx: Arc<Context>) -> Result<Action> {
+    let started = std::time::Instant::now();
+    let api: Api<WebhookPipeline> = Api::namespaced(
+        ctx.client.clone(),
+        &pipeline.namespace().unwrap_or_default(),
+    );
+    let result = finalizer(&api, FINALIZER, pipeline, |event| async {
+        match event {
+            Finalizer::Apply(pipeline) => apply(&pipeline, &ctx).await,
+            Finalizer::Cleanup(pipeline) => cleanup(&pipeline, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.reconciled(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Logs, counts, and retries a failed reconcile.
+pub fn error_policy(pipeline: Arc<WebhookPipeline>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(pipeline = %pipeline.name_any(), error = %error, cause = ?error, "reconcile failed");
+    ctx.metrics.failed(error.label());
+    Action::requeue(Duration::from_secs(15))
+}
+
+async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
+    let all = Api::<WebhookPipeline>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(kube("listing pipelines"))?
+        .items;
+    let previous = pipeline.status.clone().unwrap_or_default();
+    let mut observed = Observed {
+        generation: pipeline.metadata.generation,
+        ..Observed::default()
+    };
+
+    let lost = claims::lost_topics(pipeline, &all);
+    let partitions = if lost.is_empty() {
+        reconcile_topics(pipeline, &previous.topics, ctx, &mut observed).await?
+    } else {
+        // The older pipeline owns these topics: touch neither them nor the
+        // workers that would consume them.
+        for (topic, owner) in lost {
+            observed
+                .problems
+                .push(TopicProblem::Conflict { topic, owner });
+        }
+        write_status(pipeline, ctx, &observed).await?;
+        return Ok(Action::requeue(RESYNC));
+    };
+
+    let children = workloads::children(pipeline, &partitions, &ctx.images);
+    let ns = pipeline.namespace().unwrap_or_default();
+    apply_child::<_, ()>(
+        &Api::namespaced(ctx.client.clone(), &ns),
+        &children.config,
+        None,
+    )
+    .await?;
+    apply_child::<_, ()>(
+        &Api::namespaced(ctx.client.clone(), &ns),
+        &children.ingest_service,
+        None,
+    )
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let ingest = apply_deployment(&deployments, &children.ingest, pipeline, ctx).await?;
+    observed.ingest = ingest;
+    for (worker, topic) in children.workers.iter().zip(&pipeline.spec.topics) {
+        let (ready, wanted) = apply_deployment(&deployments, worker, pipeline, ctx).await?;
+        observed.workers.0 += ready;
+        observed.workers.1 += wanted;
+        if let Some(status) = observed.topics.iter_mut().find(|t| t.name == topic.name) {
+            status.workers_ready = ready;
+        }
+    }
+    write_status(pipeline, ctx, &observed).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Creates and grows the topics; returns the partitions each main topic has.
+async fn reconcile_topics(
+    pipeline: &WebhookPipeline,
+    previous: &[TopicStatus],
+    ctx: &Context,
+    observed: &mut Observed,
+) -> Result<BTreeMap<String, i32>> {
+    let admin = ctx
+        .admins
+        .admin(&pipeline.spec.kafka.bootstrap_servers)
+        .map_err(Error::Admin)?;
+    let wanted: Vec<(String, i32)> = pipeline
+        .spec
+        .topics
+        .iter()
+        .flat_map(|t| {
+            [
+                (t.name.clone(), t.partitions),
+                (dlq_topic(&t.name), DLQ_PARTITIONS),
+            ]
+        })
+        .collect();
+    let names: Vec<String> = wanted.iter().map(|(name, _)| name.clone()).collect();
+    let before = match admin.partitions(&names).await {
+        Ok(before) => before,
+        Err(error) => {
+            observed.problems.push(TopicProblem::Kafka {
+                topic: names.join(", "),
+                error,
+            });
+            return Ok(BTreeMap::new());
+        }
+    };
+    let plans = topics::plan(&wanted, &before);
+    let outcomes = topics::apply(admin.as_ref(), &plans).await;
+    let after: HashMap<&str, &topics::Outcome> =
+        outcomes.iter().map(|o| (o.topic.as_str(), o)).collect();
+
+    let mut partitions = BTreeMap::new();
+    for topic in &pipeline.spec.topics {
+        let Some(outcome) = after.get(topic.name.as_str()) else {
+            continue;
+        };
+        partitions.insert(topic.name.clone(), outcome.partitions);
+        let asked_before = previous
+            .iter()
+            .find(|p| p.name == topic.name)
+            .map(|p| p.spec_partitions);
+        if let Some(Plan::Adopt {
+            observed: have,
+            spec,
+            ..
+        }) = plans.iter().find(|p| p.topic() == topic.name)
+        {
+            if asked_before.is_some_and(|before| *spec < before) {
+                observed.problems.push(TopicProblem::Decrease {
+                    topic: topic.name.clone(),
+                    from: *have,
+                    to: *spec,
+                });
+            } else {
+                observed.adopted.push(topic.name.clone());
+            }
+        }
+        observed.topics.push(TopicStatus {
+            name: topic.name.clone(),
+            partitions: outcome.partitions,
+            spec_partitions: topic.partitions,
+            dlq: dlq_topic(&topic.name),
+            workers_ready: 0,
+        });
+    }
+    for outcome in &outcomes {
+        announce(pipeline, ctx, outcome).await;
+        match &outcome.problem {
+            Some(AdminError::Unsupported(_)) => {
+                let want = wanted
+                    .iter()
+                    .find(|(n, _)| *n == outcome.topic)
+                    .map_or(0, |(_, p)| *p);
+                observed.problems.push(TopicProblem::Unsupported {
+                    topic: outcome.topic.clone(),
+                    have: outcome.partitions,
+                    want,
+                });
+            }
+            Some(error) => observed.problems.push(TopicProblem::Kafka {
+                topic: outcome.topic.clone(),
+                error: error.clone(),
+            }),
+            None => {}
+        }
+    }
+    // A problem found now outranks a decrease found in the plan.
+    observed.problems.sort_by_key(|p| match p {
+        TopicProblem::Conflict { .. } => 0,
+        TopicProblem::Decrease { .. } => 1,
+        TopicProblem::Unsupported { .. } => 2,
+        TopicProblem::Kafka { .. } => 3,
+    });
+    Ok(partitions)
+}
+
+/// An Event for each change made to a topic, and each failure.
+async fn announce(pipeline: &WebhookPipeline, ctx: &Context, outcome: &topics::Outcome) {
+    let event = match (&outcome.change, &outcome.problem) {
+        (Some(Change::Created(n)), _) => (
+            EventType::Normal,
+            "TopicCreated",
+            format!("created topic {} with {n} partitions", outcome.topic),
+        ),
+        (Some(Change::Grown { from, to }), _) => (
+            EventType::Normal,
+            "TopicGrown",
+            format!(
+                "grew topic {} from {from} to {to} partitions",
+                outcome.topic
+            ),
+        ),
+        (None, Some(error)) => (
+            EventType::Warning,
+            "TopicFailed",
+            format!("topic {}: {error}", outcome.topic),
+        ),
+        (None, None) => return,
+    };
+    publish(pipeline, ctx, event.0, event.1, event.2).await;
+}
+
+async fn publish(
+    pipeline: &WebhookPipeline,
+    ctx: &Context,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    // An Event is a courtesy: failing to record one must not fail the reconcile.
+    if let Err(error) = ctx
+        .recorder
+        .publish(&event, &pipeline.object_ref(&()))
+        .await
+    {
+        tracing::debug!(error = %error, reason, "recording an event failed");
+    }
+}
+
+/// Applies a Deployment; returns its (ready, wanted) replicas.
+async fn apply_deployment(
+    api: &Api<Deployment>,
+    desired: &Deployment,
+    pipeline: &WebhookPipeline,
+    ctx: &Context,
+) -> Result<(i32, i32)> {
+    let wanted = desired.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    let current: fn(&Deployment) -> Option<i32> = |d| d.spec.as_ref().and_then(|s| s.replicas);
+    let (applied, before) = apply_child(api, desired, Some(current)).await?;
+    if let Some(before) = before.flatten()
+        && before != wanted
+    {
+        let name = desired.metadata.name.clone().unwrap_or_default();
+        publish(
+            pipeline,
+            ctx,
+            EventType::Normal,
+            "Scaled",
+            format!("scaled {name} from {before} to {wanted} replicas"),
+        )
+        .await;
+    }
+    let ready = applied
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    Ok((ready, wanted))
+}
+
+/// Applies `desired` by server-side apply unless the object already is as
+/// applied last time (same digest, and the same `drift` value, e.g. replicas
+/// someone scaled by hand); returns the object and, when it was written over
+/// an existing one, the `drift` value it had.
+async fn apply_child<K, D>(
+    api: &Api<K>,
+    desired: &K,
+    drift: Option<fn(&K) -> D>,
+) -> Result<(K, Option<D>)>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    D: PartialEq,
+{
+    let name = desired.meta().name.clone().unwrap_or_default();
+    let digest = digest(desired)?;
+    let existing = api.get_opt(&name).await.map_err(kube("reading a child"))?;
+    if let Some(existing) = &existing {
+        let same_digest = existing.annotations().get(APPLIED) == Some(&digest);
+        let same_drift = drift.is_none_or(|f| f(existing) == f(desired));
+        if same_digest && same_drift {
+            return Ok((existing.clone(), None));
+        }
+    }
+    let mut desired = desired.clone();
+    desired.annotations_mut().insert(APPLIED.to_owned(), digest);
+    let applied = api
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await
+        .map_err(kube("applying a child"))?;
+    let before = existing.as_ref().and_then(|e| drift.map(|f| f(e)));
+    Ok((applied, before))
+}
+
+/// A digest of an object as it would be applied.
+fn digest<K: Serialize>(object: &K) -> Result<String> {
+    let bytes = serde_json::to_vec(object).map_err(|e| Error::Serialize("a child", e))?;
+    Ok(format!("{:08x}", hookline_contract::murmur2(&bytes) as u32))
+}
+
+/// Writes the status when it differs from the one stored.
+async fn write_status(
+    pipeline: &WebhookPipeline,
+    ctx: &Context,
+    observed: &Observed,
+) -> Result<()> {
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let status = status::build(observed, pipeline.status.as_ref(), now);
+    if pipeline.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<WebhookPipeline> = Api::namespaced(
+        ctx.client.clone(),
+        &pipeline.namespace().unwrap_or_default(),
+    );
+    let patch = serde_json::json!({
+        "apiVersion": WebhookPipeline::api_version(&()),
+        "kind": WebhookPipeline::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &pipeline.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(kube("writing the status"))?;
+    if let Some(ready) = status::condition(&status, status::READY)
+        && ready.status == "False"
+        && pipeline
+            .status
+            .as_ref()
+            .and_then(|s| status::condition(s, status::READY))
+            .map(|c| &c.reason)
+            != Some(&ready.reason)
+    {
+        publish(
+            pipeline,
+            ctx,
+            EventType::Warning,
+            &ready.reason,
+            ready.message.clone(),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// The pipeline is going: with `deletionPolicy: Delete`, its topics go too,
+/// except those another pipeline also claims. Children go with their owner.
+async fn cleanup(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
+    if pipeline.spec.deletion_policy != DeletionPolicy::Delete {
+        return Ok(Action::await_change());
+    }
+    let all = Api::<WebhookPipeline>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(kube("listing pipelines"))?
+        .items;
+    let admin = ctx
+        .admins
+        .admin(&pipeline.spec.kafka.bootstrap_servers)
+        .map_err(Error::Admin)?;
+    for topic in claims::names(pipeline) {
+        if claims::claimed_by_another(pipeline, &topic, &all) {
+            publish(
+                pipeline,
+                ctx,
+                EventType::Normal,
+                "TopicKept",
+                format!("kept topic {topic}: another pipeline claims it"),
+            )
+            .await;
+            continue;
+        }
+        match admin.delete(&topic).await {
+            Ok(()) => {
+                publish(
+                    pipeline,
+                    ctx,
+                    EventType::Normal,
+                    "TopicDeleted",
+                    format!("deleted topic {topic}"),
+                )
+                .await
+            }
+            Err(AdminError::UnknownTopic(_)) => {}
+            // The finalizer stays until the broker answers: no topic is left
+            // behind silently.
+            Err(error) => return Err(Error::Admin(error)),
+        }
+    }
+    Ok(Action::await_change())
+}

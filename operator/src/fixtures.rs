@@ -1,0 +1,106 @@
+//! Pipelines for tests and examples, as builders:
+//! `fixtures::pipeline().with_partitions("orders.webhooks", 6).build()`.
+
+use hookline_contract::pipeline::{
+    DeletionPolicy, IngestSpec, KafkaSpec, PipelineSpec, SecretKeyRef, SecretRef, ShardSpec,
+    TopicSpec, WebhookPipeline,
+};
+
+/// A valid pipeline `payments` in namespace `default`: `orders.webhooks` (4
+/// partitions) and `disputes.webhooks` (2), two shards.
+pub fn pipeline() -> PipelineBuilder {
+    PipelineBuilder {
+        name: "payments".into(),
+        topics: vec![
+            topic("orders.webhooks", "orders", 4),
+            topic("disputes.webhooks", "disputes", 2),
+        ],
+        shards: 2,
+        deletion_policy: DeletionPolicy::Retain,
+        uid: "6c0f6b1e-0000-4000-8000-000000000001".into(),
+    }
+}
+
+fn topic(name: &str, event_type: &str, partitions: i32) -> TopicSpec {
+    TopicSpec {
+        name: name.into(),
+        event_type: event_type.into(),
+        partitions,
+        pointers: Default::default(),
+        invalid_policy: Default::default(),
+    }
+}
+
+/// Changes one thing at a time of a valid pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineBuilder {
+    name: String,
+    topics: Vec<TopicSpec>,
+    shards: usize,
+    deletion_policy: DeletionPolicy,
+    uid: String,
+}
+
+impl PipelineBuilder {
+    pub fn named(mut self, name: &str, uid: &str) -> Self {
+        self.name = name.into();
+        self.uid = uid.into();
+        self
+    }
+
+    /// Sets the partitions of `topic`, adding the topic if it is new.
+    pub fn with_partitions(mut self, topic_name: &str, partitions: i32) -> Self {
+        match self.topics.iter_mut().find(|t| t.name == topic_name) {
+            Some(t) => t.partitions = partitions,
+            None => {
+                let event_type = topic_name
+                    .split('.')
+                    .next()
+                    .unwrap_or(topic_name)
+                    .to_owned();
+                self.topics.push(topic(topic_name, &event_type, partitions));
+            }
+        }
+        self
+    }
+
+    pub fn with_shards(mut self, shards: usize) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    pub fn with_deletion_policy(mut self, policy: DeletionPolicy) -> Self {
+        self.deletion_policy = policy;
+        self
+    }
+
+    pub fn build(self) -> WebhookPipeline {
+        let spec = PipelineSpec {
+            kafka: KafkaSpec {
+                bootstrap_servers: "kafka:9092".into(),
+            },
+            topics: self.topics,
+            shards: (0..self.shards)
+                .map(|i| ShardSpec {
+                    name: format!("s{i}"),
+                    database_url_secret_ref: SecretKeyRef {
+                        name: format!("pg-shard-{i}"),
+                        key: "url".into(),
+                    },
+                })
+                .collect(),
+            ingest: IngestSpec {
+                replicas: 2,
+                signing_secret_ref: SecretRef {
+                    name: "provider-secrets".into(),
+                },
+            },
+            deletion_policy: self.deletion_policy,
+        };
+        let mut pipeline = WebhookPipeline::new(&self.name, spec);
+        pipeline.metadata.namespace = Some("default".into());
+        pipeline.metadata.uid = Some(self.uid);
+        pipeline.metadata.generation = Some(1);
+        pipeline
+    }
+}

@@ -1,0 +1,232 @@
+//! `hookline-operator run`: leader election, the controller, and the health
+//! and metrics endpoints, under one shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use futures_util::StreamExt;
+use hookline_contract::pipeline::WebhookPipeline;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{AdminError, KafkaAdmin, RdKafkaAdmin};
+use crate::controller::{self, AdminFactory, Context, MANAGER};
+use crate::lease;
+use crate::metrics::Metrics;
+use crate::workloads::Images;
+
+/// How long a lease lasts without renewal, and how often it is renewed.
+const LEASE_SECS: i32 = 15;
+const RENEW_EVERY: Duration = Duration::from_secs(5);
+
+/// Arguments of `hookline-operator run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Image of the ingest pods.
+    #[arg(
+        long,
+        env = "HOOKLINE_INGEST_IMAGE",
+        default_value = "ghcr.io/hookline/hookline-ingest:latest"
+    )]
+    ingest_image: String,
+    /// Image of the worker pods.
+    #[arg(
+        long,
+        env = "HOOKLINE_WORKER_IMAGE",
+        default_value = "ghcr.io/hookline/hookline-worker:latest"
+    )]
+    worker_image: String,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "HOOKLINE_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Namespace of the leader-election Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// This replica's identity in the election (the pod name).
+    #[arg(long, env = "POD_NAME", default_value = "hookline-operator")]
+    identity: String,
+}
+
+/// Opens an rdkafka admin client per broker list.
+struct Brokers;
+
+impl AdminFactory for Brokers {
+    fn admin(&self, bootstrap_servers: &str) -> Result<Arc<dyn KafkaAdmin>, AdminError> {
+        let admin = RdKafkaAdmin::new(bootstrap_servers).map_err(|e| AdminError::Broker {
+            operation: "connect",
+            message: e.to_string(),
+        })?;
+        Ok(Arc::new(admin))
+    }
+}
+
+struct Health {
+    metrics: Arc<Metrics>,
+    leading: AtomicBool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let pipelines: Api<WebhookPipeline> = Api::all(client.clone());
+    if let Err(error) = pipelines.list(&ListParams::default().limit(1)).await {
+        bail!(
+            "cannot list WebhookPipelines ({error}): is the CRD installed? `kubectl apply -f crds/` (or install the Helm chart)"
+        );
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(hookline_contract::shutdown::on_signal(shutdown.clone()));
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health {
+        metrics: metrics.clone(),
+        leading: AtomicBool::new(false),
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let server = tokio::spawn(serve(listener, health.clone(), shutdown.clone()));
+
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &args.lease_namespace);
+    wait_for_lease(&leases, &args.identity, &shutdown).await?;
+    health.leading.store(true, Ordering::Release);
+    tracing::info!(identity = %args.identity, "leading; reconciling WebhookPipelines");
+    let renew = tokio::spawn(keep_lease(leases, args.identity.clone(), shutdown.clone()));
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        admins: Arc::new(Brokers),
+        images: Images {
+            ingest: args.ingest_image,
+            worker: args.worker_image,
+        },
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: MANAGER.into(),
+                instance: Some(args.identity),
+            },
+        ),
+        metrics,
+    });
+    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=hookline-operator");
+    Controller::new(pipelines, watcher::Config::default())
+        .owns(Api::<Deployment>::all(client), owned)
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(controller::reconcile, controller::error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                Err(error) => tracing::warn!(error = %error, "reconcile failed"),
+            }
+        })
+        .await;
+    shutdown.cancel();
+    let lost = renew.await?;
+    server.await??;
+    lost
+}
+
+async fn wait_for_lease(
+    leases: &Api<Lease>,
+    me: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        if lease::acquire_or_renew(
+            leases,
+            MANAGER,
+            me,
+            LEASE_SECS,
+            k8s_openapi::jiff::Timestamp::now(),
+        )
+        .await?
+        {
+            return Ok(());
+        }
+        tracing::info!("another replica leads; waiting");
+        tokio::select! {
+            () = shutdown.cancelled() => bail!("shut down before leading"),
+            () = tokio::time::sleep(RENEW_EVERY) => {}
+        }
+    }
+}
+
+/// Renews the lease; losing it stops the controller (a replica that is not
+/// sure it leads must not reconcile).
+async fn keep_lease(
+    leases: Api<Lease>,
+    me: String,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(RENEW_EVERY) => {}
+        }
+        match lease::acquire_or_renew(
+            &leases,
+            MANAGER,
+            &me,
+            LEASE_SECS,
+            k8s_openapi::jiff::Timestamp::now(),
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                shutdown.cancel();
+                bail!("lost the leader lease to another replica");
+            }
+            Err(error) => tracing::warn!(error = %error, "renewing the lease failed; retrying"),
+        }
+    }
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(health);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {
+    // A standby replica is healthy but does not reconcile.
+    if health.leading.load(Ordering::Acquire) {
+        (StatusCode::OK, "leading")
+    } else {
+        (StatusCode::OK, "standby")
+    }
+}
+
+async fn metrics(State(health): State<Arc<Health>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        health.metrics.render(),
+    )
+}

@@ -1,0 +1,243 @@
+//! The status a reconcile writes: pure functions from what it saw to the
+//! conditions `Ready`, `TopicsReady`, `WorkersReady` and `IngestReady`.
+
+use hookline_contract::status::{TopicStatus, WebhookPipelineStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::admin::AdminError;
+
+/// Condition types.
+pub const READY: &str = "Ready";
+pub const TOPICS_READY: &str = "TopicsReady";
+pub const WORKERS_READY: &str = "WorkersReady";
+pub const INGEST_READY: &str = "IngestReady";
+
+/// Why the topics are not as the spec asks, most important first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicProblem {
+    /// Another, older pipeline claims the topic on the same brokers.
+    Conflict { topic: String, owner: String },
+    /// The spec asks for fewer partitions than before; Kafka cannot shrink.
+    Decrease { topic: String, from: i32, to: i32 },
+    /// The broker does not implement CreatePartitions.
+    Unsupported { topic: String, have: i32, want: i32 },
+    /// Any other refusal or an unreachable broker.
+    Kafka { topic: String, error: AdminError },
+}
+
+impl TopicProblem {
+    fn reason(&self) -> &'static str {
+        match self {
+            TopicProblem::Conflict { .. } => "TopicConflict",
+            TopicProblem::Decrease { .. } => "PartitionDecrease",
+            TopicProblem::Unsupported { .. } => "BrokerUnsupported",
+            TopicProblem::Kafka { .. } => "KafkaError",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            TopicProblem::Conflict { topic, owner } => format!(
+                "topic {topic} is already managed by pipeline {owner}; this pipeline leaves it alone"
+            ),
+            TopicProblem::Decrease { topic, from, to } => format!(
+                "topic {topic}: partitions cannot go from {from} down to {to}; Kafka cannot remove partitions, so the topic and its workers stay at {from}"
+            ),
+            TopicProblem::Unsupported { topic, have, want } => format!(
+                "topic {topic} has {have} partitions and the spec asks for {want}, but this broker does not implement CreatePartitions (KIP-195); grow the topic with the broker's own tools, or use a broker that supports it (Apache Kafka, Redpanda, every managed Kafka); workers stay at {have}"
+            ),
+            TopicProblem::Kafka { topic, error } => format!("topic {topic}: {error}"),
+        }
+    }
+}
+
+/// What a reconcile saw, to write down.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub generation: Option<i64>,
+    pub topics: Vec<TopicStatus>,
+    pub problems: Vec<TopicProblem>,
+    /// Topics with more partitions in Kafka than in the spec.
+    pub adopted: Vec<String>,
+    /// (ready, wanted) worker replicas over all topics.
+    pub workers: (i32, i32),
+    /// (ready, wanted) ingest replicas.
+    pub ingest: (i32, i32),
+}
+
+/// The status for `observed`, keeping the transition times of `previous`'s
+/// conditions whose status did not change.
+pub fn build(
+    observed: &Observed,
+    previous: Option<&WebhookPipelineStatus>,
+    now: Time,
+) -> WebhookPipelineStatus {
+    let topics = match observed.problems.first() {
+        Some(problem) => (false, problem.reason(), problem.message()),
+        None if !observed.adopted.is_empty() => (
+            true,
+            "SpecBehind",
+            format!(
+                "partitions were added outside the operator to {}; workers follow the broker; raise the spec to match",
+                observed.adopted.join(", ")
+            ),
+        ),
+        None => (
+            true,
+            "TopicsReady",
+            "every topic and DLQ exists with its partitions".to_owned(),
+        ),
+    };
+    let replicas = |(ready, wanted): (i32, i32), what: &str| {
+        if ready >= wanted {
+            (
+                true,
+                "Available",
+                format!("{ready} of {wanted} {what} ready"),
+            )
+        } else {
+            (
+                false,
+                "Progressing",
+                format!("{ready} of {wanted} {what} ready"),
+            )
+        }
+    };
+    let workers = replicas(observed.workers, "worker replicas");
+    let ingest = replicas(observed.ingest, "ingest replicas");
+    let ready = [&topics, &workers, &ingest]
+        .into_iter()
+        .find(|(ok, _, _)| !ok)
+        .map_or(
+            (true, "Ready", "the pipeline is ready".to_owned()),
+            |(_, reason, message)| (false, *reason, message.clone()),
+        );
+    let conditions = [
+        (READY, ready),
+        (TOPICS_READY, topics),
+        (WORKERS_READY, workers),
+        (INGEST_READY, ingest),
+    ]
+    .into_iter()
+    .map(|(kind, (ok, reason, message))| {
+        let status = if ok { "True" } else { "False" };
+        let since = previous
+            .and_then(|p| {
+                p.conditions
+                    .iter()
+                    .find(|c| c.type_ == kind && c.status == status)
+            })
+            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+        Condition {
+            type_: kind.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message,
+            last_transition_time: since,
+            observed_generation: observed.generation,
+        }
+    })
+    .collect();
+    WebhookPipelineStatus {
+        observed_generation: observed.generation,
+        conditions,
+        topics: observed.topics.clone(),
+    }
+}
+
+/// The condition `kind` of `status`.
+pub fn condition<'a>(status: &'a WebhookPipelineStatus, kind: &str) -> Option<&'a Condition> {
+    status.conditions.iter().find(|c| c.type_ == kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).unwrap())
+    }
+
+    fn healthy() -> Observed {
+        Observed {
+            generation: Some(3),
+            workers: (6, 6),
+            ingest: (2, 2),
+            ..Observed::default()
+        }
+    }
+
+    #[test]
+    fn all_good_is_ready() {
+        let status = build(&healthy(), None, at(10));
+        assert_eq!(status.observed_generation, Some(3));
+        for kind in [READY, TOPICS_READY, WORKERS_READY, INGEST_READY] {
+            assert_eq!(condition(&status, kind).unwrap().status, "True", "{kind}");
+        }
+    }
+
+    #[test]
+    fn the_first_problem_gives_ready_its_reason() {
+        let mut observed = healthy();
+        observed.problems.push(TopicProblem::Unsupported {
+            topic: "t".into(),
+            have: 2,
+            want: 4,
+        });
+        let status = build(&observed, None, at(10));
+        let ready = condition(&status, READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "BrokerUnsupported")
+        );
+        assert!(ready.message.contains("KIP-195"), "{}", ready.message);
+    }
+
+    #[test]
+    fn missing_replicas_are_progressing() {
+        let mut observed = healthy();
+        observed.workers = (4, 6);
+        let status = build(&observed, None, at(10));
+        assert_eq!(
+            condition(&status, WORKERS_READY).unwrap().reason,
+            "Progressing"
+        );
+        assert_eq!(condition(&status, READY).unwrap().status, "False");
+    }
+
+    #[test]
+    fn unchanged_conditions_keep_their_transition_time() {
+        let first = build(&healthy(), None, at(10));
+        let second = build(&healthy(), Some(&first), at(99));
+        assert_eq!(first, second, "nothing changed, so nothing to write");
+        let mut failing = healthy();
+        failing.ingest = (0, 2);
+        let third = build(&failing, Some(&second), at(120));
+        assert_eq!(
+            condition(&third, INGEST_READY)
+                .unwrap()
+                .last_transition_time,
+            at(120)
+        );
+        assert_eq!(
+            condition(&third, TOPICS_READY)
+                .unwrap()
+                .last_transition_time,
+            at(10)
+        );
+    }
+
+    #[test]
+    fn adopted_partitions_say_the_spec_is_behind_but_stay_ready() {
+        let mut observed = healthy();
+        observed.adopted.push("orders.webhooks".into());
+        let status = build(&observed, None, at(10));
+        let topics = condition(&status, TOPICS_READY).unwrap();
+        assert_eq!(
+            (topics.status.as_str(), topics.reason.as_str()),
+            ("True", "SpecBehind")
+        );
+        assert_eq!(condition(&status, READY).unwrap().status, "True");
+    }
+}

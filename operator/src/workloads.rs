@@ -1,0 +1,319 @@
+//! What the cluster should hold for a pipeline: a pure function of the
+//! resource and the partition counts observed in Kafka. The controller applies
+//! it; `hookline-operator render` prints it.
+
+use std::collections::BTreeMap;
+
+use hookline_contract::pipeline::{API_VERSION, KIND, Metadata, PipelineManifest, WebhookPipeline};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
+
+/// Where the pods find the manifest and the Secrets.
+const PIPELINE_DIR: &str = "/etc/hookline/pipeline";
+const PIPELINE_FILE: &str = "pipeline.yaml";
+const SECRETS_DIR: &str = "/etc/hookline/secrets";
+const INGEST_PORT: i32 = 8080;
+const WORKER_PORT: i32 = 9090;
+
+/// Images of the pods the operator creates.
+#[derive(Debug, Clone)]
+pub struct Images {
+    pub ingest: String,
+    pub worker: String,
+}
+
+/// The children of one pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Children {
+    pub config: ConfigMap,
+    pub ingest: Deployment,
+    pub ingest_service: Service,
+    /// One per topic, in the spec's order.
+    pub workers: Vec<Deployment>,
+}
+
+/// The desired children of `pipeline`, with one worker replica per partition
+/// Kafka has (`observed`, by topic; the spec's count where none was seen).
+pub fn children(
+    pipeline: &WebhookPipeline,
+    observed: &BTreeMap<String, i32>,
+    images: &Images,
+) -> Children {
+    let name = pipeline.metadata.name.clone().unwrap_or_default();
+    let namespace = pipeline.metadata.namespace.clone();
+    let base = Base {
+        name: &name,
+        namespace: namespace.as_deref(),
+        owner: pipeline.controller_owner_ref(&()),
+    };
+    let config = base.meta(&format!("{name}-pipeline"), "config", None);
+    let manifest = PipelineManifest {
+        api_version: API_VERSION.to_owned(),
+        kind: KIND.to_owned(),
+        metadata: Metadata {
+            name: name.clone(),
+            namespace: namespace.clone(),
+        },
+        spec: pipeline.spec.clone(),
+    };
+    let config = ConfigMap {
+        metadata: config,
+        data: Some(BTreeMap::from([(
+            PIPELINE_FILE.to_owned(),
+            serde_saphyr::to_string(&manifest).unwrap_or_default(),
+        )])),
+        ..ConfigMap::default()
+    };
+
+    let signing = pipeline.spec.ingest.signing_secret_ref.name.clone();
+    let ingest = base.deployment(
+        "ingest",
+        None,
+        pipeline.spec.ingest.replicas,
+        &images.ingest,
+        vec![format!("--listen=0.0.0.0:{INGEST_PORT}")],
+        INGEST_PORT,
+        &[signing],
+    );
+    let ingest_service = Service {
+        metadata: base.meta(&format!("{name}-ingest"), "ingest", None),
+        spec: Some(ServiceSpec {
+            selector: Some(base.labels("ingest", None)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: 80,
+                target_port: Some(IntOrString::Int(INGEST_PORT)),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    };
+    let shard_secrets: Vec<String> = pipeline
+        .spec
+        .shards
+        .iter()
+        .map(|s| s.database_url_secret_ref.name.clone())
+        .collect();
+    let workers = pipeline
+        .spec
+        .topics
+        .iter()
+        .map(|topic| {
+            let replicas = observed
+                .get(&topic.name)
+                .copied()
+                .unwrap_or(topic.partitions);
+            base.deployment(
+                "worker",
+                Some(&topic.name),
+                replicas,
+                &images.worker,
+                vec![
+                    format!("--topic={}", topic.name),
+                    format!("--listen=0.0.0.0:{WORKER_PORT}"),
+                ],
+                WORKER_PORT,
+                &shard_secrets,
+            )
+        })
+        .collect();
+    Children {
+        config,
+        ingest,
+        ingest_service,
+        workers,
+    }
+}
+
+/// The name of the worker Deployment of `topic` in pipeline `pipeline`.
+pub fn worker_name(pipeline: &str, topic: &str) -> String {
+    dns_label(&format!("{pipeline}-worker-{topic}"))
+}
+
+/// A DNS-1123 label: lowercase alphanumerics and `-`, at most 63 characters
+/// (a long name keeps a hash of the whole so that two never collide).
+pub fn dns_label(name: &str) -> String {
+    let mut label: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if label.len() > 63 {
+        let hash = format!("{:08x}", hookline_contract::murmur2(name.as_bytes()) as u32);
+        label.truncate(54);
+        label = format!("{label}-{hash}");
+    }
+    label.trim_matches('-').to_owned()
+}
+
+struct Base<'a> {
+    name: &'a str,
+    namespace: Option<&'a str>,
+    owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+}
+
+impl Base<'_> {
+    fn labels(&self, component: &str, topic: Option<&str>) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([
+            ("app.kubernetes.io/name".to_owned(), "hookline".to_owned()),
+            (
+                "app.kubernetes.io/instance".to_owned(),
+                self.name.to_owned(),
+            ),
+            (
+                "app.kubernetes.io/component".to_owned(),
+                component.to_owned(),
+            ),
+            (
+                "app.kubernetes.io/managed-by".to_owned(),
+                "hookline-operator".to_owned(),
+            ),
+        ]);
+        if let Some(topic) = topic {
+            labels.insert("hookline.dev/topic".to_owned(), dns_label(topic));
+        }
+        labels
+    }
+
+    fn meta(&self, name: &str, component: &str, topic: Option<&str>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: self.namespace.map(str::to_owned),
+            labels: Some(self.labels(component, topic)),
+            owner_references: self.owner.clone().map(|o| vec![o]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deployment(
+        &self,
+        component: &str,
+        topic: Option<&str>,
+        replicas: i32,
+        image: &str,
+        mut args: Vec<String>,
+        port: i32,
+        secrets: &[String],
+    ) -> Deployment {
+        let name = match topic {
+            Some(topic) => worker_name(self.name, topic),
+            None => dns_label(&format!("{}-{component}", self.name)),
+        };
+        let labels = self.labels(component, topic);
+        args.splice(
+            0..0,
+            [
+                format!("--pipeline={PIPELINE_DIR}/{PIPELINE_FILE}"),
+                format!("--secrets-dir={SECRETS_DIR}"),
+            ],
+        );
+        let mut volumes = vec![Volume {
+            name: "pipeline".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: format!("{}-pipeline", self.name),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        }];
+        let mut mounts = vec![VolumeMount {
+            name: "pipeline".into(),
+            mount_path: PIPELINE_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }];
+        let mut seen = std::collections::BTreeSet::new();
+        for secret in secrets.iter().filter(|s| seen.insert(s.as_str())) {
+            let volume = dns_label(&format!("secret-{secret}"));
+            volumes.push(Volume {
+                name: volume.clone(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(secret.clone()),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+            mounts.push(VolumeMount {
+                name: volume,
+                mount_path: format!("{SECRETS_DIR}/{secret}"),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+        }
+        // Static group membership: each worker pod's id is its own name.
+        let env = topic.map(|_| {
+            vec![EnvVar {
+                name: "HOOKLINE_INSTANCE_ID".into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.name".into(),
+                        ..ObjectFieldSelector::default()
+                    }),
+                    ..EnvVarSource::default()
+                }),
+                ..EnvVar::default()
+            }]
+        });
+        let probe = |path: &str| Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some(path.into()),
+                port: IntOrString::Int(port),
+                ..HTTPGetAction::default()
+            }),
+            ..Probe::default()
+        };
+        Deployment {
+            metadata: self.meta(&name, component, topic),
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                selector: LabelSelector {
+                    match_labels: Some(labels.clone()),
+                    ..LabelSelector::default()
+                },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: component.into(),
+                            image: Some(image.into()),
+                            args: Some(args),
+                            env,
+                            ports: Some(vec![ContainerPort {
+                                container_port: port,
+                                name: Some("http".into()),
+                                ..ContainerPort::default()
+                            }]),
+                            readiness_probe: Some(probe("/readyz")),
+                            liveness_probe: Some(probe("/healthz")),
+                            volume_mounts: Some(mounts),
+                            ..Container::default()
+                        }],
+                        volumes: Some(volumes),
+                        ..PodSpec::default()
+                    }),
+                },
+                ..DeploymentSpec::default()
+            }),
+            ..Deployment::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

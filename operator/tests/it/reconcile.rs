@@ -1,0 +1,366 @@
+//! The reconcile against a stateful in-memory Kubernetes API and a faithful fake
+//! Kafka admin API: no cluster runs here.
+
+use std::sync::Arc;
+
+use hookline_contract::pipeline::{DeletionPolicy, WebhookPipeline};
+use hookline_operator::admin::{AdminError, FakeAdmin, KafkaAdmin};
+use hookline_operator::controller::{AdminFactory, Context, reconcile};
+use hookline_operator::fixtures::{PipelineBuilder, pipeline};
+use hookline_operator::metrics::Metrics;
+use hookline_operator::workloads::Images;
+use kube::api::{Api, DeleteParams};
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+
+use crate::fake_api::FakeApi;
+
+const PIPELINES: &str = "/apis/hookline.dev/v1alpha1/namespaces/default/webhookpipelines";
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
+const CONFIG_MAPS: &str = "/api/v1/namespaces/default/configmaps";
+const SERVICES: &str = "/api/v1/namespaces/default/services";
+
+struct Admins(Arc<FakeAdmin>);
+
+impl AdminFactory for Admins {
+    fn admin(&self, _bootstrap: &str) -> Result<Arc<dyn KafkaAdmin>, AdminError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// A cluster with pipelines in it, and the operator's context.
+struct World {
+    api: FakeApi,
+    kafka: Arc<FakeAdmin>,
+    ctx: Arc<Context>,
+}
+
+impl World {
+    fn new(kafka: FakeAdmin) -> Self {
+        let api = FakeApi::default();
+        let client = api.client();
+        let kafka = Arc::new(kafka);
+        let ctx = Arc::new(Context {
+            client: client.clone(),
+            admins: Arc::new(Admins(kafka.clone())),
+            images: Images {
+                ingest: "hookline-ingest:test".into(),
+                worker: "hookline-worker:test".into(),
+            },
+            recorder: Recorder::new(client, Reporter::from("hookline-operator")),
+            metrics: Arc::new(Metrics::new()),
+        });
+        Self { api, kafka, ctx }
+    }
+
+    /// Creates (or replaces the spec of) a pipeline, as `kubectl apply` would.
+    fn apply(&self, builder: PipelineBuilder, created_second: u32) {
+        let pipeline = builder.build();
+        let name = pipeline.metadata.name.clone().unwrap();
+        let mut object = serde_json::to_value(&pipeline).unwrap();
+        match self.api.get(PIPELINES, &name) {
+            Some(mut existing) => {
+                existing["spec"] = object["spec"].take();
+                let generation = existing["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+                existing["metadata"]["generation"] = generation.into();
+                self.api.put(PIPELINES, &name, existing);
+            }
+            None => {
+                object["metadata"]["creationTimestamp"] =
+                    format!("2026-01-01T00:00:{created_second:02}Z").into();
+                object["metadata"]["resourceVersion"] = "1".into();
+                self.api.put(PIPELINES, &name, object);
+            }
+        }
+    }
+
+    /// Reconciles `name` as the controller would after a change.
+    async fn reconcile(&self, name: &str) {
+        let object = self
+            .api
+            .get(PIPELINES, name)
+            .unwrap_or_else(|| panic!("{name} is gone"));
+        let pipeline: WebhookPipeline = serde_json::from_value(object).unwrap();
+        reconcile(Arc::new(pipeline), self.ctx.clone())
+            .await
+            .unwrap();
+    }
+
+    /// Reconciles until the finalizer is in place and the pipeline applied.
+    async fn settle(&self, name: &str) {
+        self.reconcile(name).await; // adds the finalizer
+        self.reconcile(name).await;
+    }
+
+    fn deployment(&self, name: &str) -> Value {
+        self.api
+            .get(DEPLOYMENTS, name)
+            .unwrap_or_else(|| panic!("no deployment {name}"))
+    }
+
+    fn replicas(&self, name: &str) -> i64 {
+        self.deployment(name)["spec"]["replicas"].as_i64().unwrap()
+    }
+
+    fn condition(&self, pipeline: &str, kind: &str) -> (String, String) {
+        let object = self.api.get(PIPELINES, pipeline).unwrap();
+        let conditions = object["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let found = conditions
+            .iter()
+            .find(|c| c["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {object}"));
+        (
+            found["status"].as_str().unwrap().to_owned(),
+            found["reason"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Marks every replica of every Deployment ready, as the kubelet would.
+    fn pods_ready(&self) {
+        let mut store = self.api.store.lock().unwrap();
+        for ((collection, _), object) in store.iter_mut() {
+            if collection == DEPLOYMENTS {
+                let replicas = object["spec"]["replicas"].clone();
+                object["status"] = json!({"replicas": replicas, "readyReplicas": replicas});
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn first_reconcile_creates_topics_workloads_and_status() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+
+    world.settle("payments").await;
+
+    let topics = world.kafka.topics();
+    assert_eq!(topics["orders.webhooks"], 4);
+    assert_eq!(topics["orders.webhooks.DLQ"], 1);
+    assert_eq!(topics["disputes.webhooks"], 2);
+    assert_eq!(topics["disputes.webhooks.DLQ"], 1);
+    assert_eq!(world.replicas("payments-worker-orders-webhooks"), 4);
+    assert_eq!(world.replicas("payments-worker-disputes-webhooks"), 2);
+    assert_eq!(world.replicas("payments-ingest"), 2);
+    assert!(world.api.get(CONFIG_MAPS, "payments-pipeline").is_some());
+    assert!(world.api.get(SERVICES, "payments-ingest").is_some());
+    let object = world.api.get(PIPELINES, "payments").unwrap();
+    assert_eq!(
+        object["metadata"]["finalizers"],
+        json!(["hookline.dev/topics"])
+    );
+    assert_eq!(object["status"]["observedGeneration"], 1);
+    assert_eq!(
+        world.condition("payments", "TopicsReady"),
+        ("True".into(), "TopicsReady".into())
+    );
+    assert_eq!(
+        world.condition("payments", "WorkersReady"),
+        ("False".into(), "Progressing".into())
+    );
+
+    world.pods_ready();
+    world.reconcile("payments").await;
+    assert_eq!(
+        world.condition("payments", "Ready"),
+        ("True".into(), "Ready".into())
+    );
+}
+
+#[tokio::test]
+async fn a_second_reconcile_makes_no_writes() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+    world.pods_ready();
+    world.reconcile("payments").await;
+    let (kube_writes, kafka_requests) = (world.api.writes().len(), world.kafka.requests().len());
+
+    world.reconcile("payments").await;
+
+    assert_eq!(
+        world.api.writes()[kube_writes..],
+        [] as [String; 0],
+        "Kubernetes writes"
+    );
+    assert_eq!(
+        world.kafka.requests()[kafka_requests..],
+        [] as [String; 0],
+        "Kafka requests"
+    );
+}
+
+#[tokio::test]
+async fn growing_partitions_grows_the_topic_and_the_workers() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+
+    world.apply(pipeline().with_partitions("orders.webhooks", 6), 1);
+    world.reconcile("payments").await;
+
+    assert_eq!(world.kafka.topics()["orders.webhooks"], 6);
+    assert_eq!(world.replicas("payments-worker-orders-webhooks"), 6);
+    assert!(
+        world
+            .kafka
+            .requests()
+            .contains(&"Grow orders.webhooks 6".to_owned())
+    );
+    assert_eq!(
+        world.condition("payments", "TopicsReady"),
+        ("True".into(), "TopicsReady".into())
+    );
+}
+
+#[tokio::test]
+async fn a_decrease_is_refused_with_its_condition_and_nothing_shrinks() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline().with_partitions("orders.webhooks", 6), 1);
+    world.settle("payments").await;
+
+    world.apply(pipeline().with_partitions("orders.webhooks", 4), 1);
+    world.reconcile("payments").await;
+
+    assert_eq!(
+        world.condition("payments", "Ready"),
+        ("False".into(), "PartitionDecrease".into())
+    );
+    assert_eq!(world.kafka.topics()["orders.webhooks"], 6);
+    assert_eq!(world.replicas("payments-worker-orders-webhooks"), 6);
+}
+
+#[tokio::test]
+async fn a_broker_without_create_partitions_says_so_and_keeps_the_workers() {
+    let world = World::new(FakeAdmin::new(false));
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+
+    world.apply(pipeline().with_partitions("orders.webhooks", 8), 1);
+    world.reconcile("payments").await;
+
+    let (status, reason) = world.condition("payments", "Ready");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "BrokerUnsupported")
+    );
+    let object = world.api.get(PIPELINES, "payments").unwrap();
+    let message = object["status"]["conditions"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("CreatePartitions (KIP-195)"), "{message}");
+    assert_eq!(world.replicas("payments-worker-orders-webhooks"), 4);
+}
+
+#[tokio::test]
+async fn partitions_grown_outside_are_adopted_and_the_spec_is_behind() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+
+    world.kafka.set_partitions("orders.webhooks", 8);
+    world.reconcile("payments").await;
+
+    assert_eq!(world.replicas("payments-worker-orders-webhooks"), 8);
+    assert_eq!(
+        world.condition("payments", "TopicsReady"),
+        ("True".into(), "SpecBehind".into())
+    );
+}
+
+#[tokio::test]
+async fn a_manual_scale_is_put_back() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+    let mut deployment = world.deployment("payments-worker-orders-webhooks");
+    deployment["spec"]["replicas"] = 1.into();
+    world
+        .api
+        .put(DEPLOYMENTS, "payments-worker-orders-webhooks", deployment);
+
+    world.reconcile("payments").await;
+
+    assert_eq!(world.replicas("payments-worker-orders-webhooks"), 4);
+}
+
+#[tokio::test]
+async fn deletion_with_retain_keeps_the_topics() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+
+    delete(&world, "payments").await;
+    world.reconcile("payments").await;
+
+    assert!(
+        world.api.get(PIPELINES, "payments").is_none(),
+        "finalizer released"
+    );
+    assert_eq!(world.kafka.topics().len(), 4);
+}
+
+#[tokio::test]
+async fn deletion_with_delete_removes_the_topics_another_pipeline_does_not_claim() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(
+        pipeline()
+            .with_deletion_policy(DeletionPolicy::Delete)
+            .with_partitions("refunds.webhooks", 2),
+        1,
+    );
+    world.settle("payments").await;
+    // An older pipeline also lists orders.webhooks (it lost nothing: it is older).
+    world.apply(pipeline().named("legacy", "uid-legacy"), 0);
+
+    delete(&world, "payments").await;
+    world.reconcile("payments").await;
+
+    assert!(world.api.get(PIPELINES, "payments").is_none());
+    let left: Vec<String> = world.kafka.topics().into_keys().collect();
+    assert_eq!(
+        left,
+        vec![
+            "disputes.webhooks",
+            "disputes.webhooks.DLQ",
+            "orders.webhooks",
+            "orders.webhooks.DLQ"
+        ],
+        "refunds deleted, the shared topics kept"
+    );
+}
+
+#[tokio::test]
+async fn two_pipelines_claiming_one_topic_put_the_conflict_on_the_newer() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.apply(pipeline().named("copycat", "uid-copycat"), 2);
+
+    world.settle("copycat").await;
+    world.settle("payments").await;
+
+    assert_eq!(
+        world.condition("copycat", "Ready"),
+        ("False".into(), "TopicConflict".into())
+    );
+    assert_eq!(
+        world.condition("payments", "TopicsReady"),
+        ("True".into(), "TopicsReady".into())
+    );
+    assert!(
+        world
+            .api
+            .get(DEPLOYMENTS, "copycat-worker-orders-webhooks")
+            .is_none(),
+        "the loser starts no workers"
+    );
+}
+
+async fn delete(world: &World, name: &str) {
+    let api: Api<WebhookPipeline> = Api::namespaced(world.api.client(), "default");
+    api.delete(name, &DeleteParams::default()).await.unwrap();
+}
