@@ -64,6 +64,11 @@ impl PipelineBuilder {
         self
     }
 
+    pub fn without_topic(mut self, topic_name: &str) -> Self {
+        self.topics.retain(|t| t.name != topic_name);
+        self
+    }
+
     pub fn with_shards(mut self, shards: usize) -> Self {
         self.shards = shards;
         self

@@ -20,7 +20,7 @@ const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
 const CONFIG_MAPS: &str = "/api/v1/namespaces/default/configmaps";
 const SERVICES: &str = "/api/v1/namespaces/default/services";
 
-struct Admins(Arc<FakeAdmin>);
+struct Admins(Arc<dyn KafkaAdmin>);
 
 impl AdminFactory for Admins {
     fn admin(&self, _bootstrap: &str) -> Result<Arc<dyn KafkaAdmin>, AdminError> {
@@ -37,12 +37,17 @@ struct World {
 
 impl World {
     fn new(kafka: FakeAdmin) -> Self {
+        let kafka = Arc::new(kafka);
+        Self::with_admin(kafka.clone(), kafka)
+    }
+
+    /// A world whose Kafka is `admin`; `kafka` is only read by the fake tests.
+    fn with_admin(admin: Arc<dyn KafkaAdmin>, kafka: Arc<FakeAdmin>) -> Self {
         let api = FakeApi::default();
         let client = api.client();
-        let kafka = Arc::new(kafka);
         let ctx = Arc::new(Context {
             client: client.clone(),
-            admins: Arc::new(Admins(kafka.clone())),
+            admins: Arc::new(Admins(admin)),
             images: Images {
                 ingest: "hookline-ingest:test".into(),
                 worker: "hookline-worker:test".into(),
@@ -363,4 +368,50 @@ async fn two_pipelines_claiming_one_topic_put_the_conflict_on_the_newer() {
 async fn delete(world: &World, name: &str) {
     let api: Api<WebhookPipeline> = Api::namespaced(world.api.client(), "default");
     api.delete(name, &DeleteParams::default()).await.unwrap();
+}
+
+/// The reconcile with the real broker of the stack (tansu): topics created,
+/// and growth refused as the broker refuses it, with the condition a person
+/// understands.
+#[tokio::test]
+async fn against_the_real_broker_topics_are_created_and_growth_is_broker_unsupported() {
+    let bootstrap =
+        std::env::var("HOOKLINE_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let admin = Arc::new(hookline_operator::admin::RdKafkaAdmin::new(&bootstrap).unwrap());
+    let world = World::with_admin(admin.clone(), Arc::new(FakeAdmin::default()));
+    let topic = format!("reconcile-{}.orders", uuid::Uuid::new_v4().simple());
+    let spec = || {
+        pipeline()
+            .with_partitions(&topic, 2)
+            .without_topic("orders.webhooks")
+            .without_topic("disputes.webhooks")
+    };
+    world.apply(spec(), 1);
+
+    world.settle("payments").await;
+
+    let seen = admin
+        .partitions(&[topic.clone(), format!("{topic}.DLQ")])
+        .await
+        .unwrap();
+    assert_eq!(seen.get(&topic), Some(&2), "{seen:?}");
+    assert_eq!(seen.get(&format!("{topic}.DLQ")), Some(&1), "{seen:?}");
+    assert_eq!(
+        world.condition("payments", "TopicsReady"),
+        ("True".into(), "TopicsReady".into())
+    );
+
+    world.apply(spec().with_partitions(&topic, 4), 1);
+    world.reconcile("payments").await;
+
+    assert_eq!(
+        world.condition("payments", "Ready"),
+        ("False".into(), "BrokerUnsupported".into())
+    );
+    let worker = hookline_operator::workloads::worker_name("payments", &topic);
+    assert_eq!(
+        world.replicas(&worker),
+        2,
+        "workers follow the partitions Kafka has"
+    );
 }
