@@ -97,6 +97,16 @@ impl World {
         self.reconcile(name).await;
     }
 
+    /// The reasons of the Events recorded so far.
+    fn events(&self) -> Vec<String> {
+        let store = self.api.store.lock().unwrap();
+        store
+            .iter()
+            .filter(|((collection, _), _)| collection.ends_with("/events"))
+            .filter_map(|(_, event)| event["reason"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     fn deployment(&self, name: &str) -> Value {
         self.api
             .get(DEPLOYMENTS, name)
@@ -215,6 +225,13 @@ async fn growing_partitions_grows_the_topic_and_the_workers() {
             .requests()
             .contains(&"Grow orders.webhooks 6".to_owned())
     );
+    let events = world.events();
+    for reason in ["TopicCreated", "TopicGrown", "Scaled"] {
+        assert!(
+            events.iter().any(|e| e == reason),
+            "no {reason} event in {events:?}"
+        );
+    }
     assert_eq!(
         world.condition("payments", "TopicsReady"),
         ("True".into(), "TopicsReady".into())
@@ -258,6 +275,11 @@ async fn a_broker_without_create_partitions_says_so_and_keeps_the_workers() {
         .unwrap()
         .to_owned();
     assert!(message.contains("CreatePartitions (KIP-195)"), "{message}");
+    assert!(
+        world.events().iter().any(|e| e == "TopicFailed"),
+        "{:?}",
+        world.events()
+    );
     assert_eq!(world.replicas("payments-worker-orders-webhooks"), 4);
 }
 
