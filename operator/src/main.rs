@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use hookline_operator::workloads::Images;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -22,20 +21,8 @@ enum Command {
         /// The WebhookPipeline manifest.
         #[arg(short = 'f', long)]
         file: PathBuf,
-        /// Image of the ingest pods.
-        #[arg(
-            long,
-            env = "HOOKLINE_INGEST_IMAGE",
-            default_value = "ghcr.io/hookline/hookline-ingest:latest"
-        )]
-        ingest_image: String,
-        /// Image of the worker pods.
-        #[arg(
-            long,
-            env = "HOOKLINE_WORKER_IMAGE",
-            default_value = "ghcr.io/hookline/hookline-worker:latest"
-        )]
-        worker_image: String,
+        #[command(flatten)]
+        images: hookline_operator::run::ImageArgs,
     },
 }
 
@@ -49,16 +36,11 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Run(args) => hookline_operator::run::run(args).await,
-        Command::Render {
-            file,
-            ingest_image,
-            worker_image,
-        } => {
-            let images = Images {
-                ingest: ingest_image,
-                worker: worker_image,
-            };
-            print!("{}", hookline_operator::render::render(&file, &images)?);
+        Command::Render { file, images } => {
+            print!(
+                "{}",
+                hookline_operator::render::render(&file, &images.into())?
+            );
             Ok(())
         }
     }

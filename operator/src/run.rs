@@ -32,23 +32,39 @@ use crate::workloads::Images;
 const LEASE_SECS: i32 = 15;
 const RENEW_EVERY: Duration = Duration::from_secs(5);
 
-/// Arguments of `hookline-operator run`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
+/// The images of the pods the operator creates.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImageArgs {
     /// Image of the ingest pods.
     #[arg(
         long,
         env = "HOOKLINE_INGEST_IMAGE",
         default_value = "ghcr.io/hookline/hookline-ingest:latest"
     )]
-    ingest_image: String,
+    pub ingest_image: String,
     /// Image of the worker pods.
     #[arg(
         long,
         env = "HOOKLINE_WORKER_IMAGE",
         default_value = "ghcr.io/hookline/hookline-worker:latest"
     )]
-    worker_image: String,
+    pub worker_image: String,
+}
+
+impl From<ImageArgs> for Images {
+    fn from(args: ImageArgs) -> Self {
+        Images {
+            ingest: args.ingest_image,
+            worker: args.worker_image,
+        }
+    }
+}
+
+/// Arguments of `hookline-operator run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    images: ImageArgs,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "HOOKLINE_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -109,10 +125,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ctx = Arc::new(Context {
         client: client.clone(),
         admins: Arc::new(Brokers),
-        images: Images {
-            ingest: args.ingest_image,
-            worker: args.worker_image,
-        },
+        images: args.images.into(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {

@@ -1,9 +1,5 @@
-use hookline_contract::pipeline::{
-    DeletionPolicy, IngestSpec, KafkaSpec, PipelineSpec, SecretKeyRef, SecretRef, ShardSpec,
-    TopicSpec, WebhookPipeline,
-};
-
 use super::*;
+use crate::fixtures::pipeline as valid;
 
 const CHECKED_IN: &str = include_str!("../../../crds/webhookpipelines.hookline.dev.yaml");
 
@@ -79,42 +75,6 @@ fn a_structural_violation_is_found() {
     );
 }
 
-/// A valid pipeline, to change one thing at a time.
-fn pipeline(partitions: &[(&str, i32)], shards: usize) -> WebhookPipeline {
-    let spec = PipelineSpec {
-        kafka: KafkaSpec {
-            bootstrap_servers: "kafka:9092".into(),
-        },
-        topics: partitions
-            .iter()
-            .map(|(name, p)| TopicSpec {
-                name: (*name).into(),
-                event_type: name.trim_end_matches(".webhooks").into(),
-                partitions: *p,
-                pointers: Default::default(),
-                invalid_policy: Default::default(),
-            })
-            .collect(),
-        shards: (0..shards)
-            .map(|i| ShardSpec {
-                name: format!("s{i}"),
-                database_url_secret_ref: SecretKeyRef {
-                    name: format!("pg-{i}"),
-                    key: "url".into(),
-                },
-            })
-            .collect(),
-        ingest: IngestSpec {
-            replicas: 1,
-            signing_secret_ref: SecretRef {
-                name: "provider".into(),
-            },
-        },
-        deletion_policy: DeletionPolicy::Retain,
-    };
-    WebhookPipeline::new("payments", spec)
-}
-
 fn messages(result: Result<(), kube::core::cel::ValidationErrors>) -> Vec<String> {
     match result {
         Ok(()) => Vec::new(),
@@ -124,21 +84,14 @@ fn messages(result: Result<(), kube::core::cel::ValidationErrors>) -> Vec<String
 
 #[test]
 fn valid_pipeline_and_valid_updates_pass() {
-    let old = pipeline(&[("orders.webhooks", 4), ("disputes.webhooks", 2)], 2);
+    let old = valid().build();
     assert_eq!(messages(old.validate_cel()), Vec::<String>::new());
-    let grown = pipeline(&[("orders.webhooks", 6), ("disputes.webhooks", 2)], 2);
+    let grown = valid().with_partitions("orders.webhooks", 6).build();
     assert_eq!(
         messages(grown.validate_cel_update(&old)),
         Vec::<String>::new()
     );
-    let added = pipeline(
-        &[
-            ("orders.webhooks", 4),
-            ("disputes.webhooks", 2),
-            ("refunds.webhooks", 2),
-        ],
-        2,
-    );
+    let added = valid().with_partitions("refunds.webhooks", 2).build();
     assert_eq!(
         messages(added.validate_cel_update(&old)),
         Vec::<String>::new()
@@ -147,8 +100,14 @@ fn valid_pipeline_and_valid_updates_pass() {
 
 #[test]
 fn partition_decrease_is_refused() {
-    let old = pipeline(&[("orders.webhooks", 4)], 2);
-    let new = pipeline(&[("orders.webhooks", 2)], 2);
+    let old = valid()
+        .without_topic("disputes.webhooks")
+        .with_partitions("orders.webhooks", 4)
+        .build();
+    let new = valid()
+        .without_topic("disputes.webhooks")
+        .with_partitions("orders.webhooks", 2)
+        .build();
     let found = messages(new.validate_cel_update(&old));
     assert!(
         found.iter().any(|m| m.contains("can never decrease")),
@@ -158,7 +117,13 @@ fn partition_decrease_is_refused() {
 
 #[test]
 fn partitions_not_a_multiple_of_the_shards_are_refused() {
-    let found = messages(pipeline(&[("orders.webhooks", 3)], 2).validate_cel());
+    let found = messages(
+        valid()
+            .without_topic("disputes.webhooks")
+            .with_partitions("orders.webhooks", 3)
+            .build()
+            .validate_cel(),
+    );
     assert!(
         found
             .iter()
@@ -169,16 +134,30 @@ fn partitions_not_a_multiple_of_the_shards_are_refused() {
 
 #[test]
 fn zero_partitions_are_refused() {
-    let found = messages(pipeline(&[("orders.webhooks", 0)], 1).validate_cel());
+    let found = messages(
+        valid()
+            .without_topic("disputes.webhooks")
+            .with_partitions("orders.webhooks", 0)
+            .with_shards(1)
+            .build()
+            .validate_cel(),
+    );
     assert!(found.iter().any(|m| m.contains("at least 1")), "{found:?}");
 }
 
 #[test]
 fn changed_shard_list_is_refused() {
-    let old = pipeline(&[("orders.webhooks", 4)], 2);
+    let old = valid()
+        .without_topic("disputes.webhooks")
+        .with_partitions("orders.webhooks", 4)
+        .build();
     let mut renamed = old.clone();
     renamed.spec.shards[1].name = "other".into();
-    let more = pipeline(&[("orders.webhooks", 4)], 4);
+    let more = valid()
+        .without_topic("disputes.webhooks")
+        .with_partitions("orders.webhooks", 4)
+        .with_shards(4)
+        .build();
     for new in [renamed, more] {
         let found = messages(new.validate_cel_update(&old));
         assert!(
@@ -190,7 +169,7 @@ fn changed_shard_list_is_refused() {
 
 #[test]
 fn duplicate_topic_name_is_refused() {
-    let mut duplicated = pipeline(&[("orders.webhooks", 4), ("disputes.webhooks", 2)], 2);
+    let mut duplicated = valid().build();
     duplicated.spec.topics[1].name = "orders.webhooks".into();
     let found = messages(duplicated.validate_cel());
     assert!(
