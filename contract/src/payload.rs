@@ -122,7 +122,7 @@ impl Inspector {
             return Err(invalid(
                 Reason::MissingEventId,
                 format!(
-                    "no event id (a non-empty string) at {}",
+                    "no event id (a non-empty string of at most {MAX_IDENTIFIER_BYTES} bytes) at {}",
                     self.pointers.event_id
                 ),
             ));
@@ -131,7 +131,7 @@ impl Inspector {
             return Err(invalid(
                 Reason::MissingUserId,
                 format!(
-                    "no user id (a non-empty string) at {}",
+                    "no user id (a non-empty string of at most {MAX_IDENTIFIER_BYTES} bytes) at {}",
                     self.pointers.user_id
                 ),
             ));
@@ -185,11 +185,17 @@ pub fn parse(body: &[u8]) -> Result<Value, Invalid> {
     })
 }
 
-/// A non-empty string at `pointer`; integers are accepted too, as some
-/// providers number their users.
+/// Longest identifier accepted: ids are keys of Kafka records and of index
+/// rows, and a provider's ids are short.
+pub const MAX_IDENTIFIER_BYTES: usize = 255;
+
+/// A non-empty string of at most [`MAX_IDENTIFIER_BYTES`] at `pointer`;
+/// integers are accepted too, as some providers number their users.
 fn identifier(payload: &Value, pointer: &str) -> Option<String> {
     match payload.pointer(pointer)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::String(s) if !s.trim().is_empty() && s.len() <= MAX_IDENTIFIER_BYTES => {
+            Some(s.clone())
+        }
         Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
         _ => None,
     }
@@ -264,6 +270,23 @@ mod tests {
         assert_eq!(err.reason, Reason::MissingUserId);
         assert_eq!(err.provider_event_id.as_deref(), Some("evt_1"));
         assert!(err.message.contains("/data/user_id"), "{}", err.message);
+    }
+
+    #[test]
+    fn overlong_ids_are_missing_ids() {
+        let pointers = Pointers {
+            user_id: "/data/customer".into(),
+            ..Pointers::default()
+        };
+        let inspector = Inspector::builtin("orders", pointers).unwrap();
+        let mut payload = order();
+        payload["data"]["customer"] = json!("u".repeat(MAX_IDENTIFIER_BYTES + 1));
+        assert_eq!(
+            inspect(&inspector, &payload).unwrap_err().reason,
+            Reason::MissingUserId
+        );
+        payload["data"]["customer"] = json!("u".repeat(MAX_IDENTIFIER_BYTES));
+        assert!(inspect(&inspector, &payload).is_ok());
     }
 
     #[test]

@@ -126,6 +126,7 @@ pub struct TopicSpec {
     /// Partition count: at least 1, a multiple of the shard count, never lowered.
     #[cfg_attr(
         feature = "kube",
+        schemars(range(max = 1024)),
         x_kube(validation = Rule::new("self >= 1").message("partitions must be at least 1")),
         x_kube(validation = Rule::new("self >= oldSelf").message("partitions can never decrease: Kafka cannot remove partitions"))
     )]
@@ -192,6 +193,7 @@ pub struct ShardSpec {
 #[serde(rename_all = "camelCase")]
 pub struct IngestSpec {
     #[serde(default = "one")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 0, max = 64)))]
     pub replicas: i32,
     /// The Secret whose keys `standard-webhooks` and `stripe` hold the signing
     /// secrets, one per line.

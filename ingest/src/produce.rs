@@ -135,6 +135,9 @@ impl Producer {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "0")
+            // Topics are the operator's to create, with their partition counts;
+            // a produce must never create one with the broker's defaults.
+            .set("allow.auto.create.topics", "false")
             .set("linger.ms", "2")
             .set(
                 "queue.buffering.max.messages",

@@ -73,6 +73,9 @@ impl RdKafkaAdmin {
         let client = ClientConfig::new()
             .set("bootstrap.servers", bootstrap_servers)
             .set("client.id", "hookline-operator")
+            // Asking for a missing topic's metadata must not create it with
+            // the broker's defaults before CreateTopics does, with ours.
+            .set("allow.auto.create.topics", "false")
             .create()?;
         Ok(Self {
             client: Arc::new(client),

@@ -131,9 +131,7 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
     };
 
     let lost = claims::lost_topics(pipeline, &all);
-    let partitions = if lost.is_empty() {
-        reconcile_topics(pipeline, &previous.topics, ctx, &mut observed).await?
-    } else {
+    if !lost.is_empty() {
         // The older pipeline owns these topics: touch neither them nor the
         // workers that would consume them.
         for (topic, owner) in lost {
@@ -141,6 +139,16 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
                 .problems
                 .push(TopicProblem::Conflict { topic, owner });
         }
+        observed.topics = previous.topics;
+        write_status(pipeline, ctx, &observed).await?;
+        return Ok(Action::requeue(RESYNC));
+    }
+    let Some(partitions) = reconcile_topics(pipeline, &previous.topics, ctx, &mut observed).await?
+    else {
+        // The broker did not answer: what it has is unknown, so the workloads
+        // stay as they are (scaling them to the spec would undo adopted
+        // partitions) and so does what the status knew of the topics.
+        observed.topics = previous.topics;
         write_status(pipeline, ctx, &observed).await?;
         return Ok(Action::requeue(RESYNC));
     };
@@ -174,13 +182,14 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
     Ok(Action::requeue(RESYNC))
 }
 
-/// Creates and grows the topics; returns the partitions each main topic has.
+/// Creates and grows the topics; returns the partitions each main topic has,
+/// or `None` when the broker could not say.
 async fn reconcile_topics(
     pipeline: &WebhookPipeline,
     previous: &[TopicStatus],
     ctx: &Context,
     observed: &mut Observed,
-) -> Result<BTreeMap<String, i32>> {
+) -> Result<Option<BTreeMap<String, i32>>> {
     let admin = ctx
         .admins
         .admin(&pipeline.spec.kafka.bootstrap_servers)
@@ -204,7 +213,7 @@ async fn reconcile_topics(
                 topic: names.join(", "),
                 error,
             });
-            return Ok(BTreeMap::new());
+            return Ok(None);
         }
     };
     let plans = topics::plan(&wanted, &before);
@@ -222,26 +231,31 @@ async fn reconcile_topics(
             .iter()
             .find(|p| p.name == topic.name)
             .map(|p| p.spec_partitions);
+        // What the spec has asked for at most: a decrease stays a decrease on
+        // every later reconcile until the spec is raised again.
+        let mut asked = topic.partitions;
         if let Some(Plan::Adopt {
             observed: have,
             spec,
             ..
         }) = plans.iter().find(|p| p.topic() == topic.name)
         {
-            if asked_before.is_some_and(|before| *spec < before) {
-                observed.problems.push(TopicProblem::Decrease {
-                    topic: topic.name.clone(),
-                    from: *have,
-                    to: *spec,
-                });
-            } else {
-                observed.adopted.push(topic.name.clone());
+            match asked_before {
+                Some(before) if *spec < before => {
+                    asked = before;
+                    observed.problems.push(TopicProblem::Decrease {
+                        topic: topic.name.clone(),
+                        from: *have,
+                        to: *spec,
+                    });
+                }
+                _ => observed.adopted.push(topic.name.clone()),
             }
         }
         observed.topics.push(TopicStatus {
             name: topic.name.clone(),
             partitions: outcome.partitions,
-            spec_partitions: topic.partitions,
+            spec_partitions: asked,
             dlq: dlq_topic(&topic.name),
             workers_ready: 0,
         });
@@ -274,7 +288,7 @@ async fn reconcile_topics(
         TopicProblem::Unsupported { .. } => 2,
         TopicProblem::Kafka { .. } => 3,
     });
-    Ok(partitions)
+    Ok(Some(partitions))
 }
 
 /// An Event for each change made to a topic, and each failure.

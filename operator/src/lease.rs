@@ -16,7 +16,12 @@ pub async fn acquire_or_renew(
     duration_secs: i32,
     now: Timestamp,
 ) -> Result<bool, kube::Error> {
-    let current = leases.get_opt(name).await?;
+    let Some(current) = leases.get_opt(name).await? else {
+        // Nobody holds it: create it. Of two replicas creating it at once, the
+        // API server lets one through and answers the other 409.
+        return create(leases, name, me, duration_secs, now).await;
+    };
+    let current = Some(current);
     let spec = current
         .as_ref()
         .and_then(|l| l.spec.clone())
@@ -59,6 +64,36 @@ pub async fn acquire_or_renew(
     {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(status)) if status.is_conflict() => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+async fn create(
+    leases: &Api<Lease>,
+    name: &str,
+    me: &str,
+    duration_secs: i32,
+    now: Timestamp,
+) -> Result<bool, kube::Error> {
+    let lease: Lease = serde_json::from_value(serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name},
+        "spec": {
+            "holderIdentity": me,
+            "leaseDurationSeconds": duration_secs,
+            "acquireTime": MicroTime(now),
+            "renewTime": MicroTime(now),
+            "leaseTransitions": 0,
+        },
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    match leases
+        .create(&kube::api::PostParams::default(), &lease)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.is_conflict() || status.code == 409 => Ok(false),
         Err(error) => Err(error),
     }
 }

@@ -31,6 +31,8 @@ use crate::workloads::Images;
 /// How long a lease lasts without renewal, and how often it is renewed.
 const LEASE_SECS: i32 = 15;
 const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// Longest a leader goes on without a renewal, well inside the lease.
+const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The images of the pods the operator creates.
 #[derive(Debug, Clone, clap::Args)]
@@ -71,8 +73,9 @@ pub struct Args {
     /// Namespace of the leader-election Lease (the operator's own).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
-    /// This replica's identity in the election (the pod name).
-    #[arg(long, env = "POD_NAME", default_value = "hookline-operator")]
+    /// This replica's identity in the election: the pod name (two replicas
+    /// with one identity would both lead, so there is no default).
+    #[arg(long, env = "POD_NAME")]
     identity: String,
 }
 
@@ -178,33 +181,35 @@ async fn wait_for_lease(
     }
 }
 
-/// Renews the lease; losing it stops the controller (a replica that is not
-/// sure it leads must not reconcile).
+/// Renews the lease; losing it, or failing to renew it for longer than
+/// [`RENEW_DEADLINE`], stops the controller: a replica that is not sure it
+/// leads must not reconcile, since the standby takes over once the lease
+/// expires.
 async fn keep_lease(
     leases: Api<Lease>,
     me: String,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             () = tokio::time::sleep(RENEW_EVERY) => {}
         }
-        match lease::acquire_or_renew(
-            &leases,
-            MANAGER,
-            &me,
-            LEASE_SECS,
-            k8s_openapi::jiff::Timestamp::now(),
-        )
-        .await
-        {
-            Ok(true) => {}
+        let now = k8s_openapi::jiff::Timestamp::now();
+        match lease::acquire_or_renew(&leases, MANAGER, &me, LEASE_SECS, now).await {
+            Ok(true) => renewed = tokio::time::Instant::now(),
             Ok(false) => {
                 shutdown.cancel();
                 bail!("lost the leader lease to another replica");
             }
-            Err(error) => tracing::warn!(error = %error, "renewing the lease failed; retrying"),
+            Err(error) if renewed.elapsed() < RENEW_DEADLINE => {
+                tracing::warn!(error = %error, "renewing the lease failed; retrying");
+            }
+            Err(error) => {
+                shutdown.cancel();
+                bail!("could not renew the leader lease for {RENEW_DEADLINE:?}: {error}");
+            }
         }
     }
 }

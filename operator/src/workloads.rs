@@ -85,7 +85,7 @@ pub fn children(
     let ingest_service = Service {
         metadata: base.meta(&format!("{name}-ingest"), "ingest", None),
         spec: Some(ServiceSpec {
-            selector: Some(base.labels("ingest", None)),
+            selector: Some(selector(&base.labels("ingest", None))),
             ports: Some(vec![ServicePort {
                 name: Some("http".into()),
                 port: 80,
@@ -157,6 +157,20 @@ pub fn dns_label(name: &str) -> String {
         label = format!("{label}-{hash}");
     }
     label.trim_matches('-').to_owned()
+}
+
+/// The labels of `labels` that select a workload's pods.
+fn selector(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter(|(key, _)| {
+            matches!(
+                key.as_str(),
+                "app.kubernetes.io/instance" | "app.kubernetes.io/component" | "hookline.dev/topic"
+            )
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 struct Base<'a> {
@@ -279,8 +293,10 @@ impl Base<'_> {
             metadata: self.meta(&name, component, topic),
             spec: Some(DeploymentSpec {
                 replicas: Some(replicas),
+                // A Deployment's selector is immutable: it holds only what
+                // identifies the pods, never labels that may be added later.
                 selector: LabelSelector {
-                    match_labels: Some(labels.clone()),
+                    match_labels: Some(selector(&labels)),
                     ..LabelSelector::default()
                 },
                 template: PodTemplateSpec {

@@ -115,7 +115,11 @@ impl Worker {
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         loop {
-            self.abandon_revoked(&mut filling, failing.as_mut());
+            // Rebalance callbacks run inside `recv`, which may also return a
+            // record of a partition revoked and assigned again in the same
+            // poll: revoked records are dropped before anything is pushed,
+            // written or committed, and never after.
+            self.abandon_revoked(&mut filling, &mut failing);
             // A failing batch holds the partitions: nothing new is written until
             // it is, so records are never committed past a gap.
             let can_receive = filling.len() < self.config.batch_size;
@@ -123,6 +127,7 @@ impl Worker {
                 biased;
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep_until(retry_at), if failing.is_some() => {
+                    self.abandon_revoked(&mut filling, &mut failing);
                     if let Some(mut batch) = failing.take() {
                         match self.write(&mut batch).await {
                             Ok(()) => {
@@ -137,10 +142,12 @@ impl Worker {
                     }
                 }
                 _ = flush_tick.tick(), if failing.is_none() && !filling.is_empty() => {
+                    self.abandon_revoked(&mut filling, &mut failing);
                     failing = self.flush(&mut filling, &mut backoff, &mut retry_at).await;
                 }
                 received = self.consumer.recv(), if can_receive => match received {
                     Ok(message) => {
+                        self.abandon_revoked(&mut filling, &mut failing);
                         filling.push(message.detach());
                         if failing.is_none() && filling.len() >= self.config.batch_size {
                             failing = self.flush(&mut filling, &mut backoff, &mut retry_at).await;
@@ -160,6 +167,9 @@ impl Worker {
         backoff: &mut Backoff,
         retry_at: &mut tokio::time::Instant,
     ) -> Option<Batch> {
+        if filling.is_empty() {
+            return None;
+        }
         let records = std::mem::replace(filling, Vec::with_capacity(self.config.batch_size));
         let mut batch = Batch::new(
             records,
@@ -252,7 +262,7 @@ impl Worker {
     fn abandon_revoked(
         &self,
         filling: &mut Vec<rdkafka::message::OwnedMessage>,
-        failing: Option<&mut Batch>,
+        failing: &mut Option<Batch>,
     ) {
         let revoked = self.consumer.context().take_revoked();
         if revoked.is_empty() {
@@ -260,7 +270,12 @@ impl Worker {
         }
         use rdkafka::Message;
         filling.retain(|m| !revoked.contains(&m.partition()));
-        let dropped = failing.map_or(0, |batch| batch.abandon(&revoked));
+        let dropped = failing.as_mut().map_or(0, |batch| batch.abandon(&revoked));
+        // A failing batch of only revoked records is nobody's to retry now.
+        if failing.as_ref().is_some_and(Batch::is_empty) {
+            *failing = None;
+            self.resume();
+        }
         tracing::info!(
             ?revoked,
             dropped,

@@ -91,8 +91,10 @@ pub fn decode(kind: Kind, inspector: &Inspector, record: RecordView<'_>) -> Resu
             Stage::Route,
             Reason::Misrouted,
             format!(
-                "key {key:?} belongs on another partition than {} of {}",
-                record.partition, envelope.partition_count
+                "key {} belongs on another partition than {} of {}",
+                shown(key),
+                record.partition,
+                envelope.partition_count
             ),
         ));
     }
@@ -112,7 +114,7 @@ pub fn decode(kind: Kind, inspector: &Inspector, record: RecordView<'_>) -> Resu
         return Err(Poison::new(
             Stage::Route,
             Reason::Misrouted,
-            format!("the key {key:?} is not the payload's user id"),
+            format!("the key {} is not the payload's user id", shown(key)),
         ));
     }
     let received_at = DateTime::parse_from_rfc3339(&envelope.received_at)
@@ -199,6 +201,16 @@ impl Fields<'_> {
                 )
             })
     }
+}
+
+/// A key as quoted in a message: bounded, so that the reason headers never
+/// make a dead-letter record much larger than the record.
+fn shown(key: &str) -> String {
+    let mut quoted: String = key.chars().take(64).collect();
+    if quoted.len() < key.len() {
+        quoted.push('…');
+    }
+    format!("{quoted:?}")
 }
 
 fn missing(pointer: &str, what: &str) -> Poison {

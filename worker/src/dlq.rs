@@ -18,6 +18,10 @@ use crate::{Error, Result};
 /// retried (the record stays queued; a retry may add a duplicate).
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Largest dead-letter record: a main-topic record (1 MiB by default at
+/// ingest) with room for its reason headers.
+const DLQ_MAX_BYTES: &str = "4194304";
+
 /// Why a record could not be dead-lettered; always worth a retry.
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
@@ -42,6 +46,9 @@ impl DeadLetters {
             .set("acks", "all")
             // Records never expire locally; see the ingest producer for why.
             .set("message.timeout.ms", "0")
+            // A record of the main topic plus its reason headers must fit.
+            .set("message.max.bytes", DLQ_MAX_BYTES)
+            .set("allow.auto.create.topics", "false")
             .create()
             .map_err(Error::CreateProducer)?;
         Ok(Self { producer, topic })

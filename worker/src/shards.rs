@@ -11,6 +11,8 @@ use crate::store::{self, DisputeEvent, OrderEvent, Stored};
 /// How long a write waits for a connection before it counts as failed
 /// (transient: the shard is retried).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest one shard transaction may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One pool per shard, in the manifest's order.
 #[derive(Clone)]
@@ -50,11 +52,20 @@ impl Shards {
         &self.pools
     }
 
-    /// Writes `events` to `shard` in one transaction; one outcome per event.
+    /// Writes `events` to `shard` in one transaction, within [`WRITE_TIMEOUT`];
+    /// one outcome per event. A write cut short is rolled back with its
+    /// connection and counts as transient.
     pub async fn write(&self, shard: usize, events: &[&Event]) -> store::Result<Vec<Stored>> {
-        let Some(pool) = self.pools.get(shard) else {
-            return Ok(Vec::new());
-        };
+        tokio::time::timeout(WRITE_TIMEOUT, self.write_now(shard, events))
+            .await
+            .unwrap_or(Err(store::Error::Timeout(WRITE_TIMEOUT)))
+    }
+
+    async fn write_now(&self, shard: usize, events: &[&Event]) -> store::Result<Vec<Stored>> {
+        let pool = self
+            .pools
+            .get(shard)
+            .ok_or(store::Error::UnknownShard(shard))?;
         let (mut order_slots, mut orders) = (Vec::new(), Vec::<OrderEvent>::new());
         let (mut dispute_slots, mut disputes) = (Vec::new(), Vec::<DisputeEvent>::new());
         for (i, event) in events.iter().enumerate() {

@@ -53,5 +53,18 @@ async fn one_replica_leads_until_its_lease_expires() {
     let lease = leases.get("hookline-operator").await.unwrap();
     let spec = lease.spec.unwrap();
     assert_eq!(spec.holder_identity.as_deref(), Some("b"));
-    assert_eq!(spec.lease_transitions, Some(2));
+    assert_eq!(spec.lease_transitions, Some(1), "one change of holder");
+}
+
+#[tokio::test]
+async fn of_two_replicas_starting_together_one_leads() {
+    let api = FakeApi::default();
+    let leases: Api<Lease> = Api::namespaced(api.client(), "default");
+
+    let (a, b) = tokio::join!(
+        acquire_or_renew(&leases, "hookline-operator", "a", 15, at(0)),
+        acquire_or_renew(&leases, "hookline-operator", "b", 15, at(0)),
+    );
+
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one leader");
 }

@@ -246,6 +246,8 @@ async fn a_decrease_is_refused_with_its_condition_and_nothing_shrinks() {
 
     world.apply(pipeline().with_partitions("orders.webhooks", 4), 1);
     world.reconcile("payments").await;
+    // And it stays refused: the next look must not take it for adopted partitions.
+    world.reconcile("payments").await;
 
     assert_eq!(
         world.condition("payments", "Ready"),

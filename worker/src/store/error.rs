@@ -20,6 +20,13 @@ pub enum Error {
     /// Committing a transaction failed.
     #[error("committing a transaction failed")]
     Commit(#[source] sqlx::Error),
+    /// A record was planned for a shard the manifest does not have (a bug:
+    /// retried, so that it stalls visibly instead of counting as written).
+    #[error("no shard {0} in the manifest")]
+    UnknownShard(usize),
+    /// A write took longer than its deadline (a connection that hangs).
+    #[error("writing to the shard took longer than {0:?}")]
+    Timeout(std::time::Duration),
     /// Inserting a batch into `order_events` failed.
     #[error("inserting order events failed")]
     InsertOrderEvents(#[source] sqlx::Error),
@@ -51,6 +58,8 @@ impl Error {
             Error::Migrate(_) => "migrate",
             Error::Begin(_) => "begin",
             Error::Commit(_) => "commit",
+            Error::Timeout(_) => "timeout",
+            Error::UnknownShard(_) => "unknown_shard",
             Error::EnsurePartitions(_) => "ensure_partitions",
             Error::InsertOrderEvents(_) => "insert_order_events",
             Error::UpsertOrders(_) => "upsert_orders",
@@ -69,7 +78,7 @@ impl Error {
 
     fn sql_error(&self) -> Option<&sqlx::Error> {
         match self {
-            Error::Migrate(_) => None,
+            Error::Migrate(_) | Error::Timeout(_) | Error::UnknownShard(_) => None,
             Error::EnsurePartitions(e)
             | Error::Begin(e)
             | Error::Commit(e)
@@ -103,14 +112,15 @@ fn class_of(error: &sqlx::Error) -> ErrorClass {
 
 /// The class of a PostgreSQL SQLSTATE.
 ///
-/// Only data exceptions (class 22) and integrity violations (class 23) are the
+/// Only data exceptions (class 22), integrity violations (class 23) and
+/// program limits (class 54: a value too large for an index row) are the
 /// record's fault. Everything else (serialization failures 40001, deadlocks
 /// 40P01, connection exceptions 08, shutdowns and cancellations 57, resource
 /// exhaustion 53, lock timeouts 55P03, and even undefined tables 42P01 when a
 /// migration has not run) is retried.
 pub fn class_of_sqlstate(code: &str) -> ErrorClass {
     match code.get(..2) {
-        Some("22" | "23") => ErrorClass::Permanent(Reason::ConstraintViolation),
+        Some("22" | "23" | "54") => ErrorClass::Permanent(Reason::ConstraintViolation),
         _ => ErrorClass::Transient,
     }
 }

@@ -163,7 +163,7 @@ async fn two_workers_in_one_group_share_the_partitions_and_store_everything_once
     let inserted = "hookline_worker_processed_total{outcome=\"inserted\"}";
     let (a, b) = (first.metric(inserted).await, second.metric(inserted).await);
     assert!(a > 0.0 && b > 0.0, "both workers wrote: {a} and {b}");
-    assert_eq!(a + b, total as f64, "no event written by both");
+    assert_eq!(a + b, total as f64, "inserts add up to the events");
     first.terminate().await;
     second.terminate().await;
     pipeline.drop_shards().await;

@@ -106,6 +106,28 @@ async fn equal_event_times_are_ordered_by_event_id() {
 }
 
 #[tokio::test]
+async fn ties_are_broken_by_event_id_in_byte_order_whatever_the_locale() {
+    // "evt_B" < "evt_a" in byte order; English collation says the opposite.
+    for batched in [false, true] {
+        let db = TestDb::migrated_with_english_collation().await;
+        let lower = order("o1", "evt_a").at(1_000).status("paid");
+        let upper = order("o1", "evt_B").at(1_000).status("created");
+        if batched {
+            store_batch(&db, &[lower, upper]).await;
+        } else {
+            store_one(&db, &lower).await;
+            store_one(&db, &upper).await;
+        }
+        assert_eq!(
+            state(&db, "o1").await,
+            ("paid".into(), "evt_a".into()),
+            "batched: {batched}"
+        );
+        db.drop().await;
+    }
+}
+
+#[tokio::test]
 async fn batch_with_the_same_event_twice_stores_it_once() {
     let db = TestDb::migrated().await;
     let event = order("o1", "evt_1");

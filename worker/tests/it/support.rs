@@ -24,6 +24,23 @@ pub struct TestDb {
 impl TestDb {
     /// A new database with nothing in it.
     pub async fn empty() -> Self {
+        Self::create("").await
+    }
+
+    /// A new database whose text sorts by the ICU English collation (not in
+    /// byte order), with the shard schema applied.
+    pub async fn migrated_with_english_collation() -> Self {
+        let db = Self::create(
+            " LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8' TEMPLATE template0",
+        )
+        .await;
+        hookline_worker::store::migrate(&db.pool, chrono::Utc::now())
+            .await
+            .unwrap();
+        db
+    }
+
+    async fn create(options: &str) -> Self {
         let admin_url = admin_url();
         let admin = PgPoolOptions::new()
             .max_connections(1)
@@ -35,7 +52,7 @@ impl TestDb {
             });
         let name = format!("hookline_test_{}", Uuid::new_v4().simple());
         admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
+            .execute(format!("CREATE DATABASE {name}{options}").as_str())
             .await
             .unwrap();
         let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
