@@ -11,7 +11,7 @@ use hookline_contract::pipeline::{DeletionPolicy, WebhookPipeline};
 use hookline_contract::status::TopicStatus;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -178,8 +178,63 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
             status.workers_ready = ready;
         }
     }
+    let keep: Vec<String> = children
+        .workers
+        .iter()
+        .filter_map(|w| w.metadata.name.clone())
+        .collect();
+    prune_workers(&deployments, pipeline, &keep, ctx).await?;
     write_status(pipeline, ctx, &observed).await?;
     Ok(Action::requeue(RESYNC))
+}
+
+/// Deletes the worker Deployments of this pipeline whose topic left the spec;
+/// left running, they would consume a topic no longer in their manifest.
+async fn prune_workers(
+    deployments: &Api<Deployment>,
+    pipeline: &WebhookPipeline,
+    keep: &[String],
+    ctx: &Context,
+) -> Result<()> {
+    let selector = format!(
+        "app.kubernetes.io/instance={},app.kubernetes.io/component=worker",
+        pipeline.name_any()
+    );
+    let owned = deployments
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(kube("listing worker deployments"))?;
+    let uid = pipeline.uid();
+    for deployment in owned.items {
+        let name = deployment.name_any();
+        // Only this pipeline's own workers, whatever the selector let through.
+        let worker = deployment
+            .labels()
+            .get("app.kubernetes.io/component")
+            .map(String::as_str)
+            == Some("worker");
+        let ours = deployment
+            .owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref());
+        let ours = ours && worker;
+        if !ours || keep.contains(&name) {
+            continue;
+        }
+        deployments
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map_err(kube("deleting a worker deployment"))?;
+        publish(
+            pipeline,
+            ctx,
+            EventType::Normal,
+            "Pruned",
+            format!("deleted {name}: its topic left the spec"),
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// Creates and grows the topics; returns the partitions each main topic has,

@@ -21,6 +21,9 @@ const PIPELINE_FILE: &str = "pipeline.yaml";
 const SECRETS_DIR: &str = "/etc/hookline/secrets";
 const INGEST_PORT: i32 = 8080;
 const WORKER_PORT: i32 = 9090;
+/// Pod-template annotation with a digest of the manifest: the binaries read it
+/// once at startup, so a changed manifest must roll their pods.
+pub const CONFIG_DIGEST: &str = "hookline.dev/config-digest";
 
 /// Images of the pods the operator creates.
 #[derive(Debug, Clone)]
@@ -48,12 +51,6 @@ pub fn children(
 ) -> Children {
     let name = pipeline.metadata.name.clone().unwrap_or_default();
     let namespace = pipeline.metadata.namespace.clone();
-    let base = Base {
-        name: &name,
-        namespace: namespace.as_deref(),
-        owner: pipeline.controller_owner_ref(&()),
-    };
-    let config = base.meta(&format!("{name}-pipeline"), "config", None);
     let manifest = PipelineManifest {
         api_version: API_VERSION.to_owned(),
         kind: KIND.to_owned(),
@@ -63,12 +60,19 @@ pub fn children(
         },
         spec: pipeline.spec.clone(),
     };
+    let manifest = serde_saphyr::to_string(&manifest).unwrap_or_default();
+    let base = Base {
+        name: &name,
+        namespace: namespace.as_deref(),
+        config_digest: format!(
+            "{:08x}",
+            hookline_contract::murmur2(manifest.as_bytes()) as u32
+        ),
+        owner: pipeline.controller_owner_ref(&()),
+    };
     let config = ConfigMap {
-        metadata: config,
-        data: Some(BTreeMap::from([(
-            PIPELINE_FILE.to_owned(),
-            serde_saphyr::to_string(&manifest).unwrap_or_default(),
-        )])),
+        metadata: base.meta(&format!("{name}-pipeline"), "config", None),
+        data: Some(BTreeMap::from([(PIPELINE_FILE.to_owned(), manifest)])),
         ..ConfigMap::default()
     };
 
@@ -176,6 +180,8 @@ fn selector(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 struct Base<'a> {
     name: &'a str,
     namespace: Option<&'a str>,
+    /// A digest of the manifest the pods read at startup: a change rolls them.
+    config_digest: String,
     owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 }
 
@@ -302,6 +308,10 @@ impl Base<'_> {
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
                         labels: Some(labels),
+                        annotations: Some(BTreeMap::from([(
+                            CONFIG_DIGEST.to_owned(),
+                            self.config_digest.clone(),
+                        )])),
                         ..ObjectMeta::default()
                     }),
                     spec: Some(PodSpec {

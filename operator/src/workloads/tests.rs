@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::fixtures::pipeline;
+use hookline_contract::pipeline::WebhookPipeline;
 
 fn images() -> Images {
     Images {
@@ -178,4 +179,30 @@ fn names_become_dns_labels_without_collisions() {
     let long_b = dns_label(&format!("p-worker-{}b", "a".repeat(79)));
     assert!(long_a.len() <= 63 && long_b.len() <= 63);
     assert_ne!(long_a, long_b);
+}
+
+#[test]
+fn a_changed_manifest_rolls_the_pods_and_an_unchanged_one_does_not() {
+    let digest = |pipeline: &WebhookPipeline| {
+        let children = children(pipeline, &BTreeMap::new(), &images());
+        let template = |d: &Deployment| {
+            d.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()[CONFIG_DIGEST]
+                .clone()
+        };
+        (template(&children.ingest), template(&children.workers[0]))
+    };
+    let before = digest(&pipeline().build());
+    assert_eq!(digest(&pipeline().build()), before);
+    let after = digest(&pipeline().with_partitions("refunds.webhooks", 2).build());
+    assert_ne!(after.0, before.0, "ingest must learn the new topic");
+    assert_ne!(after.1, before.1);
 }

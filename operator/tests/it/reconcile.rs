@@ -302,6 +302,46 @@ async fn partitions_grown_outside_are_adopted_and_the_spec_is_behind() {
 }
 
 #[tokio::test]
+async fn the_workers_of_a_topic_removed_from_the_spec_are_deleted() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline().with_partitions("refunds.webhooks", 2), 1);
+    world.settle("payments").await;
+    assert!(
+        world
+            .api
+            .get(DEPLOYMENTS, "payments-worker-refunds-webhooks")
+            .is_some()
+    );
+    // Someone else's Deployment with the same labels is not ours to delete.
+    let mut stranger = world.deployment("payments-worker-orders-webhooks");
+    stranger["metadata"]["name"] = "stranger".into();
+    stranger["metadata"]["ownerReferences"] = json!([]);
+    world.api.put(DEPLOYMENTS, "stranger", stranger);
+
+    world.apply(pipeline(), 1);
+    world.reconcile("payments").await;
+
+    assert!(
+        world
+            .api
+            .get(DEPLOYMENTS, "payments-worker-refunds-webhooks")
+            .is_none()
+    );
+    assert!(
+        world
+            .api
+            .get(DEPLOYMENTS, "payments-worker-orders-webhooks")
+            .is_some()
+    );
+    assert!(world.api.get(DEPLOYMENTS, "stranger").is_some());
+    assert!(
+        world.events().iter().any(|e| e == "Pruned"),
+        "{:?}",
+        world.events()
+    );
+}
+
+#[tokio::test]
 async fn a_manual_scale_is_put_back() {
     let world = World::new(FakeAdmin::default());
     world.apply(pipeline(), 1);
