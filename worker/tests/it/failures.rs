@@ -31,7 +31,9 @@ async fn worker_killed_mid_stream_and_restarted_stores_every_event_once() {
             .await;
     }
 
-    let mut worker = pipeline.worker("w1").await;
+    // Batches of 10, each committed before the next: the stream takes a few
+    // hundred commits, long enough to be cut in the middle.
+    let mut worker = pipeline.worker_with_batch("w1", 10).await;
     eventually("some but not all events stored", || async {
         let stored = pipeline.total("order_events").await;
         stored >= 300

@@ -133,7 +133,13 @@ impl Pipeline {
 
     /// Starts a worker process with static membership id `instance`.
     pub async fn worker(&self, instance: &str) -> WorkerProcess {
-        WorkerProcess::start(self, instance).await
+        WorkerProcess::start(self, instance, 100).await
+    }
+
+    /// A worker writing batches of at most `batch_size` records: small batches
+    /// make a stream last long enough to interrupt it.
+    pub async fn worker_with_batch(&self, instance: &str, batch_size: usize) -> WorkerProcess {
+        WorkerProcess::start(self, instance, batch_size).await
     }
 
     /// The payload of `ev` for this pipeline's event type.
@@ -323,7 +329,7 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    async fn start(pipeline: &Pipeline, instance: &str) -> Self {
+    async fn start(pipeline: &Pipeline, instance: &str, batch_size: usize) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -346,7 +352,7 @@ impl WorkerProcess {
             "--listen".into(),
             format!("127.0.0.1:{port}"),
             "--batch-size".into(),
-            "100".into(),
+            batch_size.to_string(),
             "--batch-wait-ms".into(),
             "50".into(),
             "--max-backoff-ms".into(),
