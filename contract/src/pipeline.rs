@@ -49,6 +49,9 @@ pub struct Metadata {
         shortname = "whp",
         derive = "PartialEq",
         cel,
+        // Children are named `<name>-worker-<topic>`, `<name>-ingest`, and the
+        // name is a label value: it must leave room within 63 characters.
+        validation = Rule::new("self.metadata.name.size() <= 40").message("the pipeline's name must be at most 40 characters"),
         printcolumn(
             name = "Ready",
             type_ = "string",

@@ -499,6 +499,8 @@ async fn write_status(
     .map_err(kube("writing the status"))?;
     if let Some(ready) = status::condition(&status, status::READY)
         && ready.status == "False"
+        // Pods starting is the normal course of things, not a warning.
+        && ready.reason != "Progressing"
         && pipeline
             .status
             .as_ref()

@@ -14,6 +14,10 @@ use hookline_contract::secrets::SecretsDir;
 use crate::decode::Kind;
 use crate::{Error, Result};
 
+/// Largest batch: a batch and the next one filling behind it are held in
+/// memory, records of up to a megabyte each.
+const MAX_BATCH_SIZE: usize = 10_000;
+
 /// `hookline-worker`'s command line; every flag has an environment fallback.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "hookline-worker", version, about)]
@@ -104,8 +108,10 @@ impl Config {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        if args.batch_size == 0 {
-            return Err(Error::InvalidSetting("--batch-size must be at least 1"));
+        if !(1..=MAX_BATCH_SIZE).contains(&args.batch_size) {
+            return Err(Error::InvalidSetting(
+                "--batch-size must be between 1 and 10000",
+            ));
         }
         Ok(Self {
             bootstrap_servers: manifest.spec.kafka.bootstrap_servers.clone(),

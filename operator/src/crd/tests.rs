@@ -179,3 +179,22 @@ fn duplicate_topic_name_is_refused() {
         "{found:?}"
     );
 }
+
+#[test]
+fn overlong_pipeline_name_is_refused() {
+    let long = valid().named(&"p".repeat(41), "uid-long").build();
+    let found = messages(long.validate_cel());
+    assert!(
+        found.iter().any(|m| m.contains("at most 40 characters")),
+        "{found:?}"
+    );
+    assert!(
+        messages(
+            valid()
+                .named(&"p".repeat(40), "uid-ok")
+                .build()
+                .validate_cel()
+        )
+        .is_empty()
+    );
+}
