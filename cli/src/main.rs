@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod local;
 mod migrate;
+mod up;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -23,6 +24,8 @@ enum Command {
     Bench(bench::Args),
     /// Run the whole pipeline on this machine and show it working.
     Demo(demo::Args),
+    /// Run a WebhookPipeline manifest on this machine, without a cluster.
+    Up(up::Args),
 }
 
 #[tokio::main]
@@ -38,5 +41,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Up(args) => up::run(args).await,
     }
 }

@@ -12,11 +12,29 @@ use tokio::process::{Child, Command};
 /// How long a process may take to become ready, and to stop.
 const DEADLINE: Duration = Duration::from_secs(60);
 
+/// A process the pipeline should have: what to run and where it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// `ingest`, or `worker <topic>-<n>`.
+    pub name: String,
+    binary: &'static str,
+    args: Vec<String>,
+    listen: String,
+}
+
+impl Wanted {
+    /// The process's health endpoint.
+    pub fn health(&self) -> String {
+        format!("http://{}/readyz", self.listen)
+    }
+}
+
 /// A started process and where to ask whether it is ready.
 pub struct Process {
     pub name: String,
     pub health: String,
     pub log: PathBuf,
+    pub wanted: Wanted,
     child: Child,
 }
 
@@ -30,21 +48,72 @@ pub struct Layout<'a> {
     pub first_worker_port: u16,
 }
 
-/// Starts ingest and the workers of `spec`.
-pub fn start(spec: &PipelineSpec, layout: &Layout<'_>) -> anyhow::Result<Vec<Process>> {
-    std::fs::create_dir_all(layout.logs)?;
+/// Every process of `spec`: ingest, then one worker per partition of each
+/// topic, with `partitions` (by topic) overriding the spec's counts.
+pub fn wanted(
+    spec: &PipelineSpec,
+    partitions: &std::collections::BTreeMap<String, i32>,
+    layout: &Layout<'_>,
+) -> Vec<Wanted> {
     let mut args = common_args(layout);
     args.extend(["--listen".to_owned(), layout.ingest_listen.to_owned()]);
-    let ingest = spawn(
-        "ingest",
-        "hookline-ingest",
-        &args,
-        layout.ingest_listen,
-        layout.logs,
-    )?;
-    let mut processes = vec![ingest];
-    processes.extend(start_workers(spec, layout)?);
-    Ok(processes)
+    let mut all = vec![Wanted {
+        name: "ingest".to_owned(),
+        binary: "hookline-ingest",
+        args,
+        listen: layout.ingest_listen.to_owned(),
+    }];
+    all.extend(wanted_workers(spec, partitions, layout));
+    all
+}
+
+/// One worker per partition of each topic of `spec`.
+pub fn wanted_workers(
+    spec: &PipelineSpec,
+    partitions: &std::collections::BTreeMap<String, i32>,
+    layout: &Layout<'_>,
+) -> Vec<Wanted> {
+    let mut all = Vec::new();
+    let mut port = layout.first_worker_port;
+    for topic in &spec.topics {
+        let count = partitions
+            .get(&topic.name)
+            .copied()
+            .unwrap_or(topic.partitions);
+        for partition in 0..count {
+            let id = format!("{}-{partition}", topic.name);
+            let listen = format!("127.0.0.1:{port}");
+            port = port.saturating_add(1);
+            let mut args = common_args(layout);
+            args.extend([
+                "--topic".to_owned(),
+                topic.name.clone(),
+                "--instance-id".to_owned(),
+                id.clone(),
+                "--listen".to_owned(),
+                listen.clone(),
+            ]);
+            all.push(Wanted {
+                name: format!("worker {id}"),
+                binary: "hookline-worker",
+                args,
+                listen,
+            });
+        }
+    }
+    all
+}
+
+/// Starts ingest and the workers of `spec`, with the spec's partition counts.
+pub fn start(spec: &PipelineSpec, layout: &Layout<'_>) -> anyhow::Result<Vec<Process>> {
+    let all = wanted(spec, &Default::default(), layout);
+    all.iter().map(|w| spawn(w, layout.logs)).collect()
+}
+
+/// Starts the workers of `spec` only.
+pub fn start_workers(spec: &PipelineSpec, layout: &Layout<'_>) -> anyhow::Result<Vec<Process>> {
+    let all = wanted_workers(spec, &Default::default(), layout);
+    all.iter().map(|w| spawn(w, layout.logs)).collect()
 }
 
 fn common_args(layout: &Layout<'_>) -> Vec<String> {
@@ -56,60 +125,33 @@ fn common_args(layout: &Layout<'_>) -> Vec<String> {
     ]
 }
 
-/// Starts one worker per partition of each topic of `spec`.
-pub fn start_workers(spec: &PipelineSpec, layout: &Layout<'_>) -> anyhow::Result<Vec<Process>> {
-    std::fs::create_dir_all(layout.logs)?;
-    let common = common_args(layout);
-    let mut processes = Vec::new();
-    let mut port = layout.first_worker_port;
-    for topic in &spec.topics {
-        for partition in 0..topic.partitions {
-            let name = format!("{}-{partition}", topic.name);
-            let listen = format!("127.0.0.1:{port}");
-            port += 1;
-            let mut args = common.to_vec();
-            args.extend([
-                "--topic".to_owned(),
-                topic.name.clone(),
-                "--instance-id".to_owned(),
-                name.clone(),
-                "--listen".to_owned(),
-                listen.clone(),
-            ]);
-            processes.push(spawn(
-                &format!("worker {name}"),
-                "hookline-worker",
-                &args,
-                &listen,
-                layout.logs,
-            )?);
-        }
-    }
-    Ok(processes)
-}
-
-fn spawn(
-    name: &str,
-    binary: &str,
-    args: &[String],
-    listen: &str,
-    logs: &Path,
-) -> anyhow::Result<Process> {
-    let program = sibling(binary)?;
-    let log = logs.join(format!("{}.log", name.replace(' ', "-")));
-    let file = std::fs::File::create(&log)?;
+/// Starts `wanted`, its output appended to its log, its pid written beside it
+/// (`<name>.pid`), so that tools and tests can find it.
+pub fn spawn(wanted: &Wanted, logs: &Path) -> anyhow::Result<Process> {
+    std::fs::create_dir_all(logs)?;
+    let program = sibling(wanted.binary)?;
+    let file_name = wanted.name.replace(' ', "-");
+    let log = logs.join(format!("{file_name}.log"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)?;
     let child = Command::new(&program)
-        .args(args)
+        .args(&wanted.args)
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file)
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;
+    if let Some(pid) = child.id() {
+        std::fs::write(logs.join(format!("{file_name}.pid")), pid.to_string())?;
+    }
     Ok(Process {
-        name: name.to_owned(),
-        health: format!("http://{listen}/readyz"),
+        name: wanted.name.clone(),
+        health: wanted.health(),
         log,
+        wanted: wanted.clone(),
         child,
     })
 }
@@ -207,8 +249,14 @@ pub async fn metric_sum(processes: &[Process], prefix: &str) -> f64 {
 
 /// The first process that has exited, if any.
 pub fn exited(processes: &mut [Process]) -> Option<(String, PathBuf)> {
-    processes.iter_mut().find_map(|p| match p.child.try_wait() {
-        Ok(Some(_)) | Err(_) => Some((p.name.clone(), p.log.clone())),
-        Ok(None) => None,
-    })
+    processes
+        .iter_mut()
+        .find_map(|p| p.has_exited().then(|| (p.name.clone(), p.log.clone())))
+}
+
+impl Process {
+    /// Whether the process is gone.
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
 }

@@ -1,0 +1,199 @@
+//! `hookline up`: a WebhookPipeline without a cluster. The manifest a platform
+//! team would `kubectl apply` drives this machine's processes: its topics are
+//! reconciled with the operator's own topic code, ingest and one worker per
+//! partition run from the same binaries and flags the images carry, a process
+//! that dies is started again, and a changed manifest is applied.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use hookline_contract::headers::dlq_topic;
+use hookline_contract::pipeline::{PipelineManifest, PipelineSpec};
+use hookline_operator::admin::{AdminError, KafkaAdmin, RdKafkaAdmin};
+use hookline_operator::topics::{self, DLQ_PARTITIONS, Plan};
+
+use crate::local::processes::{self, Layout, Process};
+
+/// How often processes and the manifest are looked at.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Arguments of `hookline up`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The WebhookPipeline manifest.
+    #[arg(short = 'f', long = "file", env = "HOOKLINE_PIPELINE")]
+    file: PathBuf,
+    /// Where the manifest's secret references resolve: key K of Secret S is DIR/S/K.
+    #[arg(long, env = "HOOKLINE_SECRETS_DIR")]
+    secrets_dir: PathBuf,
+    /// Address of the ingest service.
+    #[arg(long, env = "HOOKLINE_INGEST_ADDR", default_value = "127.0.0.1:8080")]
+    ingest_addr: String,
+    /// Workers serve health and metrics on this port and the ones after it.
+    #[arg(long, default_value_t = 9100)]
+    first_worker_port: u16,
+    /// Where each process's log and pid file go.
+    #[arg(long, default_value = ".hookline/logs")]
+    logs: PathBuf,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let layout = Layout {
+        pipeline: &args.file,
+        secrets: &args.secrets_dir,
+        logs: &args.logs,
+        ingest_listen: &args.ingest_addr,
+        first_worker_port: args.first_worker_port,
+    };
+    let mut running: HashMap<String, Process> = HashMap::new();
+    let mut seen: Option<SystemTime> = None;
+    let mut tick = tokio::time::interval(TICK);
+    let mut announced = false;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tick.tick() => {}
+        }
+        let modified = std::fs::metadata(&args.file)
+            .and_then(|m| m.modified())
+            .ok();
+        if modified != seen {
+            seen = modified;
+            match apply(&args.file, &layout, &mut running).await {
+                Ok(()) => announced = false,
+                Err(error) => eprintln!("hookline up: {error:#}"),
+            }
+        }
+        restart_exited(&mut running, &layout)?;
+        if !announced && all_ready(&running).await {
+            println!(
+                "pipeline running: ingest on http://{}, {} workers; Ctrl-C stops it",
+                args.ingest_addr,
+                running.len() - 1
+            );
+            announced = true;
+        }
+    }
+    processes::stop(running.into_values().collect()).await;
+    println!("pipeline stopped");
+    Ok(())
+}
+
+/// Reconciles the topics of the manifest and starts and stops processes so
+/// that one worker runs per partition the broker has.
+async fn apply(
+    file: &Path,
+    layout: &Layout<'_>,
+    running: &mut HashMap<String, Process>,
+) -> anyhow::Result<()> {
+    let manifest = PipelineManifest::read(file)?;
+    let partitions = reconcile_topics(&manifest.spec).await?;
+    let wanted = processes::wanted(&manifest.spec, &partitions, layout);
+    let names: Vec<&str> = wanted.iter().map(|w| w.name.as_str()).collect();
+    let extra: Vec<String> = running
+        .keys()
+        .filter(|n| !names.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    let stopping: Vec<Process> = extra.iter().filter_map(|n| running.remove(n)).collect();
+    processes::stop(stopping).await;
+    // A changed manifest is read by the processes only at startup: the ones
+    // whose flags did not change are restarted to read it.
+    let restart: Vec<Process> = running.drain().map(|(_, p)| p).collect();
+    processes::stop(restart).await;
+    for w in &wanted {
+        running.insert(w.name.clone(), processes::spawn(w, layout.logs)?);
+    }
+    Ok(())
+}
+
+/// Creates and grows the topics as the operator does; returns the partitions
+/// each main topic has. Problems are reported as the operator reports them.
+async fn reconcile_topics(spec: &PipelineSpec) -> anyhow::Result<BTreeMap<String, i32>> {
+    let admin = RdKafkaAdmin::new(&spec.kafka.bootstrap_servers)
+        .context("opening the Kafka admin client")?;
+    let wanted: Vec<(String, i32)> = spec
+        .topics
+        .iter()
+        .flat_map(|t| {
+            [
+                (t.name.clone(), t.partitions),
+                (dlq_topic(&t.name), DLQ_PARTITIONS),
+            ]
+        })
+        .collect();
+    let names: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
+    let before = admin
+        .partitions(&names)
+        .await
+        .context("asking the broker for the topics")?;
+    let plans = topics::plan(&wanted, &before);
+    for plan in &plans {
+        if let Plan::Adopt {
+            topic,
+            observed,
+            spec,
+        } = plan
+        {
+            eprintln!(
+                "hookline up: topic {topic} has {observed} partitions, more than the {spec} of the manifest: workers follow the broker"
+            );
+        }
+    }
+    let outcomes = topics::apply(&admin, &plans).await;
+    let mut partitions = BTreeMap::new();
+    for outcome in outcomes {
+        match &outcome.problem {
+            Some(AdminError::Unsupported(_)) => eprintln!(
+                "hookline up: topic {} stays at {} partitions: this broker does not implement CreatePartitions (KIP-195); grow it with the broker's own tools",
+                outcome.topic, outcome.partitions
+            ),
+            Some(error) => eprintln!("hookline up: topic {}: {error}", outcome.topic),
+            None => {}
+        }
+        if let Some(change) = outcome.change {
+            println!("topic {}: {change:?}", outcome.topic);
+        }
+        partitions.insert(outcome.topic, outcome.partitions);
+    }
+    Ok(partitions)
+}
+
+/// Starts again every process that died.
+fn restart_exited(
+    running: &mut HashMap<String, Process>,
+    layout: &Layout<'_>,
+) -> anyhow::Result<()> {
+    let dead: Vec<String> = running
+        .iter_mut()
+        .filter_map(|(name, p)| p.has_exited().then(|| name.clone()))
+        .collect();
+    for name in dead {
+        if let Some(process) = running.remove(&name) {
+            eprintln!(
+                "hookline up: {name} exited; starting it again (log: {})",
+                process.log.display()
+            );
+            running.insert(name, processes::spawn(&process.wanted, layout.logs)?);
+        }
+    }
+    Ok(())
+}
+
+/// Whether every process answers its readiness check.
+async fn all_ready(running: &HashMap<String, Process>) -> bool {
+    let client = reqwest::Client::new();
+    for process in running.values() {
+        let answer = client
+            .get(&process.health)
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await;
+        if !answer.is_ok_and(|a| a.status().is_success()) {
+            return false;
+        }
+    }
+    !running.is_empty()
+}

@@ -1,0 +1,214 @@
+//! `hookline up` as a user runs it: a manifest, a secrets folder, the stack's
+//! broker and PostgreSQL; signed webhooks in, rows out; a worker killed and
+//! started again; Ctrl-C stops everything.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use hookline_ingest::auth::{header, sign};
+use sqlx::{Executor, PgPool};
+use tokio::process::Command;
+
+const DEADLINE: Duration = Duration::from_secs(90);
+const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {DEADLINE:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two consecutive ports nothing listens on.
+fn free_ports() -> (u16, u16) {
+    loop {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX
+            && let Ok(b) = std::net::TcpListener::bind(("127.0.0.1", port + 1))
+        {
+            drop((a, b));
+            return (port, port + 1);
+        }
+    }
+}
+
+async fn rows(pools: &[PgPool]) -> i64 {
+    let mut total = 0;
+    for pool in pools {
+        total += sqlx::query_scalar::<_, i64>("SELECT count(*) FROM order_events")
+            .fetch_one(pool)
+            .await
+            .unwrap_or(0);
+    }
+    total
+}
+
+async fn healthy(url: &str) -> bool {
+    reqwest::get(url)
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+async fn send(client: &reqwest::Client, ingest: &str, from: usize, to: usize) {
+    for i in from..to {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "id": format!("evt_{i}"), "type": "order.paid", "created": 1_700_000_000 + i,
+            "data": {"user_id": format!("user-{}", i % 7), "order_id": format!("ord_{i}"),
+                     "amount": 100, "currency": "eur", "status": "paid"}
+        }))
+        .unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let id = format!("msg_{i}");
+        let answer = client
+            .post(format!("http://{ingest}/webhooks/orders"))
+            .header(header::WEBHOOK_ID, &id)
+            .header(header::WEBHOOK_TIMESTAMP, now.to_string())
+            .header(
+                header::WEBHOOK_SIGNATURE,
+                sign::standard_v1(SECRET, &id, now, &body).unwrap(),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 202, "{}", answer.text().await.unwrap());
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test]
+async fn up_runs_the_manifest_restarts_a_killed_worker_and_stops_on_ctrl_c() {
+    let admin_url = env(
+        "HOOKLINE_PG_ADMIN_URL",
+        "postgres://hookline:hookline@127.0.0.1:5432/postgres",
+    );
+    let admin = PgPool::connect(&admin_url).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL at {admin_url} is unreachable ({e}); run `scripts/stack up`")
+    });
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let base = admin_url.rsplit_once('/').unwrap().0.to_owned();
+    let mut urls = Vec::new();
+    for shard in ["a", "b"] {
+        let name = format!("hookline_up_{run}_{shard}");
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        urls.push(format!("{base}/{name}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let topic = format!("up-{run}.orders");
+    let manifest = format!(
+        "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {{name: up}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  topics: [{{name: {topic}, eventType: orders, partitions: 2}}]\n  shards:\n    - {{name: a, databaseUrlSecretRef: {{name: pg-a, key: url}}}}\n    - {{name: b, databaseUrlSecretRef: {{name: pg-b, key: url}}}}\n  ingest: {{signingSecretRef: {{name: provider}}}}\n",
+        env("HOOKLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    );
+    write(&dir.path().join("pipeline.yaml"), &manifest);
+    write(&dir.path().join("secrets/pg-a/url"), &urls[0]);
+    write(&dir.path().join("secrets/pg-b/url"), &urls[1]);
+    write(
+        &dir.path().join("secrets/provider/standard-webhooks"),
+        SECRET,
+    );
+    let (ingest_port, _) = free_ports();
+    let (first_worker, second_worker) = free_ports();
+    let ingest = format!("127.0.0.1:{ingest_port}");
+    let logs = dir.path().join("logs");
+
+    let mut up = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .arg("up")
+        .arg("-f")
+        .arg(dir.path().join("pipeline.yaml"))
+        .arg("--secrets-dir")
+        .arg(dir.path().join("secrets"))
+        .args([
+            "--ingest-addr",
+            &ingest,
+            "--first-worker-port",
+            &first_worker.to_string(),
+        ])
+        .arg("--logs")
+        .arg(&logs)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pools = [
+        PgPool::connect(&urls[0]).await.unwrap(),
+        PgPool::connect(&urls[1]).await.unwrap(),
+    ];
+    let health = [
+        format!("http://{ingest}/readyz"),
+        format!("http://127.0.0.1:{first_worker}/readyz"),
+        format!("http://127.0.0.1:{second_worker}/readyz"),
+    ];
+    eventually("ingest and both workers ready", || async {
+        for url in &health {
+            if !healthy(url).await {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+
+    let client = reqwest::Client::new();
+    send(&client, &ingest, 0, 20).await;
+    eventually("20 rows", || async { rows(&pools).await == 20 }).await;
+
+    let pid_file = logs.join(format!("worker-{topic}-0.pid"));
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status()
+        .unwrap();
+    eventually("the killed worker started again", || async {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| p != pid) && healthy(&health[1]).await
+    })
+    .await;
+
+    send(&client, &ingest, 20, 40).await;
+    eventually("40 rows", || async { rows(&pools).await == 40 }).await;
+
+    std::process::Command::new("kill")
+        .args(["-INT", &up.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(DEADLINE, up.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "hookline up exited with {status}");
+    for url in &health {
+        assert!(!healthy(url).await, "{url} still answers after Ctrl-C");
+    }
+    assert_eq!(rows(&pools).await, 40, "nothing doubled");
+
+    for pool in pools {
+        pool.close().await;
+    }
+    for url in urls {
+        let name = url.rsplit_once('/').unwrap().1;
+        admin
+            .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+            .await
+            .unwrap();
+    }
+}
