@@ -5,6 +5,7 @@ mod demo;
 mod local;
 mod migrate;
 mod up;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -26,6 +27,8 @@ enum Command {
     Demo(demo::Args),
     /// Run a WebhookPipeline manifest on this machine, without a cluster.
     Up(up::Args),
+    /// Audit that every committed event has its row or its DLQ entry.
+    Verify(verify::Args),
 }
 
 #[tokio::main]
@@ -42,5 +45,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Up(args) => up::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
     }
 }

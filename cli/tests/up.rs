@@ -187,6 +187,51 @@ async fn up_runs_the_manifest_restarts_a_killed_worker_and_stops_on_ctrl_c() {
     send(&client, &ingest, 20, 40).await;
     eventually("40 rows", || async { rows(&pools).await == 40 }).await;
 
+    // The audit: every committed record has its row ...
+    let verify = || {
+        let pipeline = dir.path().join("pipeline.yaml");
+        let secrets = dir.path().join("secrets");
+        async move {
+            let output = Command::new(env!("CARGO_BIN_EXE_hookline"))
+                .arg("verify")
+                .arg("-f")
+                .arg(pipeline)
+                .arg("--secrets-dir")
+                .arg(secrets)
+                .output()
+                .await
+                .unwrap();
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+            )
+        }
+    };
+    eventually(
+        "verify counts all 40 committed events as stored",
+        || async {
+            let (ok, out) = verify().await;
+            ok && out.contains("40 stored, 0 in the DLQ, 0 missing")
+        },
+    )
+    .await;
+    // ... and names the event whose row went missing behind its back.
+    let mut deleted = 0;
+    for pool in &pools {
+        deleted += sqlx::query("DELETE FROM order_events WHERE order_id = 'ord_3'")
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected();
+    }
+    assert_eq!(deleted, 1);
+    let (ok, out) = verify().await;
+    assert!(!ok, "verify passed with a row missing: {out}");
+    assert!(
+        out.contains("1 missing") && out.contains("event evt_3 of user user-3"),
+        "{out}"
+    );
+
     std::process::Command::new("kill")
         .args(["-INT", &up.id().unwrap().to_string()])
         .status()
@@ -199,7 +244,11 @@ async fn up_runs_the_manifest_restarts_a_killed_worker_and_stops_on_ctrl_c() {
     for url in &health {
         assert!(!healthy(url).await, "{url} still answers after Ctrl-C");
     }
-    assert_eq!(rows(&pools).await, 40, "nothing doubled");
+    assert_eq!(
+        rows(&pools).await,
+        39,
+        "nothing doubled (one row deleted by the test)"
+    );
 
     for pool in pools {
         pool.close().await;
