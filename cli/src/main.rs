@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod local;
 mod migrate;
+mod status;
 mod up;
 mod verify;
 
@@ -27,6 +28,8 @@ enum Command {
     Demo(demo::Args),
     /// Run a WebhookPipeline manifest on this machine, without a cluster.
     Up(up::Args),
+    /// Topics, partitions, lag, rows per shard and DLQ depth of a pipeline.
+    Status(status::Args),
     /// Audit that every committed event has its row or its DLQ entry.
     Verify(verify::Args),
 }
@@ -46,5 +49,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Up(args) => up::run(args).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Status(args) => status::run(args).await,
     }
 }

@@ -215,6 +215,36 @@ async fn up_runs_the_manifest_restarts_a_killed_worker_and_stops_on_ctrl_c() {
         },
     )
     .await;
+    let status = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .arg("status")
+        .arg("-f")
+        .arg(dir.path().join("pipeline.yaml"))
+        .arg("--secrets-dir")
+        .arg(dir.path().join("secrets"))
+        .output()
+        .await
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status.contains(&format!(
+            "topic {topic}: 2 partitions, 40 records, lag 0, DLQ 0"
+        )),
+        "{status}"
+    );
+    let stored: i64 = status
+        .lines()
+        .filter(|l| l.starts_with("shard "))
+        .filter_map(|l| {
+            l.split("order_events ")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .trim()
+                .parse::<i64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(stored, 40, "{status}");
     // ... and names the event whose row went missing behind its back.
     let mut deleted = 0;
     for pool in &pools {
