@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod dlq;
 mod local;
 mod migrate;
 mod status;
@@ -28,6 +29,8 @@ enum Command {
     Demo(demo::Args),
     /// Run a WebhookPipeline manifest on this machine, without a cluster.
     Up(up::Args),
+    /// List the DLQs' records, or replay them once their cause is fixed.
+    Dlq(dlq::Args),
     /// Topics, partitions, lag, rows per shard and DLQ depth of a pipeline.
     Status(status::Args),
     /// Audit that every committed event has its row or its DLQ entry.
@@ -50,5 +53,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Up(args) => up::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Dlq(args) => dlq::run(args).await,
     }
 }

@@ -191,8 +191,12 @@ async fn dead_letters(bootstrap: &str, topic: &str) -> anyhow::Result<HashSet<(i
     let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
     tokio::task::spawn_blocking(move || {
         let dlq_name = dlq_topic(&topic);
+        // A consumer needs a group even to read by assignment; this one never
+        // commits.
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "hookline-verify")
+            .set("enable.auto.commit", "false")
             .create()?;
         let (_, end) = consumer.fetch_watermarks(&dlq_name, 0, TIMEOUT)?;
         let mut found = HashSet::new();
