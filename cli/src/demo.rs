@@ -58,7 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let secrets = args.dir.join("secrets");
     let standard_secret = ensure_secrets(&args, &secrets)?;
     let manifest = PipelineManifest::from_yaml(&std::fs::read_to_string(&manifest_path)?)?;
-    topics::ensure(&manifest.spec).await?;
+    topics::reconcile(&manifest.spec).await?;
 
     let layout = processes::Layout {
         pipeline: &manifest_path,

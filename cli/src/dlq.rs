@@ -225,22 +225,11 @@ async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
 }
 
 async fn current_partitions(bootstrap: &str, topic: &str) -> anyhow::Result<u32> {
-    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()?;
-        let metadata = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
-        let count = metadata
-            .topics()
-            .first()
-            .map_or(0, |t| t.partitions().len() as u32);
-        if count == 0 {
-            bail!("topic {topic} has no partitions on the broker");
-        }
-        Ok(count)
-    })
-    .await?
+    let count = crate::local::topics::offsets(bootstrap, topic).await?.len() as u32;
+    if count == 0 {
+        bail!("topic {topic} has no partitions on the broker");
+    }
+    Ok(count)
 }
 
 /// The records of `topic` (one partition) from `group`'s committed offset, or

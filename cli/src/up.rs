@@ -4,17 +4,14 @@
 //! partition run from the same binaries and flags the images carry, a process
 //! that dies is started again, and a changed manifest is applied.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
-use hookline_contract::headers::dlq_topic;
-use hookline_contract::pipeline::{PipelineManifest, PipelineSpec};
-use hookline_operator::admin::{AdminError, KafkaAdmin, RdKafkaAdmin};
-use hookline_operator::topics::{self, DLQ_PARTITIONS, Plan};
+use hookline_contract::pipeline::PipelineManifest;
 
 use crate::local::processes::{self, Layout, Process};
+use crate::local::topics;
 
 /// How often processes and the manifest are looked at.
 const TICK: Duration = Duration::from_secs(1);
@@ -89,7 +86,7 @@ async fn apply(
     running: &mut HashMap<String, Process>,
 ) -> anyhow::Result<()> {
     let manifest = PipelineManifest::read(file)?;
-    let partitions = reconcile_topics(&manifest.spec).await?;
+    let partitions = topics::reconcile(&manifest.spec).await?;
     let wanted = processes::wanted(&manifest.spec, &partitions, layout);
     let names: Vec<&str> = wanted.iter().map(|w| w.name.as_str()).collect();
     let extra: Vec<String> = running
@@ -107,58 +104,6 @@ async fn apply(
         running.insert(w.name.clone(), processes::spawn(w, layout.logs)?);
     }
     Ok(())
-}
-
-/// Creates and grows the topics as the operator does; returns the partitions
-/// each main topic has. Problems are reported as the operator reports them.
-async fn reconcile_topics(spec: &PipelineSpec) -> anyhow::Result<BTreeMap<String, i32>> {
-    let admin = RdKafkaAdmin::new(&spec.kafka.bootstrap_servers)
-        .context("opening the Kafka admin client")?;
-    let wanted: Vec<(String, i32)> = spec
-        .topics
-        .iter()
-        .flat_map(|t| {
-            [
-                (t.name.clone(), t.partitions),
-                (dlq_topic(&t.name), DLQ_PARTITIONS),
-            ]
-        })
-        .collect();
-    let names: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
-    let before = admin
-        .partitions(&names)
-        .await
-        .context("asking the broker for the topics")?;
-    let plans = topics::plan(&wanted, &before);
-    for plan in &plans {
-        if let Plan::Adopt {
-            topic,
-            observed,
-            spec,
-        } = plan
-        {
-            eprintln!(
-                "hookline up: topic {topic} has {observed} partitions, more than the {spec} of the manifest: workers follow the broker"
-            );
-        }
-    }
-    let outcomes = topics::apply(&admin, &plans).await;
-    let mut partitions = BTreeMap::new();
-    for outcome in outcomes {
-        match &outcome.problem {
-            Some(AdminError::Unsupported(_)) => eprintln!(
-                "hookline up: topic {} stays at {} partitions: this broker does not implement CreatePartitions (KIP-195); grow it with the broker's own tools",
-                outcome.topic, outcome.partitions
-            ),
-            Some(error) => eprintln!("hookline up: topic {}: {error}", outcome.topic),
-            None => {}
-        }
-        if let Some(change) = outcome.change {
-            println!("topic {}: {change:?}", outcome.topic);
-        }
-        partitions.insert(outcome.topic, outcome.partitions);
-    }
-    Ok(partitions)
 }
 
 /// Starts again every process that died.

@@ -17,6 +17,8 @@ use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sqlx::PgPool;
 
+use crate::local::topics;
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Arguments of `hookline verify`.
@@ -106,8 +108,15 @@ async fn committed_records(bootstrap: &str, topic: &TopicSpec) -> anyhow::Result
         "disputes" => "/data/dispute_id",
         _ => "/data/order_id",
     };
+    let ends: BTreeMap<i32, i64> = topics::offsets(bootstrap, &topic.name)
+        .await?
+        .into_iter()
+        .enumerate()
+        .filter_map(|(p, o)| o.committed.filter(|c| *c > 0).map(|c| (p as i32, c)))
+        .collect();
     let (bootstrap, name) = (bootstrap.to_owned(), topic.name.clone());
-    let raw = tokio::task::spawn_blocking(move || read_committed(&bootstrap, &name)).await??;
+    let raw =
+        tokio::task::spawn_blocking(move || read_committed(&bootstrap, &name, &ends)).await??;
     Ok(raw
         .into_iter()
         .map(|(partition, offset, value)| {
@@ -130,32 +139,21 @@ async fn committed_records(bootstrap: &str, topic: &TopicSpec) -> anyhow::Result
         .collect())
 }
 
-/// (partition, offset, value) of every record below the committed offsets.
-fn read_committed(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<(i32, i64, Vec<u8>)>> {
+/// (partition, offset, value) of every record below the committed offsets
+/// `ends` (by partition).
+fn read_committed(
+    bootstrap: &str,
+    topic: &str,
+    ends: &BTreeMap<i32, i64>,
+) -> anyhow::Result<Vec<(i32, i64, Vec<u8>)>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", topic)
         .set("enable.auto.commit", "false")
         .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-    let partitions = metadata
-        .topics()
-        .first()
-        .map_or(0, |t| t.partitions().len() as i32);
-    let mut wanted = TopicPartitionList::new();
-    for p in 0..partitions {
-        wanted.add_partition(topic, p);
-    }
-    let committed = consumer.committed_offsets(wanted, TIMEOUT)?;
-    let mut ends = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
-    for element in committed.elements() {
-        if let Offset::Offset(end) = element.offset()
-            && end > 0
-        {
-            ends.insert(element.partition(), end);
-            assignment.add_partition_offset(topic, element.partition(), Offset::Beginning)?;
-        }
+    for partition in ends.keys() {
+        assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
     }
     // Reading by assignment, not subscription: the audit is not a member of
     // the group and commits nothing.

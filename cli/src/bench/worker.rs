@@ -7,15 +7,13 @@
 //! the moment every partition's committed offset reached its end, so it
 //! includes joining the consumer group.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hookline_contract::{Envelope, event_id, partition_for};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, TopicPartitionList};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
@@ -161,7 +159,7 @@ async fn worker_run(
     let pipeline = dir.path().join("pipeline.yaml");
     std::fs::write(&pipeline, &manifest_text)?;
     let mut manifest = hookline_contract::pipeline::PipelineManifest::from_yaml(&manifest_text)?;
-    topics::ensure(&manifest.spec).await?;
+    topics::reconcile(&manifest.spec).await?;
     produce(&args.bootstrap, &topic, payloads).await?;
 
     // Only the workers: the spec's partition count says how many to start.
@@ -176,16 +174,15 @@ async fn worker_run(
     let mut running = processes::start_workers(&manifest.spec, &layout)?;
     processes::wait_ready(&mut running).await?;
     let started = Instant::now();
-    let ends = offsets(&args.bootstrap, &topic, args.partitions, false).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut first_commit: Option<(Instant, i64)> = None;
     loop {
-        let committed = offsets(&args.bootstrap, &topic, args.partitions, true).await?;
-        let done: i64 = committed.values().filter(|o| **o > 0).sum();
+        let partitions = topics::offsets(&args.bootstrap, &topic).await?;
+        let done: i64 = partitions.iter().filter_map(|p| p.committed).sum();
         if first_commit.is_none() && done > 0 {
             first_commit = Some((Instant::now(), done));
         }
-        if committed == ends {
+        if partitions.iter().all(|p| p.committed == Some(p.end)) {
             break;
         }
         if Instant::now() > deadline {
@@ -263,40 +260,6 @@ async fn produce(
         delivery.await?.map_err(|(e, _)| e)?;
     }
     Ok(())
-}
-
-/// End offsets (or, with `committed`, the group's committed offsets).
-async fn offsets(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    committed: bool,
-) -> anyhow::Result<HashMap<i32, i64>> {
-    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", &topic)
-            .create()?;
-        let timeout = Duration::from_secs(10);
-        if committed {
-            let mut tpl = TopicPartitionList::new();
-            for p in 0..partitions {
-                tpl.add_partition(&topic, p);
-            }
-            let offsets = consumer.committed_offsets(tpl, timeout)?;
-            Ok(offsets
-                .elements()
-                .iter()
-                .map(|e| (e.partition(), e.offset().to_raw().unwrap_or(-1)))
-                .collect())
-        } else {
-            (0..partitions)
-                .map(|p| Ok((p, consumer.fetch_watermarks(&topic, p, timeout)?.1)))
-                .collect()
-        }
-    })
-    .await?
 }
 
 async fn count(urls: &[String; 2]) -> anyhow::Result<i64> {
