@@ -16,6 +16,7 @@ use hookline_contract::headers::{self as h, dlq, dlq_topic};
 use hookline_contract::payload::Inspector;
 use hookline_contract::pipeline::{PipelineManifest, TopicSpec};
 use hookline_contract::{Envelope, partition_for};
+use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -141,7 +142,8 @@ async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
         let records = read(&bootstrap, &dlq_name, Some(&group)).await?;
         let partitions = current_partitions(&bootstrap, &topic.name).await?;
         let (mut replayed, mut still_invalid, mut skipped) = (0, 0, 0);
-        for (n, record) in records.iter().enumerate() {
+        let progress = progress_bar(&dlq_name, records.len());
+        for record in progress.wrap_iter(records.iter()) {
             if !wanted(record, &filter) {
                 skipped += 1;
                 continue;
@@ -151,12 +153,12 @@ async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
                 Ok(inspected) => inspected,
                 Err(invalid) => {
                     still_invalid += 1;
-                    eprintln!(
+                    progress.println(format!(
                         "{dlq_name}@{}: still invalid: {}: {}",
                         record.offset(),
                         invalid.reason,
                         invalid.message
-                    );
+                    ));
                     continue;
                 }
             };
@@ -179,11 +181,13 @@ async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
                 schema: inspector.schema_id().to_owned(),
             };
             if dry_run {
-                println!(
-                    "would replay {dlq_name}@{} as event {event_id} of user {}",
-                    record.offset(),
-                    inspected.user_id
-                );
+                progress.suspend(|| {
+                    println!(
+                        "would replay {dlq_name}@{} as event {event_id} of user {}",
+                        record.offset(),
+                        inspected.user_id
+                    );
+                });
                 replayed += 1;
                 continue;
             }
@@ -209,10 +213,8 @@ async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
                 .map_err(|(e, _)| e)
                 .with_context(|| format!("replaying {dlq_name}@{}", record.offset()))?;
             replayed += 1;
-            if (n + 1) % 100 == 0 {
-                eprintln!("{dlq_name}: {}/{} read", n + 1, records.len());
-            }
         }
+        progress.finish_and_clear();
         if !dry_run && let Some(last) = records.last() {
             commit(&bootstrap, &group, &dlq_name, last.offset() + 1).await?;
         }
@@ -222,6 +224,18 @@ async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A bar on standard error while records are replayed; hidden when standard
+/// error is not a terminal, so logs and pipes get only the summary lines.
+fn progress_bar(dlq_name: &str, records: usize) -> ProgressBar {
+    let progress = ProgressBar::new(records as u64).with_message(dlq_name.to_owned());
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} records, {eta} left")
+    {
+        progress.set_style(style.progress_chars("=> "));
+    }
+    progress
 }
 
 async fn current_partitions(bootstrap: &str, topic: &str) -> anyhow::Result<u32> {

@@ -12,6 +12,7 @@ use hookline_contract::pipeline::PipelineManifest;
 
 use crate::local::processes::{self, Layout, Process};
 use crate::local::topics;
+use crate::sample;
 
 /// How often processes and the manifest are looked at.
 const TICK: Duration = Duration::from_secs(1);
@@ -34,6 +35,13 @@ pub struct Args {
     /// Where each process's log and pid file go.
     #[arg(long, default_value = ".hookline/logs")]
     logs: PathBuf,
+    /// Once everything is ready, send a few hundred signed sample webhooks
+    /// (provider retries and invalid ones among them) and report where they went.
+    #[arg(long)]
+    sample_traffic: bool,
+    /// Stop after the sample traffic's report instead of running on.
+    #[arg(long, requires = "sample_traffic")]
+    exit: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -48,6 +56,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut seen: Option<SystemTime> = None;
     let mut tick = tokio::time::interval(TICK);
     let mut announced = false;
+    let mut sampled = false;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
@@ -71,11 +80,53 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 running.len() - 1
             );
             announced = true;
+            if args.sample_traffic && !sampled {
+                sampled = true;
+                let sent = sample(&args, &running).await;
+                if let Err(error) = &sent {
+                    eprintln!("hookline up: sample traffic: {error:#}");
+                }
+                if args.exit {
+                    processes::stop(running.into_values().collect()).await;
+                    println!("pipeline stopped");
+                    return sent;
+                }
+                print_endpoints(&args, &running);
+            }
         }
     }
     processes::stop(running.into_values().collect()).await;
     println!("pipeline stopped");
     Ok(())
+}
+
+async fn sample(args: &Args, running: &HashMap<String, Process>) -> anyhow::Result<()> {
+    let manifest = PipelineManifest::read(&args.file)?;
+    let processes: Vec<&Process> = running.values().collect();
+    sample::send_and_report(&manifest, &args.secrets_dir, &args.ingest_addr, &processes).await
+}
+
+fn print_endpoints(args: &Args, running: &HashMap<String, Process>) {
+    println!("\nthe pipeline keeps running; Ctrl-C stops it.");
+    println!(
+        "  webhooks:  POST http://{}/webhooks/<eventType> (signing secrets under {})",
+        args.ingest_addr,
+        args.secrets_dir.display()
+    );
+    println!(
+        "  ingest:    http://{0}/readyz, http://{0}/metrics",
+        args.ingest_addr
+    );
+    let mut workers: Vec<&Process> = running.values().filter(|p| p.name != "ingest").collect();
+    workers.sort_by(|a, b| a.name.cmp(&b.name));
+    for worker in workers {
+        println!(
+            "  {}: {}",
+            worker.name,
+            worker.health.replace("/readyz", "/metrics")
+        );
+    }
+    println!("  logs:      {}", args.logs.display());
 }
 
 /// Reconciles the topics of the manifest and starts and stops processes so

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use hookline_contract::pipeline::{API_VERSION, KIND, Metadata, PipelineManifest, WebhookPipeline};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -328,9 +329,13 @@ impl Base<'_> {
                             readiness_probe: Some(probe("/readyz")),
                             liveness_probe: Some(probe("/healthz")),
                             volume_mounts: Some(mounts),
+                            security_context: Some(container_security()),
                             ..Container::default()
                         }],
                         volumes: Some(volumes),
+                        security_context: Some(pod_security()),
+                        // Neither binary calls the Kubernetes API.
+                        automount_service_account_token: Some(false),
                         ..PodSpec::default()
                     }),
                 },
@@ -338,6 +343,34 @@ impl Base<'_> {
             }),
             ..Deployment::default()
         }
+    }
+}
+
+/// The pod half of the "restricted" Pod Security Standard: the binaries run
+/// as the images' non-root user and need no system calls beyond the runtime's
+/// default profile.
+fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
+/// The container half: no privilege, no capability, and a read-only root
+/// filesystem (configuration and Secrets are mounted; nothing is written).
+fn container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
     }
 }
 

@@ -2,8 +2,12 @@
 //!
 //! [`PrivateBroker`] is a broker process of the test's own, for tests that stop
 //! and restart the broker, or that do what must not touch a shared broker.
+//! [`proxy::Proxy`] stands between a client and a server that must go away
+//! for a while: a shard stopped under a running worker, or under a benchmark.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod proxy;
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -24,6 +24,10 @@ use crate::{Error, Result};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often the consumer reports statistics (lag).
 const STATISTICS_INTERVAL_MS: &str = "5000";
+/// How long the broker may hold a fetch for want of data. The default (500 ms)
+/// is added to the receipt-to-row latency of every event of a quiet topic;
+/// 100 ms costs an idle worker ten small fetches a second.
+const FETCH_WAIT_MS: &str = "100";
 
 /// Consumer callbacks: lag from statistics, and revoked partitions.
 pub struct WorkerContext {
@@ -85,6 +89,7 @@ pub fn consumer(config: &Config, metrics: Arc<Metrics>) -> Result<StreamConsumer
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
+        .set("fetch.wait.max.ms", FETCH_WAIT_MS)
         .create_with_context(context)
         .map_err(Error::CreateConsumer)?;
     consumer

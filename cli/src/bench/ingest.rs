@@ -9,13 +9,10 @@
 //! load generator and the service share the machine's cores.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hookline_contract::{event_id, headers as h, partition_for};
-use hookline_ingest::auth::{header, sign};
 use hookline_ingest::config::{Args as IngestArgs, Config};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -23,12 +20,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::Broker;
+use super::load::{self, SECRET};
 use super::stats::{Latencies, ms, rate};
 
-const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 /// Produce futures awaited at most this far behind the newest send.
 const RAW_IN_FLIGHT: usize = 10_000;
 /// Requests of the fixed-rate run that may be outstanding at once.
@@ -37,13 +34,8 @@ const FIXED_RATE_IN_FLIGHT: usize = 1_024;
 /// Arguments of `hookline bench ingest`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The broker.
-    #[arg(
-        long,
-        env = "HOOKLINE_KAFKA_BOOTSTRAP",
-        default_value = "127.0.0.1:9092"
-    )]
-    bootstrap: String,
+    #[command(flatten)]
+    broker: Broker,
     /// Records of the raw produce run and requests of the saturation run.
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
@@ -77,7 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let topic = format!("bench-{run_id}.orders");
     let raw_topic = format!("bench-{run_id}.raw");
     create_topics(
-        &args.bootstrap,
+        &args.broker.bootstrap,
         &[
             (&topic, args.partitions),
             (&format!("{topic}.DLQ"), 1),
@@ -90,7 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (url, shutdown, served) = start_ingest(&args, &topic, dir.path()).await?;
     println!(
         "hookline bench ingest: {}-byte signed order webhooks, {} partitions, broker {}",
-        args.body_bytes, args.partitions, args.bootstrap
+        args.body_bytes, args.partitions, args.broker.bootstrap
     );
 
     let bodies: Vec<Vec<u8>> = (0..args.requests)
@@ -198,7 +190,7 @@ async fn start_ingest(
 )> {
     let manifest = format!(
         "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {{name: bench}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  topics: [{{name: {topic}, eventType: orders, partitions: {}}}]\n  shards: [{{name: a, databaseUrlSecretRef: {{name: pg, key: url}}}}]\n  ingest: {{signingSecretRef: {{name: provider}}}}\n",
-        args.bootstrap, args.partitions
+        args.broker.bootstrap, args.partitions
     );
     std::fs::write(dir.join("pipeline.yaml"), manifest)?;
     std::fs::create_dir_all(dir.join("secrets/provider"))?;
@@ -239,7 +231,7 @@ async fn start_ingest(
 /// time from the first send to the last ack.
 async fn raw_produce(args: &Args, topic: &str, bodies: &[Vec<u8>]) -> anyhow::Result<Duration> {
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap)
+        .set("bootstrap.servers", &args.broker.bootstrap)
         .set("partitioner", "murmur2_random")
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -311,74 +303,24 @@ fn acked<Canceled>(
     }
 }
 
-/// Posts one signed body; its status and latency.
-async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>, n: usize) -> (u16, Duration) {
-    let started = Instant::now();
-    let now = chrono::Utc::now().timestamp();
-    let id = format!("msg_{n}");
-    let signature = sign::standard_v1(SECRET, &id, now, &body).unwrap_or_default();
-    let status = client
-        .post(url)
-        .header(header::WEBHOOK_ID, id)
-        .header(header::WEBHOOK_TIMESTAMP, now.to_string())
-        .header(header::WEBHOOK_SIGNATURE, signature)
-        .body(body)
-        .send()
-        .await
-        .map_or(0, |r| r.status().as_u16());
-    (status, started.elapsed())
-}
-
 async fn saturation(
     client: &reqwest::Client,
     url: &str,
     bodies: &[Vec<u8>],
     clients: usize,
 ) -> HttpRun {
-    let next = Arc::new(AtomicUsize::new(0));
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(bodies.to_vec());
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..clients {
-        let (client, url, next, bodies) =
-            (client.clone(), url.to_owned(), next.clone(), bodies.clone());
-        tasks.spawn(async move {
-            let mut seen = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { break };
-                seen.push(post(&client, &url, body.clone(), i).await);
-            }
-            seen
-        });
-    }
-    let results: Vec<(u16, Duration)> = tasks.join_all().await.into_iter().flatten().collect();
+    let results = load::closed_loop(client, url, bodies.to_vec(), clients).await;
     summarise(results, started.elapsed())
 }
 
 async fn fixed_rate(client: &reqwest::Client, url: &str, args: &Args) -> HttpRun {
     let total = args.rate as usize * args.seconds as usize;
-    let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
-    let limit = Arc::new(Semaphore::new(FIXED_RATE_IN_FLIGHT));
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..total {
-        let scheduled = tick.tick().await.into_std();
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            break;
-        };
-        let (client, url) = (client.clone(), url.to_owned());
-        let body = body(args.requests + n, args.body_bytes);
-        tasks.spawn(async move {
-            let (status, _) = post(&client, &url, body, n).await;
-            drop(permit);
-            // From the scheduled start: a request that waited is counted as slow.
-            (status, scheduled.elapsed())
-        });
-    }
-    let results: Vec<(u16, Duration)> = tasks.join_all().await;
+    let results = load::open_loop(client, url, args.rate, total, FIXED_RATE_IN_FLIGHT, |n| {
+        body(args.requests + n, args.body_bytes)
+    })
+    .await;
     summarise(results, started.elapsed())
 }
 

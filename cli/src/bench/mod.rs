@@ -1,9 +1,34 @@
 //! `hookline bench`: throughput and latency figures, printed, against the
 //! broker and databases of the local stack.
 
+mod databases;
+mod e2e;
 mod ingest;
+mod load;
 mod stats;
 mod worker;
+
+/// The broker the benchmarks use.
+#[derive(Debug, clap::Args)]
+pub struct Broker {
+    /// The broker.
+    #[arg(
+        long,
+        env = "HOOKLINE_KAFKA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap: String,
+}
+
+/// The broker and the PostgreSQL server the benchmarks use.
+#[derive(Debug, clap::Args)]
+pub struct Stack {
+    #[command(flatten)]
+    pub broker: Broker,
+    /// A connection string with the right to create databases.
+    #[arg(long, env = "HOOKLINE_PG_ADMIN_URL")]
+    pub admin_url: String,
+}
 
 /// Arguments of `hookline bench`.
 #[derive(Debug, clap::Args)]
@@ -18,11 +43,15 @@ enum What {
     Ingest(ingest::Args),
     /// Kafka to committed rows, one worker and one per partition, against COPY.
     Worker(worker::Args),
+    /// HTTP to committed rows through the whole pipeline, beside a synchronous
+    /// baseline; then both with one shard stopped for a while.
+    E2e(e2e::Args),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
         What::Ingest(args) => ingest::run(args).await,
         What::Worker(args) => worker::run(args).await,
+        What::E2e(args) => e2e::run(args).await,
     }
 }

@@ -9,31 +9,24 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use hookline_contract::{Envelope, event_id, partition_for};
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Executor, PgPool};
 
 use super::stats::rate;
+use super::{Stack, databases};
 use crate::local::{processes, topics};
 
 /// Arguments of `hookline bench worker`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The broker.
-    #[arg(
-        long,
-        env = "HOOKLINE_KAFKA_BOOTSTRAP",
-        default_value = "127.0.0.1:9092"
-    )]
-    bootstrap: String,
-    /// A connection string with the right to create databases.
-    #[arg(long, env = "HOOKLINE_PG_ADMIN_URL")]
-    admin_url: String,
+    #[command(flatten)]
+    stack: Stack,
     /// Events per run.
     #[arg(long, default_value_t = 30_000)]
     events: usize,
@@ -46,7 +39,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     println!(
         "hookline bench worker: {} order events, {} partitions, 2 shards, broker {}",
-        args.events, args.partitions, args.bootstrap
+        args.events, args.partitions, args.stack.broker.bootstrap
     );
     let payloads: Vec<(String, Vec<u8>, Envelope)> = (0..args.events)
         .map(|i| event(i, args.partitions))
@@ -113,29 +106,6 @@ fn event(i: usize, partitions: i32) -> (String, Vec<u8>, Envelope) {
     )
 }
 
-/// Fresh shard databases, migrated; their URLs.
-async fn shards(args: &Args, run: &str) -> anyhow::Result<[String; 2]> {
-    let admin = PgPool::connect(&args.admin_url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    let base = args
-        .admin_url
-        .rsplit_once('/')
-        .map_or(args.admin_url.as_str(), |(b, _)| b);
-    let mut urls = Vec::new();
-    for shard in ["a", "b"] {
-        let name = format!("hookline_bench_{run}_{shard}");
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await?;
-        let url = format!("{base}/{name}");
-        let pool = PgPool::connect(&url).await?;
-        hookline_worker::store::migrate(&pool, chrono::Utc::now()).await?;
-        urls.push(url);
-    }
-    Ok([urls[0].clone(), urls[1].clone()])
-}
-
 async fn worker_run(
     args: &Args,
     run: &str,
@@ -144,7 +114,7 @@ async fn worker_run(
 ) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
     let topic = format!("bench-{run}.orders");
-    let urls = shards(args, run).await?;
+    let urls = databases::create(&args.stack.admin_url, run).await?;
     let secrets = dir.path().join("secrets");
     for (name, url) in [("pg-a", &urls[0]), ("pg-b", &urls[1])] {
         std::fs::create_dir_all(secrets.join(name))?;
@@ -154,13 +124,13 @@ async fn worker_run(
     std::fs::write(secrets.join("provider/stripe"), "whsec_bench_unused_secret")?;
     let manifest_text = format!(
         "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {{name: bench}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  topics: [{{name: {topic}, eventType: orders, partitions: {}}}]\n  shards:\n    - {{name: a, databaseUrlSecretRef: {{name: pg-a, key: url}}}}\n    - {{name: b, databaseUrlSecretRef: {{name: pg-b, key: url}}}}\n  ingest: {{signingSecretRef: {{name: provider}}}}\n",
-        args.bootstrap, args.partitions
+        args.stack.broker.bootstrap, args.partitions
     );
     let pipeline = dir.path().join("pipeline.yaml");
     std::fs::write(&pipeline, &manifest_text)?;
     let mut manifest = hookline_contract::pipeline::PipelineManifest::from_yaml(&manifest_text)?;
     topics::reconcile(&manifest.spec).await?;
-    produce(&args.bootstrap, &topic, payloads).await?;
+    produce(&args.stack.broker.bootstrap, &topic, payloads).await?;
 
     // Only the workers: the spec's partition count says how many to start.
     manifest.spec.topics[0].partitions = workers;
@@ -177,7 +147,7 @@ async fn worker_run(
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut first_commit: Option<(Instant, i64)> = None;
     loop {
-        let partitions = topics::offsets(&args.bootstrap, &topic).await?;
+        let partitions = topics::offsets(&args.stack.broker.bootstrap, &topic).await?;
         let done: i64 = partitions.iter().filter_map(|p| p.committed).sum();
         if first_commit.is_none() && done > 0 {
             first_commit = Some((Instant::now(), done));
@@ -197,11 +167,11 @@ async fn worker_run(
         elapsed: at.elapsed(),
     });
     processes::stop(running).await;
-    let stored = count(&urls).await?;
+    let stored = databases::count(&urls).await?;
     if stored != payloads.len() as i64 {
         bail!("{stored} rows stored for {} events", payloads.len());
     }
-    drop_databases(args, &urls).await?;
+    databases::drop(&args.stack.admin_url, &urls).await?;
     Ok(Run { elapsed, steady })
 }
 
@@ -262,30 +232,6 @@ async fn produce(
     Ok(())
 }
 
-async fn count(urls: &[String; 2]) -> anyhow::Result<i64> {
-    let mut total = 0;
-    for url in urls {
-        let pool = PgPool::connect(url).await?;
-        total += sqlx::query_scalar::<_, i64>("SELECT count(*) FROM order_events")
-            .fetch_one(&pool)
-            .await?;
-        pool.close().await;
-    }
-    Ok(total)
-}
-
-async fn drop_databases(args: &Args, urls: &[String; 2]) -> anyhow::Result<()> {
-    let admin = PgPool::connect(&args.admin_url).await?;
-    for url in urls {
-        if let Some((_, name)) = url.rsplit_once('/') {
-            admin
-                .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
-                .await?;
-        }
-    }
-    Ok(())
-}
-
 /// The same rows with `COPY`: every event into `order_events`, every order's
 /// state into `orders`, each shard's rows in one transaction per table.
 async fn copy_run(
@@ -293,7 +239,7 @@ async fn copy_run(
     run: &str,
     payloads: &[(String, Vec<u8>, Envelope)],
 ) -> anyhow::Result<Duration> {
-    let urls = shards(args, run).await?;
+    let urls = databases::create(&args.stack.admin_url, run).await?;
     let mut events_csv = [String::new(), String::new()];
     let mut orders_csv = [String::new(), String::new()];
     for (i, (user, body, envelope)) in payloads.iter().enumerate() {
@@ -331,11 +277,11 @@ async fn copy_run(
     for pool in pools {
         pool.close().await;
     }
-    let stored = count(&urls).await?;
+    let stored = databases::count(&urls).await?;
     if stored != payloads.len() as i64 {
         bail!("COPY stored {stored} rows for {} events", payloads.len());
     }
-    drop_databases(args, &urls).await?;
+    databases::drop(&args.stack.admin_url, &urls).await?;
     Ok(elapsed)
 }
 

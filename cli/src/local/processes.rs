@@ -227,7 +227,7 @@ pub async fn stop(processes: Vec<Process>) {
 }
 
 /// The sum over every process of the metric lines starting with `prefix`.
-pub async fn metric_sum(processes: &[Process], prefix: &str) -> f64 {
+pub async fn metric_sum(processes: &[&Process], prefix: &str) -> f64 {
     let client = reqwest::Client::new();
     let mut total = 0.0;
     for process in processes {
@@ -245,13 +245,6 @@ pub async fn metric_sum(processes: &[Process], prefix: &str) -> f64 {
             .sum::<f64>();
     }
     total
-}
-
-/// The first process that has exited, if any.
-pub fn exited(processes: &mut [Process]) -> Option<(String, PathBuf)> {
-    processes
-        .iter_mut()
-        .find_map(|p| p.has_exited().then(|| (p.name.clone(), p.log.clone())))
 }
 
 impl Process {

@@ -11,7 +11,7 @@ fn images() -> Images {
     }
 }
 
-fn args(deployment: &Deployment) -> Vec<String> {
+fn pod(deployment: &Deployment) -> &PodSpec {
     deployment
         .spec
         .as_ref()
@@ -20,10 +20,10 @@ fn args(deployment: &Deployment) -> Vec<String> {
         .spec
         .as_ref()
         .unwrap()
-        .containers[0]
-        .args
-        .clone()
-        .unwrap()
+}
+
+fn args(deployment: &Deployment) -> Vec<String> {
+    pod(deployment).containers[0].args.clone().unwrap()
 }
 
 #[test]
@@ -205,4 +205,32 @@ fn a_changed_manifest_rolls_the_pods_and_an_unchanged_one_does_not() {
     let after = digest(&pipeline().with_partitions("refunds.webhooks", 2).build());
     assert_ne!(after.0, before.0, "ingest must learn the new topic");
     assert_ne!(after.1, before.1);
+}
+
+#[test]
+fn every_pod_meets_the_restricted_pod_security_standard() {
+    let children = children(&pipeline().build(), &BTreeMap::new(), &images());
+    let deployments = children.workers.iter().chain([&children.ingest]);
+    for deployment in deployments {
+        let name = deployment.metadata.name.clone().unwrap();
+        let pod = pod(deployment);
+        let security = pod.security_context.as_ref().unwrap();
+        assert_eq!(security.run_as_non_root, Some(true), "{name}");
+        assert_eq!(
+            security.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+            Some("RuntimeDefault"),
+            "{name}"
+        );
+        assert_eq!(pod.automount_service_account_token, Some(false), "{name}");
+        for container in &pod.containers {
+            let security = container.security_context.as_ref().unwrap();
+            assert_eq!(security.allow_privilege_escalation, Some(false), "{name}");
+            assert_eq!(security.read_only_root_filesystem, Some(true), "{name}");
+            assert_eq!(
+                security.capabilities.as_ref().and_then(|c| c.drop.clone()),
+                Some(vec!["ALL".to_owned()]),
+                "{name}"
+            );
+        }
+    }
 }

@@ -2,7 +2,9 @@
 //! `kube::Client`: objects are kept, patched and deleted as the API server
 //! would for what the operator does (server-side apply approximated by a merge
 //! patch, JSON patches for the finalizer, status subresource, deletion with
-//! finalizers). It counts the writes, so that a test can require none.
+//! finalizers). It counts the writes, so that a test can require none, and
+//! records every request, so that a test can check each against RBAC rules.
+//! `serve` puts the same API on a TCP port, for the operator's binary.
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use serde_json::{Value, json};
@@ -15,33 +17,95 @@ use std::{
 /// Objects by (collection path, e.g. `/apis/apps/v1/namespaces/ns/deployments`, name).
 pub type Store = Arc<Mutex<BTreeMap<(String, String), Value>>>;
 
-/// The fake API: its objects and the writes it received (`PATCH path`, …).
+/// One request as the API server's authorizer would see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub content_type: String,
+    /// Whether the object named by the path existed before the request: a
+    /// server-side apply that creates an object is authorized as create too.
+    pub existed: bool,
+}
+
+/// The fake API: its objects, the writes it received (`PATCH path`, …), and
+/// every request.
 #[derive(Clone, Default)]
 pub struct FakeApi {
     pub store: Store,
     pub writes: Arc<Mutex<Vec<String>>>,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
 }
 
 impl FakeApi {
     pub fn client(&self) -> kube::Client {
-        let (store, writes) = (self.store.clone(), self.writes.clone());
+        let api = self.clone();
         let svc = tower::service_fn(move |req: Request<Body>| {
-            let (store, writes) = (store.clone(), writes.clone());
-            async move {
-                if req.method() != Method::GET {
-                    writes
-                        .lock()
-                        .unwrap()
-                        .push(format!("{} {}", req.method(), req.uri().path()));
-                }
-                Ok::<_, Infallible>(handle(store, req).await)
-            }
+            let api = api.clone();
+            async move { Ok::<_, Infallible>(api.answer(req).await) }
         });
         kube::Client::new(svc, "default")
     }
 
+    /// Serves the API over HTTP on 127.0.0.1 until the task is dropped, for a
+    /// process that reads a kubeconfig.
+    pub async fn serve(&self) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+        let api = self.clone();
+        let router = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let api = api.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let response = api
+                    .answer(Request::from_parts(parts, Body::from(bytes.to_vec())))
+                    .await;
+                let (parts, body) = response.into_parts();
+                let bytes = body.collect_bytes().await.unwrap_or_default();
+                axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        (addr, task)
+    }
+
+    async fn answer(&self, req: Request<Body>) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        if req.method() != Method::GET {
+            self.writes
+                .lock()
+                .unwrap()
+                .push(format!("{} {}", req.method(), path));
+        }
+        let (collection, name, _) = split(&path);
+        let existed = name.is_some_and(|name| self.get(&collection, &name).is_some());
+        self.requests.lock().unwrap().push(Recorded {
+            method: req.method().clone(),
+            path,
+            query: req.uri().query().unwrap_or("").to_owned(),
+            content_type: req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+            existed,
+        });
+        handle(self.store.clone(), req).await
+    }
+
     pub fn writes(&self) -> Vec<String> {
         self.writes.lock().unwrap().clone()
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
     }
 
     pub fn get(&self, collection: &str, name: &str) -> Option<Value> {
@@ -129,7 +193,20 @@ async fn handle(store: Store, req: Request<Body>) -> Response<Body> {
                 &json!({"kind":"List","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":items}),
             )
         }
-        (&Method::GET, None) => status(405, "MethodNotAllowed", "watch not supported by fake"),
+        // A watch that has nothing to stream: it answers as the API server does
+        // when the client's resourceVersion is too old, and the client lists
+        // again, which is how a watcher here sees what changed.
+        (&Method::GET, None) => Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(Body::from(
+                serde_json::to_vec(&json!({"type": "ERROR", "object": {
+                    "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "reason": "Expired", "message": "too old resource version", "code": 410,
+                }}))
+                .unwrap(),
+            ))
+            .unwrap(),
         (&Method::GET, Some(n)) => match db.get(&(coll, n.clone())) {
             Some(v) => respond(StatusCode::OK, v),
             None => status(404, "NotFound", &format!("{n} not found")),

@@ -7,4 +7,5 @@
 mod admin_broker;
 mod fake_api;
 mod lease;
+mod rbac;
 mod reconcile;

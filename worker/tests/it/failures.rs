@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use hookline_contract::shard_for;
 
 use crate::pipeline::{PARTITIONS, Pipeline, ev, eventually};
-use crate::proxy::Proxy;
+use hookline_testkit::proxy::Proxy;
 
 #[tokio::test]
 async fn worker_killed_mid_stream_and_restarted_stores_every_event_once() {
@@ -66,7 +66,7 @@ async fn worker_killed_mid_stream_and_restarted_stores_every_event_once() {
 
 #[tokio::test]
 async fn shard_outage_is_retried_without_dlq_or_commits_past_the_gap() {
-    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let proxy = Proxy::start("127.0.0.1:5432").await.unwrap();
     let pipeline = Pipeline::new("orders", Some(proxy.port)).await;
     let users: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
     for (i, user) in users.iter().enumerate() {
@@ -118,7 +118,7 @@ async fn shard_outage_is_retried_without_dlq_or_commits_past_the_gap() {
         "nothing new on shard b"
     );
 
-    proxy.resume().await;
+    proxy.resume().await.unwrap();
     eventually("everything arrives once the shard is back", || async {
         pipeline.total("order_events").await == 80
     })

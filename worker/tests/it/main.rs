@@ -13,7 +13,6 @@ mod flow;
 mod migrations;
 mod pipeline;
 mod poison;
-mod proxy;
 mod store_disputes;
 mod store_orders;
 mod support;

@@ -1,7 +1,9 @@
-//! A TCP proxy a test can stop and start again on the same port: a shard that
-//! goes away (connections cut, new ones refused) and comes back.
+//! A TCP proxy that can be stopped and started again on the same port: a
+//! server that goes away (connections cut, new ones refused) and comes back,
+//! as its clients see it.
 
-use std::sync::{Arc, Mutex};
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -13,16 +15,16 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub async fn start(target: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+    /// Listens on a free port of 127.0.0.1 and forwards to `target`.
+    pub async fn start(target: &str) -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
         let proxy = Self {
-            port,
+            port: listener.local_addr()?.port(),
             target: target.to_owned(),
             tasks: Arc::default(),
         };
         proxy.serve(listener);
-        proxy
+        Ok(proxy)
     }
 
     fn serve(&self, listener: TcpListener) {
@@ -36,24 +38,40 @@ impl Proxy {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
-                if let Ok(mut tasks) = tasks.lock() {
-                    tasks.push(connection);
-                }
+                tasks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(connection);
             }
         });
-        self.tasks.lock().unwrap().push(accept);
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(accept);
     }
 
     /// Cuts every connection and refuses new ones.
     pub fn stop(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
             task.abort();
         }
     }
 
     /// Accepts connections again on the same port.
-    pub async fn resume(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+    pub async fn resume(&self) -> io::Result<()> {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await?;
         self.serve(listener);
+        Ok(())
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

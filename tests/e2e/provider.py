@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""The provider's side of the end-to-end test: signs and sends webhooks, and
+says which shard each user's rows belong on.
+
+    provider.py send --url URL --secret whsec_… --orders N --disputes M --run ID
+        sends every event twice (a provider's retry, same webhook-id) and prints
+        the rows each shard must then hold, as `table shard count` lines
+    provider.py selftest
+        checks the signature and murmur2 against the published vectors
+        (/work/shared/VECTORS.md, ingest/src/auth/tests.rs)
+
+Only the standard library: the test needs nothing installed to send.
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks `v1` signature: HMAC-SHA256 keyed with the
+    base64 after `whsec_`, over `{id}.{timestamp}.{body}`."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1," + base64.b64encode(mac.digest()).decode()
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's Java client murmur2, as a signed 32-bit integer."""
+    m, r = 0x5BD1E995, 24
+    h = (0x9747B28C ^ len(data)) & 0xFFFFFFFF
+    whole = len(data) & ~3
+    for i in range(0, whole, 4):
+        k = int.from_bytes(data[i : i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+    tail = data[whole:]
+    if len(tail) >= 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if len(tail) >= 1:
+        h ^= tail[0]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def shard(user_id: str, shards: int) -> int:
+    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % shards
+
+
+def post(url: str, secret: str, msg_id: str, body: bytes) -> int:
+    timestamp = int(time.time())
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(secret, msg_id, timestamp, body),
+        },
+    )
+    for _ in range(20):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            # 503: the broker did not ack in time; a provider retries.
+            if error.code != 503:
+                return error.code
+        except urllib.error.URLError:
+            pass
+        time.sleep(1)
+    return 503
+
+
+def events(run: str, orders: int, disputes: int):
+    now = int(time.time())
+    for i in range(orders):
+        yield "orders", {
+            "id": f"evt_{run}_o{i}",
+            "type": "order.created",
+            "created": now,
+            "data": {
+                "user_id": f"user_{run}_{i}",
+                "order_id": f"ord_{run}_{i}",
+                "amount": 1000 + i,
+                "currency": "eur",
+                "status": "created",
+            },
+        }
+    for i in range(disputes):
+        yield "disputes", {
+            "id": f"evt_{run}_d{i}",
+            "type": "dispute.created",
+            "created": now,
+            "data": {
+                "user_id": f"user_{run}_{i}",
+                "dispute_id": f"dp_{run}_{i}",
+                "order_id": f"ord_{run}_{i}",
+                "amount": 500 + i,
+                "currency": "eur",
+                "status": "needs_response",
+            },
+        }
+
+
+def send(args) -> int:
+    # Every table on every shard, zero included: a row on the wrong shard shows.
+    expected = {
+        (table, index): 0
+        for table in ("orders", "order_events", "disputes", "dispute_events")
+        for index in range(args.shards)
+    }
+    failures = 0
+    for kind, event in events(args.run, args.orders, args.disputes):
+        body = json.dumps(event).encode()
+        for attempt in range(2):
+            status = post(f"{args.url}/webhooks/{kind}", args.secret, event["id"], body)
+            if status != 202:
+                print(f"{kind} {event['id']} attempt {attempt}: HTTP {status}", file=sys.stderr)
+                failures += 1
+        index = shard(event["data"]["user_id"], args.shards)
+        for table in (kind, kind[:-1] + "_events"):
+            expected[(table, index)] += 1
+    for (table, index), count in sorted(expected.items()):
+        print(table, "abcdefghijklmnop"[index], count)
+    return 1 if failures else 0
+
+
+def selftest() -> int:
+    checks = [
+        (
+            sign(
+                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+                1649367553,
+                b'{"email":"test@example.com","username":"test_user"}',
+            ),
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
+        ),
+        (
+            sign(
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                b'{"test": 2432232314}',
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ),
+        (murmur2(b"21"), -973932308),
+        (murmur2(b"foobar"), -790332482),
+        (murmur2(b"a-little-bit-long-string"), -985981536),
+        (murmur2(b"a-little-bit-longer-string"), -1486304829),
+        (murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971),
+        (murmur2(b"abc"), 479470107),
+        (shard("fd7af248-ce5c-46a5-93d7-1c0c9005b99d", 32), 26),
+        (shard("user_1", 3), 0),
+    ]
+    wrong = [(got, want) for got, want in checks if got != want]
+    for got, want in wrong:
+        print(f"got {got!r}, want {want!r}", file=sys.stderr)
+    print(f"provider.py: {len(checks) - len(wrong)}/{len(checks)} vectors")
+    return 1 if wrong else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    sender = commands.add_parser("send")
+    sender.add_argument("--url", required=True)
+    sender.add_argument("--secret", required=True)
+    sender.add_argument("--orders", type=int, default=40)
+    sender.add_argument("--disputes", type=int, default=20)
+    sender.add_argument("--shards", type=int, default=2)
+    sender.add_argument("--run", required=True, help="makes the ids of this batch unique")
+    commands.add_parser("selftest")
+    args = parser.parse_args()
+    return send(args) if args.command == "send" else selftest()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
