@@ -153,12 +153,14 @@ async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
                 Ok(inspected) => inspected,
                 Err(invalid) => {
                     still_invalid += 1;
-                    progress.println(format!(
-                        "{dlq_name}@{}: still invalid: {}: {}",
-                        record.offset(),
-                        invalid.reason,
-                        invalid.message
-                    ));
+                    progress.suspend(|| {
+                        eprintln!(
+                            "{dlq_name}@{}: still invalid: {}: {}",
+                            record.offset(),
+                            invalid.reason,
+                            invalid.message
+                        );
+                    });
                     continue;
                 }
             };

@@ -24,6 +24,8 @@ const DUPLICATES: usize = 25;
 const INVALID: usize = 10;
 /// How long the sample's rows may take to arrive.
 const DEADLINE: Duration = Duration::from_secs(60);
+/// How long one webhook may wait for its answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends the sample to ingest at `ingest` (signed with the manifest's first
 /// Standard Webhooks secret) and reports once every valid event has its row
@@ -61,6 +63,12 @@ pub async fn send_and_report(
         answers.values().sum::<usize>(),
         describe(&answers)
     );
+    if answers.keys().any(|status| *status != 202) {
+        bail!(
+            "ingest refused some of the sample ({}); see its log",
+            describe(&answers)
+        );
+    }
 
     let expected_rows = (ORDERS + DISPUTES) as i64;
     let deadline = tokio::time::Instant::now() + DEADLINE;
@@ -128,7 +136,9 @@ async fn send_traffic(listen: &str, secret: &str) -> anyhow::Result<BTreeMap<u16
         })));
     }
 
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()?;
     let mut answers = BTreeMap::new();
     for (n, (event_type, payload)) in bodies.iter().enumerate() {
         let body = serde_json::to_vec(payload)?;

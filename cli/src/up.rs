@@ -54,22 +54,37 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut running: HashMap<String, Process> = HashMap::new();
     let mut seen: Option<SystemTime> = None;
+    // Why the manifest could not be applied (a broker not up yet, a file
+    // caught half-written): it is tried again every tick, the error told once.
+    let mut failed: Option<String> = None;
     let mut tick = tokio::time::interval(TICK);
     let mut announced = false;
     let mut sampled = false;
+    // One listener for the whole run, so a Ctrl-C that comes while the
+    // manifest is applied or the sample sent is not lost.
+    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stop => break,
             _ = tick.tick() => {}
         }
         let modified = std::fs::metadata(&args.file)
             .and_then(|m| m.modified())
             .ok();
-        if modified != seen {
-            seen = modified;
+        if modified != seen || failed.is_some() {
             match apply(&args.file, &layout, &mut running).await {
-                Ok(()) => announced = false,
-                Err(error) => eprintln!("hookline up: {error:#}"),
+                Ok(()) => {
+                    seen = modified;
+                    failed = None;
+                    announced = false;
+                }
+                Err(error) => {
+                    let error = format!("{error:#}");
+                    if failed.as_ref() != Some(&error) {
+                        eprintln!("hookline up: {error}");
+                    }
+                    failed = Some(error);
+                }
             }
         }
         restart_exited(&mut running, &layout)?;
@@ -82,14 +97,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             announced = true;
             if args.sample_traffic && !sampled {
                 sampled = true;
-                let sent = sample(&args, &running).await;
-                if let Err(error) = &sent {
-                    eprintln!("hookline up: sample traffic: {error:#}");
-                }
+                let sent = tokio::select! {
+                    sent = sample(&args, &running) => sent,
+                    _ = &mut stop => break,
+                };
                 if args.exit {
                     processes::stop(running.into_values().collect()).await;
                     println!("pipeline stopped");
                     return sent;
+                }
+                if let Err(error) = &sent {
+                    eprintln!("hookline up: sample traffic: {error:#}");
                 }
                 print_endpoints(&args, &running);
             }

@@ -154,9 +154,13 @@ fn manifest(topic: &str, partitions: u16, event_id_pointer: &str) -> String {
     )
 }
 
+/// Writes `path` whole at once (a rename), as an editor saving the file
+/// would, so that `up` never reads it half-written.
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).unwrap();
+    std::fs::rename(&partial, path).unwrap();
 }
 
 /// A pipeline run by `hookline up` for one test: its own topic, shard
@@ -172,8 +176,9 @@ struct Up {
     /// Ingest's, then each worker's.
     health: Vec<String>,
     logs: std::path::PathBuf,
-    /// What `hookline up` writes to standard error.
+    /// What `hookline up` writes to standard error, and to standard output.
     stderr: std::path::PathBuf,
+    stdout: std::path::PathBuf,
     child: tokio::process::Child,
     _group: ProcessGroup,
 }
@@ -193,8 +198,16 @@ impl Drop for ProcessGroup {
 
 impl Up {
     /// Runs the manifest `manifest(run)` makes, whose topics are named after
-    /// `run` and which has `workers` partitions in all.
+    /// `run` and which has `workers` partitions in all; returns once every
+    /// process is ready.
     async fn start(manifest: impl FnOnce(&str) -> String, workers: u16) -> Self {
+        let up = Self::launch(manifest, workers, &[]).await;
+        up.ready().await;
+        up
+    }
+
+    /// Starts `hookline up <extra>` on the manifest `manifest(run)` makes.
+    async fn launch(manifest: impl FnOnce(&str) -> String, workers: u16, extra: &[&str]) -> Self {
         let admin_url = env(
             "HOOKLINE_PG_ADMIN_URL",
             "postgres://hookline:hookline@127.0.0.1:5432/postgres",
@@ -227,6 +240,7 @@ impl Up {
         let first_worker = free_ports(workers);
         let logs = dir.path().join("logs");
         let stderr = dir.path().join("up.stderr");
+        let stdout = dir.path().join("up.stdout");
         let child = Command::new(env!("CARGO_BIN_EXE_hookline"))
             .arg("up")
             .arg("-f")
@@ -241,9 +255,12 @@ impl Up {
             ])
             .arg("--logs")
             .arg(&logs)
+            .args(extra)
+            .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
-            // Few connections per worker: three pipelines run at once here.
-            .env("HOOKLINE_SHARD_CONNECTIONS", "2")
+            // One connection per shard and worker: four pipelines run at once here,
+            // within PostgreSQL's default 100 connections.
+            .env("HOOKLINE_SHARD_CONNECTIONS", "1")
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
@@ -256,7 +273,7 @@ impl Up {
         let mut health = vec![format!("http://{ingest}/readyz")];
         health
             .extend((0..workers).map(|w| format!("http://127.0.0.1:{}/readyz", first_worker + w)));
-        let up = Self {
+        Self {
             admin,
             urls,
             pools,
@@ -267,11 +284,10 @@ impl Up {
             health,
             logs,
             stderr,
+            stdout,
             child,
             _group: group,
-        };
-        up.ready().await;
-        up
+        }
     }
 
     async fn ready(&self) {
@@ -334,8 +350,14 @@ impl Up {
             .unwrap()
             .unwrap();
         assert!(status.success(), "hookline up exited with {status}");
+        self.finish().await;
+    }
+
+    /// Checks that nothing `up` started still answers, and drops the
+    /// databases.
+    async fn finish(self) {
         for url in &self.health {
-            assert!(!healthy(url).await, "{url} still answers after Ctrl-C");
+            assert!(!healthy(url).await, "{url} still answers after up stopped");
         }
         let [a, b] = self.pools;
         a.close().await;
@@ -489,6 +511,40 @@ async fn up_runs_the_example_manifest_through_retries_invalid_webhooks_and_a_kil
         "{out}"
     );
     up.stop().await;
+}
+
+#[tokio::test]
+async fn sample_traffic_reports_where_the_webhooks_went_and_exit_stops_everything() {
+    let mut up = Up::launch(example_manifest, 6, &["--sample-traffic", "--exit"]).await;
+    let status = tokio::time::timeout(2 * DEADLINE, up.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let (out, errors) = (std::fs::read_to_string(&up.stdout).unwrap(), up.errors());
+    assert!(status.success(), "up exited with {status}: {out}{errors}");
+    for line in [
+        "sent 295 webhooks: 295 × 202",
+        "25 duplicate deliveries recognised by the workers; 10 invalid webhooks quarantined to the DLQs (10 in all)",
+        "pipeline stopped",
+    ] {
+        assert!(out.contains(line), "{line:?} not in {out}");
+    }
+    let orders = rows_per_shard(&up, "order_events").await;
+    let disputes = rows_per_shard(&up, "dispute_events").await;
+    assert_eq!(
+        (orders[0] + orders[1], disputes[0] + disputes[1]),
+        (200, 60)
+    );
+    assert!(
+        out.contains(&format!(
+            "  {:<16} {:>16} {:>16}",
+            "order_events",
+            format!("{0} / {0}", orders[0]),
+            format!("{0} / {0}", orders[1])
+        )),
+        "{out}"
+    );
+    up.finish().await;
 }
 
 #[tokio::test]

@@ -346,12 +346,18 @@ impl Base<'_> {
     }
 }
 
+/// The user of the images (distroless `nonroot`).
+const NONROOT_UID: i64 = 65532;
+
 /// The pod half of the "restricted" Pod Security Standard: the binaries run
 /// as the images' non-root user and need no system calls beyond the runtime's
 /// default profile.
 fn pod_security() -> PodSecurityContext {
     PodSecurityContext {
         run_as_non_root: Some(true),
+        // The images' user; numeric, so runAsNonRoot holds for any image.
+        run_as_user: Some(NONROOT_UID),
+        run_as_group: Some(NONROOT_UID),
         seccomp_profile: Some(SeccompProfile {
             type_: "RuntimeDefault".into(),
             ..SeccompProfile::default()

@@ -11,7 +11,20 @@ use tokio::task::JoinHandle;
 pub struct Proxy {
     pub port: u16,
     target: String,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    state: Arc<Mutex<State>>,
+}
+
+/// The tasks of the current listener and its connections. `generation` moves
+/// on at every stop, so that a listener that accepted a connection just as it
+/// was stopped drops it instead of serving it through the outage.
+#[derive(Default)]
+struct State {
+    generation: u64,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Proxy {
@@ -21,7 +34,7 @@ impl Proxy {
         let proxy = Self {
             port: listener.local_addr()?.port(),
             target: target.to_owned(),
-            tasks: Arc::default(),
+            state: Arc::default(),
         };
         proxy.serve(listener);
         Ok(proxy)
@@ -29,42 +42,50 @@ impl Proxy {
 
     fn serve(&self, listener: TcpListener) {
         let target = self.target.clone();
-        let tasks = self.tasks.clone();
+        let state = self.state.clone();
+        let mut guard = lock(&self.state);
+        let generation = guard.generation;
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                let mut guard = lock(&state);
+                if guard.generation != generation {
+                    break;
+                }
                 let target = target.clone();
-                let connection = tokio::spawn(async move {
+                guard.tasks.push(tokio::spawn(async move {
                     if let Ok(mut server) = TcpStream::connect(&target).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
-                });
-                tasks
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(connection);
+                }));
             }
         });
-        self.tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(accept);
+        guard.tasks.push(accept);
     }
 
     /// Cuts every connection and refuses new ones.
     pub fn stop(&self) {
-        for task in self
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
+        let mut guard = lock(&self.state);
+        guard.generation += 1;
+        for task in guard.tasks.drain(..) {
             task.abort();
         }
     }
 
-    /// Accepts connections again on the same port.
+    /// Accepts connections again on the same port. The stopped listener is
+    /// closed when its aborted task next runs, so the port may take a moment
+    /// to become free.
     pub async fn resume(&self) -> io::Result<()> {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await?;
+        let mut attempts = 0;
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse && attempts < 100 => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         self.serve(listener);
         Ok(())
     }

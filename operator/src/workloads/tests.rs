@@ -216,6 +216,7 @@ fn every_pod_meets_the_restricted_pod_security_standard() {
         let pod = pod(deployment);
         let security = pod.security_context.as_ref().unwrap();
         assert_eq!(security.run_as_non_root, Some(true), "{name}");
+        assert_eq!(security.run_as_user, Some(65532), "{name}");
         assert_eq!(
             security.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
             Some("RuntimeDefault"),

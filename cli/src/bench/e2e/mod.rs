@@ -88,8 +88,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for kind in [Kind::Pipeline, Kind::Baseline] {
         let target = Target::start(kind, &args, &format!("{run}s{}", kind.tag())).await?;
         let figures = steady(&client, &args, &target).await;
-        target.stop(&args).await?;
+        let stopped = target.stop(&args).await;
         print_steady(kind, &figures?);
+        stopped?;
     }
 
     println!(
@@ -106,8 +107,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for kind in [Kind::Pipeline, Kind::Baseline] {
         let target = Target::start(kind, &args, &format!("{run}o{}", kind.tag())).await?;
         let figures = outage(&client, &args, &target).await;
-        target.stop(&args).await?;
+        let stopped = target.stop(&args).await;
         print_outage(kind, &figures?);
+        stopped?;
     }
     Ok(())
 }

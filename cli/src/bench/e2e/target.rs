@@ -65,6 +65,22 @@ pub struct Stored {
 impl Target {
     pub async fn start(kind: Kind, args: &Args, run: &str) -> anyhow::Result<Self> {
         let databases = databases::create(&args.stack.admin_url, run).await?;
+        match Self::start_on(kind, args, run, databases.clone()).await {
+            Ok(target) => Ok(target),
+            Err(error) => {
+                // The run failed; its databases are of no use to anyone.
+                let _ = databases::drop(&args.stack.admin_url, &databases).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn start_on(
+        kind: Kind,
+        args: &Args,
+        run: &str,
+        databases: [String; 2],
+    ) -> anyhow::Result<Self> {
         let mut pools = Vec::new();
         for url in &databases {
             let pool = PgPool::connect(url).await?;
