@@ -4,18 +4,21 @@
 //! partition run from the same binaries and flags the images carry, a process
 //! that dies is started again, and a changed manifest is applied.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use hookline_contract::pipeline::PipelineManifest;
 
+use crate::local::assignment::{self, Notice, Watch};
 use crate::local::processes::{self, Layout, Process};
 use crate::local::topics;
 use crate::sample;
 
 /// How often processes and the manifest are looked at.
 const TICK: Duration = Duration::from_secs(1);
+/// How often the workers are asked which partitions they hold.
+const ASSIGNMENT_CHECK: Duration = Duration::from_secs(10);
 
 /// Arguments of `hookline up`.
 #[derive(Debug, clap::Args)]
@@ -60,6 +63,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(TICK);
     let mut announced = false;
     let mut sampled = false;
+    // Partitions per topic, as the broker has them, and whether the workers
+    // hold them all.
+    let mut partitions: BTreeMap<String, i32> = BTreeMap::new();
+    let mut watch = Watch::default();
+    let mut checked = Instant::now();
     // One listener for the whole run, so a Ctrl-C that comes while the
     // manifest is applied or the sample sent is not lost.
     let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
@@ -73,10 +81,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .ok();
         if modified != seen || failed.is_some() {
             match apply(&args.file, &layout, &mut running).await {
-                Ok(()) => {
+                Ok(applied) => {
                     seen = modified;
                     failed = None;
                     announced = false;
+                    partitions = applied;
+                    watch.reset();
                 }
                 Err(error) => {
                     let error = format!("{error:#}");
@@ -88,6 +98,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         restart_exited(&mut running, &layout)?;
+        if announced && checked.elapsed() >= ASSIGNMENT_CHECK {
+            checked = Instant::now();
+            let processes: Vec<&Process> = running.values().collect();
+            let held = assignment::held(&processes).await;
+            for notice in watch.observe(checked, assignment::shortfalls(&partitions, &held)) {
+                tell(&notice);
+            }
+        }
         if !announced && all_ready(&running).await {
             println!(
                 "pipeline running: ingest on http://{}, {} workers; Ctrl-C stops it",
@@ -98,7 +116,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             if args.sample_traffic && !sampled {
                 sampled = true;
                 let sent = tokio::select! {
-                    sent = sample(&args, &running) => sent,
+                    sent = sample(&args, &running, &partitions) => sent,
                     _ = &mut stop => break,
                 };
                 if args.exit {
@@ -118,10 +136,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn sample(args: &Args, running: &HashMap<String, Process>) -> anyhow::Result<()> {
+/// Sends the sample traffic. When its rows do not all arrive, partitions no
+/// worker holds are the likeliest cause, and are told at once.
+async fn sample(
+    args: &Args,
+    running: &HashMap<String, Process>,
+    partitions: &BTreeMap<String, i32>,
+) -> anyhow::Result<()> {
     let manifest = PipelineManifest::read(&args.file)?;
     let processes: Vec<&Process> = running.values().collect();
-    sample::send_and_report(&manifest, &args.secrets_dir, &args.ingest_addr, &processes).await
+    let sent =
+        sample::send_and_report(&manifest, &args.secrets_dir, &args.ingest_addr, &processes).await;
+    if sent.is_err() {
+        let held = assignment::held(&processes).await;
+        for short in assignment::shortfalls(partitions, &held) {
+            tell(&Notice::Stuck(short));
+        }
+    }
+    sent
 }
 
 fn print_endpoints(args: &Args, running: &HashMap<String, Process>) {
@@ -148,12 +180,13 @@ fn print_endpoints(args: &Args, running: &HashMap<String, Process>) {
 }
 
 /// Reconciles the topics of the manifest and starts and stops processes so
-/// that one worker runs per partition the broker has.
+/// that one worker runs per partition the broker has; returns the partitions
+/// of each topic of the manifest.
 async fn apply(
     file: &Path,
     layout: &Layout<'_>,
     running: &mut HashMap<String, Process>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<BTreeMap<String, i32>> {
     let manifest = PipelineManifest::read(file)?;
     let partitions = topics::reconcile(&manifest.spec).await?;
     let wanted = processes::wanted(&manifest.spec, &partitions, layout);
@@ -172,7 +205,30 @@ async fn apply(
     for w in &wanted {
         running.insert(w.name.clone(), processes::spawn(w, layout.logs)?);
     }
-    Ok(())
+    Ok(manifest
+        .spec
+        .topics
+        .iter()
+        .map(|t| {
+            let count = partitions.get(&t.name).copied().unwrap_or(t.partitions);
+            (t.name.clone(), count)
+        })
+        .collect())
+}
+
+fn tell(notice: &Notice) {
+    match notice {
+        Notice::Stuck(short) => eprintln!(
+            "hookline up: the workers of {} hold {} of its {} partitions, for over {} s: the broker's consumer group is not handing them out. tansu 0.6.0 can keep a group waiting for a leader that is gone; restarting the broker clears it (scripts/stack down && scripts/stack up), and nothing is lost",
+            short.topic,
+            short.held,
+            short.partitions,
+            assignment::GRACE.as_secs()
+        ),
+        Notice::Recovered(topic) => {
+            eprintln!("hookline up: every partition of {topic} is held by a worker again");
+        }
+    }
 }
 
 /// Starts again every process that died.

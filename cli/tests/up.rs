@@ -67,6 +67,29 @@ async fn rows_in(pool: &PgPool, table: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// Partitions the workers answering at `health` (their readiness URLs) say
+/// they hold.
+async fn assigned(health: &[String]) -> i64 {
+    let mut total = 0;
+    for url in health {
+        let Ok(answer) = reqwest::get(url.replace("/readyz", "/metrics")).await else {
+            continue;
+        };
+        total += answer
+            .text()
+            .await
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("hookline_worker_assigned_partitions ")?
+                    .parse::<i64>()
+                    .ok()
+            })
+            .sum::<i64>();
+    }
+    total
+}
+
 async fn healthy(url: &str) -> bool {
     reqwest::get(url)
         .await
@@ -450,6 +473,12 @@ async fn up_runs_the_example_manifest_through_retries_invalid_webhooks_and_a_kil
                 && rows_per_shard(&up, "dispute_events").await == disputes
         },
     )
+    .await;
+
+    // Every partition is held by a worker again after the kill.
+    eventually("the workers hold all 6 partitions", || async {
+        assigned(&up.health[1..]).await == 6
+    })
     .await;
 
     let orders_topic = up.topic.clone();

@@ -57,6 +57,14 @@ impl ConsumerContext for WorkerContext {
             revoked.extend(partitions.elements().iter().map(|e| e.partition()));
         }
     }
+
+    /// Cooperative rebalances hand out increments: the gauge is set from the
+    /// whole assignment once each is applied.
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        if let Ok(assignment) = consumer.assignment() {
+            self.metrics.assigned(assignment.count());
+        }
+    }
 }
 
 impl WorkerContext {

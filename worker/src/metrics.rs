@@ -32,6 +32,7 @@ pub struct Metrics {
     retries: Family<ReasonLabels, Counter>,
     batch_seconds: Histogram,
     lag: Family<PartitionLabels, Gauge>,
+    assigned: Gauge,
 }
 
 impl Default for Metrics {
@@ -73,6 +74,12 @@ impl Metrics {
             "Records behind the partition's end, as last reported by the consumer",
             lag.clone(),
         );
+        let assigned = Gauge::default();
+        registry.register(
+            "assigned_partitions",
+            "Partitions the consumer group assigned to this worker",
+            assigned.clone(),
+        );
         Self {
             registry,
             processed,
@@ -80,6 +87,7 @@ impl Metrics {
             retries,
             batch_seconds,
             lag,
+            assigned,
         }
     }
 
@@ -109,6 +117,10 @@ impl Metrics {
             .set(lag);
     }
 
+    pub fn assigned(&self, partitions: usize) {
+        self.assigned.set(partitions as i64);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -128,7 +140,12 @@ mod tests {
         metrics.processed(3, 1);
         metrics.dead_lettered("misrouted");
         metrics.lag(2, 17);
+        metrics.assigned(2);
         let text = metrics.render();
+        assert!(
+            text.contains("hookline_worker_assigned_partitions 2"),
+            "{text}"
+        );
         assert!(
             text.contains(r#"hookline_worker_processed_total{outcome="inserted"} 3"#),
             "{text}"

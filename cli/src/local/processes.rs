@@ -17,6 +17,8 @@ const DEADLINE: Duration = Duration::from_secs(60);
 pub struct Wanted {
     /// `ingest`, or `worker <topic>-<n>`.
     pub name: String,
+    /// The topic a worker consumes.
+    pub topic: Option<String>,
     binary: &'static str,
     args: Vec<String>,
     listen: String,
@@ -59,6 +61,7 @@ pub fn wanted(
     args.extend(["--listen".to_owned(), layout.ingest_listen.to_owned()]);
     let mut all = vec![Wanted {
         name: "ingest".to_owned(),
+        topic: None,
         binary: "hookline-ingest",
         args,
         listen: layout.ingest_listen.to_owned(),
@@ -95,6 +98,7 @@ pub fn wanted_workers(
             ]);
             all.push(Wanted {
                 name: format!("worker {id}"),
+                topic: Some(topic.name.clone()),
                 binary: "hookline-worker",
                 args,
                 listen,
