@@ -202,6 +202,7 @@ async fn apply(
     // whose flags did not change are restarted to read it.
     let restart: Vec<Process> = running.drain().map(|(_, p)| p).collect();
     processes::stop(restart).await;
+    processes::stop_leftovers(&wanted, layout.logs).await;
     for w in &wanted {
         running.insert(w.name.clone(), processes::spawn(w, layout.logs)?);
     }

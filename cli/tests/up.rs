@@ -203,7 +203,39 @@ struct Up {
     stderr: std::path::PathBuf,
     stdout: std::path::PathBuf,
     child: tokio::process::Child,
-    _group: ProcessGroup,
+    /// The arguments of `hookline up`, to start it again.
+    args: Vec<std::ffi::OsString>,
+    /// Every `hookline up` started, and its processes.
+    groups: Vec<ProcessGroup>,
+}
+
+/// Starts `hookline up <args>` in a process group of its own.
+fn spawn_up(
+    args: &[std::ffi::OsString],
+    stdout: &Path,
+    stderr: &Path,
+) -> (tokio::process::Child, ProcessGroup) {
+    let child = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(args)
+        .stdout(append(stdout))
+        .stderr(append(stderr))
+        // One connection per shard and worker: five pipelines run at once here,
+        // within PostgreSQL's default 100 connections.
+        .env("HOOKLINE_SHARD_CONNECTIONS", "1")
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let group = ProcessGroup(child.id().unwrap());
+    (child, group)
+}
+
+fn append(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
 }
 
 /// `hookline up` and every process it started: killed together when a test
@@ -264,31 +296,18 @@ impl Up {
         let logs = dir.path().join("logs");
         let stderr = dir.path().join("up.stderr");
         let stdout = dir.path().join("up.stdout");
-        let child = Command::new(env!("CARGO_BIN_EXE_hookline"))
-            .arg("up")
-            .arg("-f")
-            .arg(dir.path().join("pipeline.yaml"))
-            .arg("--secrets-dir")
-            .arg(dir.path().join("secrets"))
-            .args([
-                "--ingest-addr",
-                &ingest,
-                "--first-worker-port",
-                &first_worker.to_string(),
-            ])
-            .arg("--logs")
-            .arg(&logs)
-            .args(extra)
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            // One connection per shard and worker: four pipelines run at once here,
-            // within PostgreSQL's default 100 connections.
-            .env("HOOKLINE_SHARD_CONNECTIONS", "1")
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let group = ProcessGroup(child.id().unwrap());
+        let mut args: Vec<std::ffi::OsString> = vec!["up".into(), "-f".into()];
+        args.push(dir.path().join("pipeline.yaml").into());
+        args.push("--secrets-dir".into());
+        args.push(dir.path().join("secrets").into());
+        for arg in ["--ingest-addr", &ingest, "--first-worker-port"] {
+            args.push(arg.into());
+        }
+        args.push(first_worker.to_string().into());
+        args.push("--logs".into());
+        args.push(logs.clone().into());
+        args.extend(extra.iter().map(Into::into));
+        let (child, group) = spawn_up(&args, &stdout, &stderr);
         let pools = [
             PgPool::connect(&urls[0]).await.unwrap(),
             PgPool::connect(&urls[1]).await.unwrap(),
@@ -309,7 +328,8 @@ impl Up {
             stderr,
             stdout,
             child,
-            _group: group,
+            args,
+            groups: vec![group],
         }
     }
 
@@ -574,6 +594,41 @@ async fn sample_traffic_reports_where_the_webhooks_went_and_exit_stops_everythin
         "{out}"
     );
     up.finish().await;
+}
+
+#[tokio::test]
+async fn a_new_up_stops_the_processes_a_killed_up_left_behind() {
+    let mut up = Up::start(|run| manifest(&format!("up-{run}.orders"), 2, "/id"), 2).await;
+    let pid_file = up.logs.join(format!("worker-{}-0.pid", up.topic));
+    let left = std::fs::read_to_string(&pid_file).unwrap();
+    // `up` alone is killed: its workers and ingest run on, orphaned.
+    std::process::Command::new("kill")
+        .args(["-KILL", &up.child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    up.child.wait().await.unwrap();
+    assert!(Path::new(&format!("/proc/{}", left.trim())).exists());
+
+    let (child, group) = spawn_up(&up.args, &up.stdout, &up.stderr);
+    up.child = child;
+    up.groups.push(group);
+    eventually("the left-behind worker stopped and replaced", || async {
+        !Path::new(&format!("/proc/{}/cmdline", left.trim())).exists()
+            || std::fs::read(format!("/proc/{}/cmdline", left.trim())).is_ok_and(|c| c.is_empty())
+    })
+    .await;
+    assert!(
+        up.errors()
+            .contains("was left running by an earlier run; stopping it"),
+        "{}",
+        up.errors()
+    );
+    up.restarted(2).await;
+    assert_ne!(std::fs::read_to_string(&pid_file).unwrap(), left);
+    let client = reqwest::Client::new();
+    send(&client, &up.ingest, 0, 10).await;
+    eventually("10 rows", || async { rows(&up.pools).await == 10 }).await;
+    up.stop().await;
 }
 
 #[tokio::test]

@@ -160,6 +160,57 @@ pub fn spawn(wanted: &Wanted, logs: &Path) -> anyhow::Result<Process> {
     })
 }
 
+/// Stops what an earlier run left behind: a process of `wanted` whose pid file
+/// is in `logs` and that still runs `wanted`'s binary (the run that started it
+/// was killed before it could stop its children). Two workers must never
+/// share a static member id, nor two processes a port.
+pub async fn stop_leftovers(wanted: &[Wanted], logs: &Path) {
+    let mut leftovers = Vec::new();
+    for w in wanted {
+        let pid_file = logs.join(format!("{}.pid", w.name.replace(' ', "-")));
+        let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if runs(pid, w.binary) {
+            eprintln!(
+                "{} (pid {pid}) was left running by an earlier run; stopping it",
+                w.name
+            );
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            leftovers.push((pid, w.binary));
+        }
+    }
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while leftovers.iter().any(|(pid, binary)| runs(*pid, binary)) {
+        if tokio::time::Instant::now() > deadline {
+            for (pid, _) in &leftovers {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether process `pid` exists and runs `binary` (a pid may have been given
+/// to another program since; a zombie has no command line).
+fn runs(pid: u32, binary: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .and_then(|cmdline| {
+            let program = cmdline.split(|b| *b == 0).next()?.to_vec();
+            String::from_utf8(program).ok()
+        })
+        .is_some_and(|program| Path::new(&program).file_name() == Some(binary.as_ref()))
+}
+
 /// A binary of the workspace, built beside this one.
 fn sibling(binary: &str) -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe()?;
