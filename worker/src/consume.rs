@@ -34,6 +34,8 @@ pub struct WorkerContext {
     topic: String,
     metrics: Arc<Metrics>,
     revoked: Mutex<Vec<i32>>,
+    /// The partitions assigned to this consumer.
+    held: Mutex<std::collections::BTreeSet<i32>>,
 }
 
 impl ClientContext for WorkerContext {
@@ -58,12 +60,25 @@ impl ConsumerContext for WorkerContext {
         }
     }
 
-    /// Cooperative rebalances hand out increments: the gauge is set from the
-    /// whole assignment once each is applied.
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
-        if let Ok(assignment) = consumer.assignment() {
-            self.metrics.assigned(assignment.count());
+    /// Cooperative rebalances hand out increments; the gauge follows the sum
+    /// of them, kept here rather than asked of the consumer, since asking
+    /// from inside a rebalance callback can wait on a consumer that is closing.
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Ok(mut held) = self.held.lock() else {
+            return;
+        };
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                held.extend(partitions.elements().iter().map(|e| e.partition()));
+            }
+            Rebalance::Revoke(partitions) => {
+                for e in partitions.elements() {
+                    held.remove(&e.partition());
+                }
+            }
+            Rebalance::Error(_) => return,
         }
+        self.metrics.assigned(held.len());
     }
 }
 
@@ -83,6 +98,7 @@ pub fn consumer(config: &Config, metrics: Arc<Metrics>) -> Result<StreamConsumer
         topic: config.topic.clone(),
         metrics,
         revoked: Mutex::new(Vec::new()),
+        held: Mutex::default(),
     };
     let consumer: StreamConsumer<WorkerContext> = ClientConfig::new()
         .set("bootstrap.servers", &config.bootstrap_servers)
