@@ -1,31 +1,25 @@
 //! `hookline status`: topics, partitions, lag per partition, rows per shard,
 //! DLQ depth, from the manifest and the secrets `hookline up` runs with.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use hookline_contract::headers::dlq_topic;
 use hookline_contract::pipeline::PipelineManifest;
 use hookline_contract::secrets::SecretsDir;
 use sqlx::PgPool;
 
-use crate::local::topics;
+use crate::local::{PipelineFiles, topics};
 
 const TABLES: [&str; 4] = ["orders", "order_events", "disputes", "dispute_events"];
 
 /// Arguments of `hookline status`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The WebhookPipeline manifest.
-    #[arg(short = 'f', long = "file", env = "HOOKLINE_PIPELINE")]
-    file: PathBuf,
-    /// Where the manifest's secret references resolve.
-    #[arg(long, env = "HOOKLINE_SECRETS_DIR")]
-    secrets_dir: PathBuf,
+    #[command(flatten)]
+    pipeline: PipelineFiles,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let manifest = PipelineManifest::read(&args.file)?;
+    let manifest = PipelineManifest::read(&args.pipeline.file)?;
     let bootstrap = manifest.spec.kafka.bootstrap_servers.clone();
     println!("pipeline {} (broker {bootstrap})", manifest.metadata.name);
     for topic in &manifest.spec.topics {
@@ -50,7 +44,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
-    let secrets = SecretsDir::new(&args.secrets_dir);
+    let secrets = SecretsDir::new(&args.pipeline.secrets_dir);
     for shard in &manifest.spec.shards {
         let url = secrets.read(&shard.database_url_secret_ref)?;
         let pool = PgPool::connect(&url)

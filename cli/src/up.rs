@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hookline_contract::pipeline::PipelineManifest;
 
+use crate::local::PipelineFiles;
 use crate::local::assignment::{self, Notice, Watch};
 use crate::local::processes::{self, Layout, Process};
 use crate::local::topics;
@@ -23,12 +24,8 @@ const ASSIGNMENT_CHECK: Duration = Duration::from_secs(10);
 /// Arguments of `hookline up`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The WebhookPipeline manifest.
-    #[arg(short = 'f', long = "file", env = "HOOKLINE_PIPELINE")]
-    file: PathBuf,
-    /// Where the manifest's secret references resolve: key K of Secret S is DIR/S/K.
-    #[arg(long, env = "HOOKLINE_SECRETS_DIR")]
-    secrets_dir: PathBuf,
+    #[command(flatten)]
+    pipeline: PipelineFiles,
     /// Address of the ingest service.
     #[arg(long, env = "HOOKLINE_INGEST_ADDR", default_value = "127.0.0.1:8080")]
     ingest_addr: String,
@@ -49,8 +46,8 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let layout = Layout {
-        pipeline: &args.file,
-        secrets: &args.secrets_dir,
+        pipeline: &args.pipeline.file,
+        secrets: &args.pipeline.secrets_dir,
         logs: &args.logs,
         ingest_listen: &args.ingest_addr,
         first_worker_port: args.first_worker_port,
@@ -76,11 +73,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             _ = &mut stop => break,
             _ = tick.tick() => {}
         }
-        let modified = std::fs::metadata(&args.file)
+        let modified = std::fs::metadata(&args.pipeline.file)
             .and_then(|m| m.modified())
             .ok();
         if modified != seen || failed.is_some() {
-            match apply(&args.file, &layout, &mut running).await {
+            match apply(&args.pipeline.file, &layout, &mut running).await {
                 Ok(applied) => {
                     seen = modified;
                     failed = None;
@@ -143,10 +140,15 @@ async fn sample(
     running: &HashMap<String, Process>,
     partitions: &BTreeMap<String, i32>,
 ) -> anyhow::Result<()> {
-    let manifest = PipelineManifest::read(&args.file)?;
+    let manifest = PipelineManifest::read(&args.pipeline.file)?;
     let processes: Vec<&Process> = running.values().collect();
-    let sent =
-        sample::send_and_report(&manifest, &args.secrets_dir, &args.ingest_addr, &processes).await;
+    let sent = sample::send_and_report(
+        &manifest,
+        &args.pipeline.secrets_dir,
+        &args.ingest_addr,
+        &processes,
+    )
+    .await;
     if sent.is_err() {
         let held = assignment::held(&processes).await;
         for short in assignment::shortfalls(partitions, &held) {
@@ -161,7 +163,7 @@ fn print_endpoints(args: &Args, running: &HashMap<String, Process>) {
     println!(
         "  webhooks:  POST http://{}/webhooks/<eventType> (signing secrets under {})",
         args.ingest_addr,
-        args.secrets_dir.display()
+        args.pipeline.secrets_dir.display()
     );
     println!(
         "  ingest:    http://{0}/readyz, http://{0}/metrics",

@@ -3,7 +3,6 @@
 //! or its entry in the topic's DLQ; the events with neither are named.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -17,19 +16,15 @@ use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sqlx::PgPool;
 
-use crate::local::topics;
+use crate::local::{PipelineFiles, topics};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Arguments of `hookline verify`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The WebhookPipeline manifest.
-    #[arg(short = 'f', long = "file", env = "HOOKLINE_PIPELINE")]
-    file: PathBuf,
-    /// Where the manifest's secret references resolve.
-    #[arg(long, env = "HOOKLINE_SECRETS_DIR")]
-    secrets_dir: PathBuf,
+    #[command(flatten)]
+    pipeline: PipelineFiles,
 }
 
 /// A committed record, as the audit sees it.
@@ -42,8 +37,8 @@ struct Committed {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let manifest = PipelineManifest::read(&args.file)?;
-    let secrets = SecretsDir::new(&args.secrets_dir);
+    let manifest = PipelineManifest::read(&args.pipeline.file)?;
+    let secrets = SecretsDir::new(&args.pipeline.secrets_dir);
     let mut shards = Vec::new();
     for shard in &manifest.spec.shards {
         let url = secrets.read(&shard.database_url_secret_ref)?;

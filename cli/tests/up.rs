@@ -7,32 +7,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::time::Duration;
 
 use hookline_ingest::auth::{header, sign};
+use hookline_testkit::{DEADLINE, eventually};
 use sqlx::{Executor, PgPool};
 use tokio::process::Command;
 
-const DEADLINE: Duration = Duration::from_secs(90);
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not within {DEADLINE:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// `n` consecutive ports nothing listens on.

@@ -23,7 +23,7 @@ use crate::admin::{AdminError, KafkaAdmin};
 use crate::claims;
 use crate::metrics::Metrics;
 use crate::status::{self, Observed, TopicProblem};
-use crate::topics::{self, Change, DLQ_PARTITIONS, Plan};
+use crate::topics::{self, Change, Plan};
 use crate::workloads::{self, Images};
 
 /// The finalizer that lets `deletionPolicy: Delete` remove the topics.
@@ -249,17 +249,7 @@ async fn reconcile_topics(
         .admins
         .admin(&pipeline.spec.kafka.bootstrap_servers)
         .map_err(Error::Admin)?;
-    let wanted: Vec<(String, i32)> = pipeline
-        .spec
-        .topics
-        .iter()
-        .flat_map(|t| {
-            [
-                (t.name.clone(), t.partitions),
-                (dlq_topic(&t.name), DLQ_PARTITIONS),
-            ]
-        })
-        .collect();
+    let wanted = topics::wanted(&pipeline.spec);
     let names: Vec<String> = wanted.iter().map(|(name, _)| name.clone()).collect();
     let before = match admin.partitions(&names).await {
         Ok(before) => before,

@@ -3,6 +3,9 @@
 
 use std::collections::HashMap;
 
+use hookline_contract::headers::dlq_topic;
+use hookline_contract::pipeline::PipelineSpec;
+
 use crate::admin::{AdminError, KafkaAdmin};
 
 /// Partitions of a dead-letter topic: it is read by people and tools, in order.
@@ -35,6 +38,20 @@ impl Plan {
             | Plan::Adopt { topic, .. } => topic,
         }
     }
+}
+
+/// The topics a pipeline asks for, each main topic followed by its DLQ, with
+/// their partition counts.
+pub fn wanted(spec: &PipelineSpec) -> Vec<(String, i32)> {
+    spec.topics
+        .iter()
+        .flat_map(|t| {
+            [
+                (t.name.clone(), t.partitions),
+                (dlq_topic(&t.name), DLQ_PARTITIONS),
+            ]
+        })
+        .collect()
 }
 
 /// Decides for each `(topic, partitions)` wanted, given the broker's counts.
@@ -148,6 +165,17 @@ mod tests {
 
     fn wanted(list: &[(&str, i32)]) -> Vec<(String, i32)> {
         list.iter().map(|(t, p)| ((*t).to_owned(), *p)).collect()
+    }
+
+    #[test]
+    fn a_pipeline_wants_each_topic_and_its_dlq() {
+        let spec = crate::fixtures::pipeline().build().spec;
+        let all = super::wanted(&spec);
+        assert_eq!(all.len(), 2 * spec.topics.len());
+        for (pair, topic) in all.chunks(2).zip(&spec.topics) {
+            assert_eq!(pair[0], (topic.name.clone(), topic.partitions));
+            assert_eq!(pair[1], (dlq_topic(&topic.name), DLQ_PARTITIONS));
+        }
     }
 
     #[test]

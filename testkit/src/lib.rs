@@ -16,6 +16,26 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+/// How long any condition a test awaits may take.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// Waits until `condition` holds, looking every 100 ms; fails the test with
+/// `what` after [`DEADLINE`].
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {DEADLINE:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// How long the broker may take to listen.
 const START_DEADLINE: Duration = Duration::from_secs(60);
 

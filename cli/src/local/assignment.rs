@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::processes::Process;
+use super::processes::{self, Process};
 
 /// How long a topic may have partitions no worker holds (a group forming, a
 /// rebalance) before it is reported.
@@ -91,19 +91,10 @@ pub async fn held(processes: &[&Process]) -> BTreeMap<String, i64> {
     let client = reqwest::Client::new();
     let mut held = BTreeMap::new();
     for process in processes {
-        let Some(topic) = &process.wanted.topic else {
-            continue;
-        };
-        let url = process.health.replace("/readyz", "/metrics");
-        let text = match client.get(url).timeout(Duration::from_secs(1)).send().await {
-            Ok(answer) => answer.text().await.unwrap_or_default(),
-            Err(_) => continue,
-        };
-        let count: i64 = text
-            .lines()
-            .filter_map(|line| line.strip_prefix(GAUGE)?.trim().parse::<i64>().ok())
-            .sum();
-        *held.entry(topic.clone()).or_insert(0) += count;
+        if let Some(topic) = &process.wanted.topic {
+            let count = processes::metric(&client, process, GAUGE).await;
+            *held.entry(topic.clone()).or_insert(0) += count as i64;
+        }
     }
     held
 }

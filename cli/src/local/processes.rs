@@ -286,20 +286,23 @@ pub async fn metric_sum(processes: &[&Process], prefix: &str) -> f64 {
     let client = reqwest::Client::new();
     let mut total = 0.0;
     for process in processes {
-        let url = process.health.replace("/readyz", "/metrics");
-        let Ok(response) = client.get(url).send().await else {
-            continue;
-        };
-        let Ok(text) = response.text().await else {
-            continue;
-        };
-        total += text
-            .lines()
-            .filter(|line| line.starts_with(prefix))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>();
+        total += metric(&client, process, prefix).await;
     }
     total
+}
+
+/// The sum of `process`'s metric lines starting with `prefix`; 0 when it
+/// does not answer within a second.
+pub async fn metric(client: &reqwest::Client, process: &Process, prefix: &str) -> f64 {
+    let url = process.health.replace("/readyz", "/metrics");
+    let text = match client.get(url).timeout(Duration::from_secs(1)).send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => return 0.0,
+    };
+    text.lines()
+        .filter(|line| line.starts_with(prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 impl Process {

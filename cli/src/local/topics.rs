@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use hookline_contract::headers::dlq_topic;
 use hookline_contract::pipeline::PipelineSpec;
 use hookline_operator::admin::{AdminError, KafkaAdmin, RdKafkaAdmin};
-use hookline_operator::topics::{self, DLQ_PARTITIONS, Plan};
+use hookline_operator::topics::{self, Plan};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -21,16 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn reconcile(spec: &PipelineSpec) -> anyhow::Result<BTreeMap<String, i32>> {
     let admin = RdKafkaAdmin::new(&spec.kafka.bootstrap_servers)
         .context("opening the Kafka admin client")?;
-    let wanted: Vec<(String, i32)> = spec
-        .topics
-        .iter()
-        .flat_map(|t| {
-            [
-                (t.name.clone(), t.partitions),
-                (dlq_topic(&t.name), DLQ_PARTITIONS),
-            ]
-        })
-        .collect();
+    let wanted = topics::wanted(spec);
     let names: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
     let before = admin
         .partitions(&names)

@@ -22,6 +22,15 @@ fn pod(deployment: &Deployment) -> &PodSpec {
         .unwrap()
 }
 
+fn mount_paths(container: &Container) -> Vec<&str> {
+    container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| m.mount_path.as_str())
+        .collect()
+}
+
 fn args(deployment: &Deployment) -> Vec<String> {
     pod(deployment).containers[0].args.clone().unwrap()
 }
@@ -68,15 +77,7 @@ fn workers_get_the_worker_contract_and_static_membership_from_the_pod_name() {
             "--listen=0.0.0.0:9090",
         ]
     );
-    let container = &worker
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let container = &pod(worker).containers[0];
     let env = &container.env.as_ref().unwrap()[0];
     assert_eq!(env.name, "HOOKLINE_INSTANCE_ID");
     assert_eq!(
@@ -89,12 +90,7 @@ fn workers_get_the_worker_contract_and_static_membership_from_the_pod_name() {
             .field_path,
         "metadata.name"
     );
-    let mounts: Vec<&str> = container
-        .volume_mounts
-        .iter()
-        .flatten()
-        .map(|m| m.mount_path.as_str())
-        .collect();
+    let mounts = mount_paths(container);
     assert_eq!(
         mounts,
         vec![
@@ -109,22 +105,8 @@ fn workers_get_the_worker_contract_and_static_membership_from_the_pod_name() {
 fn ingest_mounts_the_signing_secret_and_is_served() {
     let children = children(&pipeline().build(), &BTreeMap::new(), &images());
     assert_eq!(children.ingest.spec.as_ref().unwrap().replicas, Some(2));
-    let container = &children
-        .ingest
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
-    let mounts: Vec<&str> = container
-        .volume_mounts
-        .iter()
-        .flatten()
-        .map(|m| m.mount_path.as_str())
-        .collect();
+    let container = &pod(&children.ingest).containers[0];
+    let mounts = mount_paths(container);
     assert_eq!(
         mounts,
         vec![

@@ -4,31 +4,29 @@ use std::collections::BTreeSet;
 
 use hookline_contract::shard_for;
 
-use crate::pipeline::{PARTITIONS, Pipeline, ev, eventually};
+use crate::pipeline::{Ev, PARTITIONS, Pipeline, ev, eventually};
 use hookline_testkit::proxy::Proxy;
+
+/// Order event `i`: event `evt_<i>` of order `ord_<i>`, for one of `users`
+/// users.
+fn numbered(i: i64, users: i64) -> Ev {
+    ev(
+        &format!("user-{}", i % users),
+        &format!("evt_{i}"),
+        &format!("ord_{i}"),
+    )
+}
 
 #[tokio::test]
 async fn worker_killed_mid_stream_and_restarted_stores_every_event_once() {
     let pipeline = Pipeline::orders().await;
     let total = 3_000;
     for i in 0..total {
-        pipeline
-            .produce(&ev(
-                &format!("user-{}", i % 97),
-                &format!("evt_{i}"),
-                &format!("ord_{i}"),
-            ))
-            .await;
+        pipeline.produce(&numbered(i, 97)).await;
     }
     // A provider's retries, interleaved.
     for i in (0..total).step_by(50) {
-        pipeline
-            .produce(&ev(
-                &format!("user-{}", i % 97),
-                &format!("evt_{i}"),
-                &format!("ord_{i}"),
-            ))
-            .await;
+        pipeline.produce(&numbered(i, 97)).await;
     }
 
     // Batches of 10, each committed before the next: the stream takes a few
@@ -143,13 +141,7 @@ async fn two_workers_in_one_group_share_the_partitions_and_store_everything_once
     let mut second = pipeline.worker("w2").await;
     let total = 400;
     for i in 0..total {
-        pipeline
-            .produce(&ev(
-                &format!("user-{}", i % 61),
-                &format!("evt_{i}"),
-                &format!("ord_{i}"),
-            ))
-            .await;
+        pipeline.produce(&numbered(i, 61)).await;
     }
 
     eventually("every event stored", || async {

@@ -19,28 +19,11 @@ use tokio::process::{Child, Command};
 
 use crate::support::TestDb;
 
-/// How long any awaited condition may take.
-pub const DEADLINE: Duration = Duration::from_secs(90);
+pub use hookline_testkit::{DEADLINE, eventually};
 pub const PARTITIONS: i32 = 4;
 
 pub fn bootstrap() -> String {
     std::env::var("HOOKLINE_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
-}
-
-/// Waits until `condition` holds, failing with `what` after [`DEADLINE`].
-pub async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not within {DEADLINE:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// One event to produce.
