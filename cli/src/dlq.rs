@@ -8,22 +8,29 @@
 //! `<topic>.DLQ.replay`: a second replay starts where the first ended.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hookline_contract::headers::{self as h, dlq, dlq_topic};
+use hookline_contract::headers::{self as h, dlq_topic};
+use hookline_contract::partition_for;
 use hookline_contract::payload::Inspector;
 use hookline_contract::pipeline::{PipelineManifest, TopicSpec};
-use hookline_contract::{Envelope, partition_for};
+use hookline_kafka::envelope::header;
+use hookline_kafka::produce::{Producer, Record};
+use hookline_kafka::reader::{Range, Reader};
+use hookline_kafka::{ClientSettings, DeadLetter, Envelope, offsets};
 use indicatif::{ProgressBar, ProgressStyle};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::Message;
+use rdkafka::message::OwnedMessage;
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+use crate::local::PipelineFiles;
+
+/// How long the broker may take to acknowledge a replayed record.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long reading one DLQ may take.
+const READ_DEADLINE: Duration = Duration::from_secs(120);
+/// The one partition of a DLQ.
+const PARTITION: i32 = 0;
 
 /// Arguments of `hookline dlq`.
 #[derive(Debug, clap::Args)]
@@ -49,15 +56,31 @@ enum DlqCommand {
 /// Which records.
 #[derive(Debug, clap::Args)]
 struct Filter {
-    /// The WebhookPipeline manifest.
-    #[arg(short = 'f', long = "file", env = "HOOKLINE_PIPELINE")]
-    file: PathBuf,
+    #[command(flatten)]
+    pipeline: PipelineFiles,
     /// Only the DLQ of this topic.
     #[arg(long)]
     topic: Option<String>,
     /// Only records with this reason code.
     #[arg(long)]
     reason: Option<String>,
+}
+
+impl Filter {
+    fn topics<'a>(&self, manifest: &'a PipelineManifest) -> Vec<&'a TopicSpec> {
+        manifest
+            .spec
+            .topics
+            .iter()
+            .filter(|t| self.topic.as_ref().is_none_or(|only| *only == t.name))
+            .collect()
+    }
+
+    fn matches(&self, letter: Option<&DeadLetter>) -> bool {
+        self.reason
+            .as_ref()
+            .is_none_or(|reason| letter.is_some_and(|l| l.reason.as_str() == reason))
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -67,54 +90,35 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-fn header<'a>(message: &'a OwnedMessage, name: &str) -> Option<&'a str> {
-    message
-        .headers()?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
-}
-
-fn topics<'a>(manifest: &'a PipelineManifest, filter: &Filter) -> Vec<&'a TopicSpec> {
-    manifest
-        .spec
-        .topics
-        .iter()
-        .filter(|t| filter.topic.as_ref().is_none_or(|only| *only == t.name))
-        .collect()
-}
-
-fn wanted(message: &OwnedMessage, filter: &Filter) -> bool {
-    filter
-        .reason
-        .as_ref()
-        .is_none_or(|reason| header(message, dlq::REASON) == Some(reason.as_str()))
-}
-
 async fn list(filter: Filter) -> anyhow::Result<()> {
-    let manifest = PipelineManifest::read(&filter.file)?;
-    let bootstrap = manifest.spec.kafka.bootstrap_servers.clone();
-    for topic in topics(&manifest, &filter) {
-        let records = read(&bootstrap, &dlq_topic(&topic.name), None).await?;
+    let manifest = filter.pipeline.manifest()?;
+    let kafka = ClientSettings::of(&manifest.spec.kafka);
+    for topic in filter.topics(&manifest) {
+        let dlq_name = dlq_topic(&topic.name);
+        let records = read(&kafka, &dlq_name, "hookline-dlq-list", 0).await?;
         let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
-        for record in records.iter().filter(|r| wanted(r, &filter)) {
-            *by_reason
-                .entry(header(record, dlq::REASON).unwrap_or("?").to_owned())
-                .or_default() += 1;
+        for record in &records {
+            let letter = DeadLetter::from_headers(record.headers()).ok();
+            if !filter.matches(letter.as_ref()) {
+                continue;
+            }
+            let Some(letter) = letter else {
+                *by_reason.entry("unreadable".to_owned()).or_default() += 1;
+                println!("{dlq_name}@{}: no readable reason headers", record.offset());
+                continue;
+            };
+            *by_reason.entry(letter.reason.to_string()).or_default() += 1;
             println!(
-                "{}@{}: {} at {}: {}",
-                dlq_topic(&topic.name),
+                "{dlq_name}@{}: {} at {}: {}",
                 record.offset(),
-                header(record, dlq::REASON).unwrap_or("?"),
-                header(record, dlq::STAGE).unwrap_or("?"),
-                header(record, dlq::MESSAGE).unwrap_or("")
+                letter.reason,
+                letter.stage,
+                letter.message
             );
         }
         let summary: Vec<String> = by_reason.iter().map(|(r, n)| format!("{n} {r}")).collect();
         println!(
-            "{}: {}",
-            dlq_topic(&topic.name),
+            "{dlq_name}: {}",
             if summary.is_empty() {
                 "empty".into()
             } else {
@@ -126,25 +130,29 @@ async fn list(filter: Filter) -> anyhow::Result<()> {
 }
 
 async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
-    let manifest = PipelineManifest::read(&filter.file)?;
-    let bootstrap = manifest.spec.kafka.bootstrap_servers.clone();
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("partitioner", "murmur2_random")
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("allow.auto.create.topics", "false")
-        .create()?;
-    for topic in topics(&manifest, &filter) {
+    let manifest = filter.pipeline.manifest()?;
+    let kafka = ClientSettings::of(&manifest.spec.kafka);
+    let producer = Producer::new(&kafka.producer("hookline-dlq-replay"), ACK_TIMEOUT)?;
+    for topic in filter.topics(&manifest) {
         let inspector = Inspector::builtin(&topic.event_type, topic.pointers.clone())?;
         let dlq_name = dlq_topic(&topic.name);
         let group = format!("{dlq_name}.replay");
-        let records = read(&bootstrap, &dlq_name, Some(&group)).await?;
-        let partitions = current_partitions(&bootstrap, &topic.name).await?;
+        let start = offsets::offsets(&kafka, &dlq_name, &group)
+            .await?
+            .first()
+            .and_then(|p| p.committed)
+            .unwrap_or(0);
+        let records = read(&kafka, &dlq_name, &group, start).await?;
+        let partitions = offsets::offsets(&kafka, &topic.name, &topic.name)
+            .await?
+            .len() as u32;
+        if partitions == 0 {
+            bail!("topic {} has no partitions on the broker", topic.name);
+        }
         let (mut replayed, mut still_invalid, mut skipped) = (0, 0, 0);
         let progress = progress_bar(&dlq_name, records.len());
         for record in progress.wrap_iter(records.iter()) {
-            if !wanted(record, &filter) {
+            if !filter.matches(DeadLetter::from_headers(record.headers()).ok().as_ref()) {
                 skipped += 1;
                 continue;
             }
@@ -164,24 +172,13 @@ async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
                     continue;
                 }
             };
-            let event_id = header(record, h::EVENT_ID)
+            let source = header(record.headers(), h::SOURCE).unwrap_or("replay");
+            // The original event id, so that a replayed event is stored once.
+            let event_id = header(record.headers(), h::EVENT_ID)
                 .and_then(|id| id.parse().ok())
                 .unwrap_or_else(|| {
-                    hookline_contract::event_id(
-                        header(record, h::SOURCE).unwrap_or("replay"),
-                        &inspected.provider_event_id,
-                    )
+                    hookline_contract::event_id(source, &inspected.provider_event_id)
                 });
-            let envelope = Envelope {
-                event_id,
-                event_type: inspected.event_type.clone(),
-                source: header(record, h::SOURCE).unwrap_or("replay").to_owned(),
-                received_at: header(record, h::RECEIVED_AT)
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| chrono::Utc::now().to_rfc3339()),
-                partition_count: partitions,
-                schema: inspector.schema_id().to_owned(),
-            };
             if dry_run {
                 progress.suspend(|| {
                     println!(
@@ -193,32 +190,33 @@ async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
                 replayed += 1;
                 continue;
             }
-            let headers = envelope
-                .to_headers()
-                .iter()
-                .fold(OwnedHeaders::new(), |hs, (k, v)| {
-                    hs.insert(Header {
-                        key: k,
-                        value: Some(v.as_str()),
-                    })
-                });
+            let envelope = Envelope {
+                event_id,
+                event_type: inspected.event_type.clone(),
+                source: source.to_owned(),
+                received_at: header(record.headers(), h::RECEIVED_AT)
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map_or_else(chrono::Utc::now, |t| t.to_utc()),
+                partition_count: partitions,
+                schema: inspector.schema_id().to_owned(),
+            };
             let partition =
-                partition_for(inspected.user_id.as_bytes(), partitions).map_or(0, |p| p as i32);
-            let out = FutureRecord::to(&topic.name)
-                .key(&inspected.user_id)
-                .payload(value)
-                .headers(headers)
-                .partition(partition);
+                partition_for(inspected.user_id.as_bytes(), partitions).map(|p| p as i32);
             producer
-                .send(out, Timeout::After(TIMEOUT))
+                .send(Record {
+                    topic: &topic.name,
+                    partition,
+                    key: Some(inspected.user_id.as_bytes()),
+                    value: Some(value),
+                    headers: envelope.to_headers(),
+                })
                 .await
-                .map_err(|(e, _)| e)
                 .with_context(|| format!("replaying {dlq_name}@{}", record.offset()))?;
             replayed += 1;
         }
         progress.finish_and_clear();
         if !dry_run && let Some(last) = records.last() {
-            commit(&bootstrap, &group, &dlq_name, last.offset() + 1).await?;
+            offsets::commit(&kafka, &group, &dlq_name, PARTITION, last.offset() + 1).await?;
         }
         let verb = if dry_run { "would replay" } else { "replayed" };
         println!(
@@ -240,84 +238,26 @@ fn progress_bar(dlq_name: &str, records: usize) -> ProgressBar {
     progress
 }
 
-async fn current_partitions(bootstrap: &str, topic: &str) -> anyhow::Result<u32> {
-    let count = crate::local::topics::offsets(bootstrap, topic).await?.len() as u32;
-    if count == 0 {
-        bail!("topic {topic} has no partitions on the broker");
-    }
-    Ok(count)
-}
-
-/// The records of `topic` (one partition) from `group`'s committed offset, or
-/// from the beginning, to its end.
+/// The records of the DLQ `topic` from offset `start` to its end.
 async fn read(
-    bootstrap: &str,
+    kafka: &ClientSettings,
     topic: &str,
-    group: Option<&str>,
+    group: &str,
+    start: i64,
 ) -> anyhow::Result<Vec<OwnedMessage>> {
-    let (bootstrap, topic, group) = (
-        bootstrap.to_owned(),
-        topic.to_owned(),
-        group.map(str::to_owned),
-    );
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", group.as_deref().unwrap_or("hookline-dlq-list"))
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let (_, end) = consumer.fetch_watermarks(&topic, 0, TIMEOUT)?;
-        let start = match &group {
-            Some(_) => {
-                let mut wanted = TopicPartitionList::new();
-                wanted.add_partition(&topic, 0);
-                let committed = consumer.committed_offsets(wanted, TIMEOUT)?;
-                committed
-                    .find_partition(&topic, 0)
-                    .and_then(|e| match e.offset() {
-                        Offset::Offset(o) => Some(o),
-                        _ => None,
-                    })
-                    .unwrap_or(0)
-            }
-            None => 0,
-        };
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(&topic, 0, Offset::Offset(start))?;
-        consumer.assign(&assignment)?;
+    let (kafka, topic, group) = (kafka.clone(), topic.to_owned(), group.to_owned());
+    let range = Range {
+        partition: PARTITION,
+        start,
+        end: i64::MAX,
+    };
+    Ok(hookline_kafka::blocking(move || {
+        let mut reader = Reader::open(&kafka, &group, &topic, &[range], READ_DEADLINE)?;
         let mut records = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        while records
-            .last()
-            .is_none_or(|m: &OwnedMessage| m.offset() + 1 < end)
-        {
-            if std::time::Instant::now() > deadline {
-                bail!("reading {topic} took too long");
-            }
-            if let Some(message) = consumer.poll(Duration::from_millis(500)) {
-                records.push(message?.detach());
-            }
+        while let Some(message) = reader.next_record()? {
+            records.push(message.detach());
         }
         Ok(records)
     })
-    .await?
-}
-
-async fn commit(bootstrap: &str, group: &str, topic: &str, next: i64) -> anyhow::Result<()> {
-    let (bootstrap, group, topic) = (bootstrap.to_owned(), group.to_owned(), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", &group)
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let mut offsets = TopicPartitionList::new();
-        offsets.add_partition_offset(&topic, 0, Offset::Offset(next))?;
-        consumer.commit(&offsets, CommitMode::Sync)?;
-        Ok(())
-    })
-    .await?
+    .await?)
 }

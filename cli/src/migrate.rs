@@ -18,7 +18,7 @@ pub struct Args {
     database_urls: Vec<String>,
 
     /// How long to wait for each shard to accept a connection.
-    #[arg(long, env = "HOOKLINE_CONNECT_TIMEOUT", default_value = "30s", value_parser = humantime_secs)]
+    #[arg(long, env = "HOOKLINE_CONNECT_TIMEOUT", default_value = "30s", value_parser = hookline_runtime::parse_duration)]
     connect_timeout: Duration,
 }
 
@@ -40,21 +40,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pool.close().await;
     }
     Ok(())
-}
-
-/// `30s`, `2m`, or plain seconds.
-fn humantime_secs(s: &str) -> Result<Duration, String> {
-    let (digits, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |at| s.split_at(at));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s or 2m"))?;
-    match unit {
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{s:?} is not a duration like 30s or 2m")),
-    }
 }
 
 /// The connection string without its password, for logs and errors.
@@ -80,14 +65,5 @@ mod tests {
             "postgres://hookline:***@127.0.0.1:5432/a"
         );
         assert_eq!(redact("postgres://127.0.0.1/a"), "postgres://127.0.0.1/a");
-    }
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(humantime_secs("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(humantime_secs("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(humantime_secs("7"), Ok(Duration::from_secs(7)));
-        assert!(humantime_secs("1h").is_err());
-        assert!(humantime_secs("x").is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Sample traffic for `hookline up --sample-traffic`: a few hundred signed
-//! webhooks, provider retries and invalid ones among them, sent to the running
-//! pipeline, and a report of where they went: rows per shard, duplicates the
-//! workers recognised, webhooks quarantined to the DLQs.
+//! webhooks of every topic's event type, provider retries and invalid ones
+//! among them, sent to the running pipeline, and a report of where they went:
+//! rows per shard, duplicates the workers recognised, webhooks quarantined to
+//! the DLQs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,23 +10,43 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use hookline_contract::headers::dlq_topic;
+use hookline_contract::payload::{Example, example};
 use hookline_contract::pipeline::PipelineManifest;
 use hookline_contract::secrets::SecretsDir;
+use hookline_contract::{EventType, event_types};
 use hookline_ingest::auth::{header, sign};
-use serde_json::{Value, json};
-use sqlx::PgPool;
+use hookline_kafka::{ClientSettings, offsets};
+use serde_json::Value;
 
 use crate::local::processes::{self, Process};
-use crate::local::topics;
+use crate::local::shards::{self, Rows, Shard};
 
-const ORDERS: usize = 200;
-const DISPUTES: usize = 60;
+/// Events of the first topic; every other topic gets [`OTHER_EVENTS`].
+const FIRST_EVENTS: usize = 200;
+const OTHER_EVENTS: usize = 60;
+/// Provider retries, spread over all events.
 const DUPLICATES: usize = 25;
+/// Webhooks of the first topic without a user id: quarantined.
 const INVALID: usize = 10;
+/// Users the events belong to.
+const USERS: usize = 50;
 /// How long the sample's rows may take to arrive.
 const DEADLINE: Duration = Duration::from_secs(60);
 /// How long one webhook may wait for its answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const DUPLICATES_METRIC: &str = "hookline_worker_processed_total{outcome=\"duplicate\"}";
+
+/// One webhook of the sample.
+struct Webhook {
+    event_type: &'static str,
+    payload: Value,
+}
+
+/// The sample's webhooks, and the rows each events table should gain.
+struct Sample {
+    webhooks: Vec<Webhook>,
+    expected: Vec<(&'static str, usize)>,
+}
 
 /// Sends the sample to ingest at `ingest` (signed with the manifest's first
 /// Standard Webhooks secret) and reports once every valid event has its row
@@ -44,20 +65,13 @@ pub async fn send_and_report(
         .find(|l| l.starts_with("whsec_"))
         .map(str::to_owned)
         .with_context(|| format!("no whsec_ secret in {signing}/standard-webhooks"))?;
-    let mut shards = Vec::new();
-    for shard in &manifest.spec.shards {
-        let url = secrets.read(&shard.database_url_secret_ref)?;
-        let pool = PgPool::connect(&url)
-            .await
-            .with_context(|| format!("connecting to shard {}", shard.name))?;
-        shards.push((shard.name.clone(), pool));
-    }
-    let bootstrap = &manifest.spec.kafka.bootstrap_servers;
-    let before = counts(&shards).await?;
-    let dlq_before = dlq_depth(bootstrap, manifest).await?;
-    let duplicates = "hookline_worker_processed_total{outcome=\"duplicate\"}";
-    let duplicates_before = processes::metric_sum(running, duplicates).await;
-    let answers = send_traffic(ingest, &secret).await?;
+    let Sample { webhooks, expected } = sample(manifest)?;
+    let shards = shards::connect(&manifest.spec, &secrets).await?;
+    let kafka = ClientSettings::of(&manifest.spec.kafka);
+    let before = rows(&shards).await?;
+    let dlq_before = dlq_depth(&kafka, manifest).await?;
+    let duplicates_before = processes::metric_sum(running, DUPLICATES_METRIC).await;
+    let answers = send(ingest, &secret, &webhooks).await?;
     println!(
         "sent {} webhooks: {}",
         answers.values().sum::<usize>(),
@@ -71,22 +85,23 @@ pub async fn send_and_report(
     }
 
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    let mut after = counts(&shards).await?;
+    let mut after = rows(&shards).await?;
     let mut folded = 0.0;
     // Each table on its own: rows a stuck earlier run left behind must not
     // stand in for this run's.
-    while added(&before, &after, "order_events") < ORDERS as i64
-        || added(&before, &after, "dispute_events") < DISPUTES as i64
+    while expected
+        .iter()
+        .any(|(table, n)| added(&before, &after, table) < *n as i64)
         || folded < DUPLICATES as f64
     {
         if tokio::time::Instant::now() > deadline {
             bail!("the sample's events did not all reach the shards within {DEADLINE:?}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        after = counts(&shards).await?;
-        folded = processes::metric_sum(running, duplicates).await - duplicates_before;
+        after = rows(&shards).await?;
+        folded = processes::metric_sum(running, DUPLICATES_METRIC).await - duplicates_before;
     }
-    let dlq_after = dlq_depth(bootstrap, manifest).await?;
+    let dlq_after = dlq_depth(&kafka, manifest).await?;
     report(
         &shards,
         &before,
@@ -95,59 +110,98 @@ pub async fn send_and_report(
         dlq_after - dlq_before,
         dlq_after,
     );
-    for (_, pool) in shards {
-        pool.close().await;
-    }
+    shards::close(shards).await;
     Ok(())
 }
 
-/// Sends the sample's webhooks; answers by status.
-async fn send_traffic(listen: &str, secret: &str) -> anyhow::Result<BTreeMap<u16, usize>> {
+/// Every topic's share of the sample, and one topic's invalid webhooks.
+fn sample(manifest: &PipelineManifest) -> anyhow::Result<Sample> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let run = &run[..8];
     let now = chrono::Utc::now().timestamp();
-    let mut bodies: Vec<(&str, Value)> = Vec::new();
-    for i in 0..ORDERS {
-        bodies.push(("orders", json!({
-            "id": format!("evt_{run}_o{i}"), "type": "order.paid", "created": now - 60 + (i as i64 % 60),
-            "data": {"user_id": format!("user-{}", i % 50), "order_id": format!("ord_{run}_{i}"),
-                     "amount": 1000 + i, "currency": "eur", "status": "paid"}
-        })));
-    }
-    for i in 0..DISPUTES {
-        bodies.push(("disputes", json!({
-            "id": format!("evt_{run}_d{i}"), "type": "dispute.created", "created": now,
-            "data": {"user_id": format!("user-{}", i % 50), "dispute_id": format!("dp_{run}_{i}"),
-                     "order_id": format!("ord_{run}_{i}"), "amount": 500, "currency": "usd",
-                     "status": "needs_response"}
-        })));
+    let mut all = Vec::new();
+    let mut expected = Vec::new();
+    let mut invalid = Vec::new();
+    for (t, topic) in manifest.spec.topics.iter().enumerate() {
+        let event_type: &'static EventType = event_types::lookup(&topic.event_type)
+            .with_context(|| format!("topic {}: unknown event type", topic.name))?;
+        let count = if t == 0 { FIRST_EVENTS } else { OTHER_EVENTS };
+        let values = |i: usize, user: &str| {
+            let (event, entity, order) = (
+                format!("evt_{run}_{t}_{i}"),
+                format!("{}_{run}_{i}", event_type.name),
+                format!("ord_{run}_{i}"),
+            );
+            example(
+                event_type,
+                &topic.pointers,
+                &Example {
+                    provider_event_id: &event,
+                    user_id: user,
+                    entity_id: &entity,
+                    order_id: &order,
+                    event_time: now - 60 + (i as i64 % 60),
+                    amount: 1000 + i as i64,
+                },
+            )
+        };
+        for i in 0..count {
+            all.push(Webhook {
+                event_type: event_type.name,
+                payload: values(i, &format!("user-{}", i % USERS)),
+            });
+        }
+        expected.push((event_type.storage.events_table(), count));
+        if t == 0 {
+            for i in 0..INVALID {
+                let mut payload = values(count + i, "nobody");
+                if let Some(user) = payload.pointer_mut(&topic.pointers.user_id) {
+                    *user = Value::Null;
+                }
+                invalid.push(Webhook {
+                    event_type: event_type.name,
+                    payload,
+                });
+            }
+        }
     }
     // Providers retry: the same events again.
-    let duplicates: Vec<(&str, Value)> = bodies
+    let step = (all.len() / DUPLICATES).max(1);
+    let retries: Vec<Webhook> = all
         .iter()
-        .step_by(bodies.len() / DUPLICATES)
+        .step_by(step)
         .take(DUPLICATES)
-        .cloned()
+        .map(|w| Webhook {
+            event_type: w.event_type,
+            payload: w.payload.clone(),
+        })
         .collect();
-    bodies.extend(duplicates);
-    for i in 0..INVALID {
-        bodies.push(("orders", json!({
-            "id": format!("evt_{run}_bad{i}"), "type": "order.paid", "created": now,
-            "data": {"order_id": format!("ord_bad_{i}"), "amount": 1, "currency": "EURO", "status": "paid"}
-        })));
-    }
+    all.extend(retries);
+    all.extend(invalid);
+    Ok(Sample {
+        webhooks: all,
+        expected,
+    })
+}
 
+/// Sends the webhooks one after the other; answers by status.
+async fn send(
+    listen: &str,
+    secret: &str,
+    webhooks: &[Webhook],
+) -> anyhow::Result<BTreeMap<u16, usize>> {
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .build()?;
+    let run = uuid::Uuid::new_v4().simple().to_string();
     let mut answers = BTreeMap::new();
-    for (n, (event_type, payload)) in bodies.iter().enumerate() {
-        let body = serde_json::to_vec(payload)?;
-        let id = format!("msg_{run}_{n}");
+    for (n, webhook) in webhooks.iter().enumerate() {
+        let body = serde_json::to_vec(&webhook.payload)?;
+        let id = format!("msg_{}_{n}", &run[..8]);
         let timestamp = chrono::Utc::now().timestamp();
         let signature = sign::standard_v1(secret, &id, timestamp, &body).context("signing")?;
         let status = client
-            .post(format!("http://{listen}/webhooks/{event_type}"))
+            .post(format!("http://{listen}/webhooks/{}", webhook.event_type))
             .header(header::WEBHOOK_ID, id)
             .header(header::WEBHOOK_TIMESTAMP, timestamp.to_string())
             .header(header::WEBHOOK_SIGNATURE, signature)
@@ -169,57 +223,52 @@ fn describe(answers: &BTreeMap<u16, usize>) -> String {
         .join(", ")
 }
 
-/// Rows by table, one map per shard.
-type Counts = Vec<BTreeMap<&'static str, i64>>;
-const TABLES: [&str; 4] = ["orders", "order_events", "disputes", "dispute_events"];
-
-async fn counts(shards: &[(String, PgPool)]) -> anyhow::Result<Counts> {
-    let mut counts = Vec::new();
-    for (_, pool) in shards {
-        let mut shard = BTreeMap::new();
-        for table in TABLES {
-            let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-                .fetch_one(pool)
-                .await?;
-            shard.insert(table, n);
-        }
-        counts.push(shard);
+async fn rows(shards: &[Shard]) -> anyhow::Result<Vec<Rows>> {
+    let mut all = Vec::with_capacity(shards.len());
+    for shard in shards {
+        all.push(shard.rows().await?);
     }
-    Ok(counts)
+    Ok(all)
 }
 
-fn added(before: &Counts, after: &Counts, table: &str) -> i64 {
+fn added(before: &[Rows], after: &[Rows], table: &str) -> i64 {
     before
         .iter()
         .zip(after)
-        .map(|(b, a)| a[table] - b[table])
+        .map(|(b, a)| a.get(table).copied().unwrap_or(0) - b.get(table).copied().unwrap_or(0))
         .sum()
 }
 
-async fn dlq_depth(bootstrap: &str, manifest: &PipelineManifest) -> anyhow::Result<i64> {
+async fn dlq_depth(kafka: &ClientSettings, manifest: &PipelineManifest) -> anyhow::Result<i64> {
     let mut total = 0;
     for topic in &manifest.spec.topics {
-        total += topics::depth(bootstrap, &dlq_topic(&topic.name)).await?;
+        total += offsets::depth(kafka, &dlq_topic(&topic.name)).await?;
     }
     Ok(total)
 }
 
 fn report(
-    shards: &[(String, PgPool)],
-    before: &Counts,
-    after: &Counts,
+    shards: &[Shard],
+    before: &[Rows],
+    after: &[Rows],
     folded: f64,
     dlq_added: i64,
     dlq_total: i64,
 ) {
     println!("\nrows per shard (added by the sample / total):");
-    let names: Vec<String> = shards.iter().map(|(n, _)| format!("shard {n}")).collect();
+    let names: Vec<String> = shards.iter().map(|s| format!("shard {}", s.name)).collect();
     println!("  {:<16} {}", "table", row(&names));
-    for table in TABLES {
+    for table in event_types::tables() {
         let cells: Vec<String> = before
             .iter()
             .zip(after)
-            .map(|(b, a)| format!("{} / {}", a[table] - b[table], a[table]))
+            .map(|(b, a)| {
+                let (b, a) = (
+                    b.get(table).copied().unwrap_or(0),
+                    a.get(table).copied().unwrap_or(0),
+                );
+                format!("{} / {a}", a - b)
+            })
             .collect();
         println!("  {table:<16} {}", row(&cells));
     }

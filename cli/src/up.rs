@@ -5,10 +5,8 @@
 //! that dies is started again, and a changed manifest is applied.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
-
-use hookline_contract::pipeline::PipelineManifest;
 
 use crate::local::PipelineFiles;
 use crate::local::assignment::{self, Notice, Watch};
@@ -45,178 +43,263 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let layout = Layout {
-        pipeline: &args.pipeline.file,
-        secrets: &args.pipeline.secrets_dir,
-        logs: &args.logs,
-        ingest_listen: &args.ingest_addr,
-        first_worker_port: args.first_worker_port,
-    };
-    let mut running: HashMap<String, Process> = HashMap::new();
-    let mut seen: Option<SystemTime> = None;
-    // Why the manifest could not be applied (a broker not up yet, a file
-    // caught half-written): it is tried again every tick, the error told once.
-    let mut failed: Option<String> = None;
+    let mut supervisor = Supervisor::new(&args);
     let mut tick = tokio::time::interval(TICK);
-    let mut announced = false;
-    let mut sampled = false;
-    // Partitions per topic, as the broker has them, and whether the workers
-    // hold them all.
-    let mut partitions: BTreeMap<String, i32> = BTreeMap::new();
-    let mut watch = Watch::default();
-    let mut checked = Instant::now();
     // One listener for the whole run, so a Ctrl-C that comes while the
     // manifest is applied or the sample sent is not lost.
     let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
-    loop {
+    let outcome = loop {
         tokio::select! {
-            _ = &mut stop => break,
+            _ = &mut stop => break Ok(()),
             _ = tick.tick() => {}
         }
-        let modified = std::fs::metadata(&args.pipeline.file)
+        supervisor.keep_up().await?;
+        if supervisor.announced || !supervisor.all_ready().await {
+            continue;
+        }
+        supervisor.announce();
+        if args.sample_traffic && !supervisor.sampled {
+            supervisor.sampled = true;
+            let sent = tokio::select! {
+                sent = supervisor.sample() => sent,
+                _ = &mut stop => break Ok(()),
+            };
+            if args.exit {
+                break sent;
+            }
+            if let Err(error) = &sent {
+                eprintln!("hookline up: sample traffic: {error:#}");
+            }
+            supervisor.print_endpoints();
+        }
+    };
+    supervisor.stop().await;
+    println!("pipeline stopped");
+    outcome
+}
+
+/// The pipeline's processes on this machine and what is known about them.
+struct Supervisor<'a> {
+    args: &'a Args,
+    layout: Layout<'a>,
+    /// By process name.
+    running: HashMap<String, Process>,
+    /// The manifest's modification time when it was last applied.
+    applied: Option<SystemTime>,
+    /// Why the manifest could not be applied (a broker not up yet, a file
+    /// caught half-written): it is tried again every tick, the error told once.
+    failed: Option<String>,
+    /// Whether "pipeline running" was said since the manifest was applied.
+    announced: bool,
+    /// Whether the sample traffic was sent (once per run).
+    sampled: bool,
+    /// Partitions per topic, as the broker has them.
+    partitions: BTreeMap<String, i32>,
+    /// Whether the workers hold every partition, and since when not.
+    watch: Watch,
+    /// When the workers were last asked which partitions they hold.
+    checked: Instant,
+}
+
+impl<'a> Supervisor<'a> {
+    fn new(args: &'a Args) -> Self {
+        Self {
+            args,
+            layout: Layout {
+                pipeline: &args.pipeline.file,
+                secrets: &args.pipeline.secrets_dir,
+                logs: &args.logs,
+                ingest_listen: &args.ingest_addr,
+                first_worker_port: args.first_worker_port,
+            },
+            running: HashMap::new(),
+            applied: None,
+            failed: None,
+            announced: false,
+            sampled: false,
+            partitions: BTreeMap::new(),
+            watch: Watch::default(),
+            checked: Instant::now(),
+        }
+    }
+
+    /// One look at everything: the manifest applied when it changed (or its
+    /// last apply failed), dead processes started again, and the workers'
+    /// partitions checked.
+    async fn keep_up(&mut self) -> anyhow::Result<()> {
+        let modified = std::fs::metadata(&self.args.pipeline.file)
             .and_then(|m| m.modified())
             .ok();
-        if modified != seen || failed.is_some() {
-            match apply(&args.pipeline.file, &layout, &mut running).await {
-                Ok(applied) => {
-                    seen = modified;
-                    failed = None;
-                    announced = false;
-                    partitions = applied;
-                    watch.reset();
+        if modified != self.applied || self.failed.is_some() {
+            match self.apply().await {
+                Ok(()) => {
+                    self.applied = modified;
+                    self.failed = None;
+                    self.announced = false;
+                    self.watch.reset();
                 }
                 Err(error) => {
                     let error = format!("{error:#}");
-                    if failed.as_ref() != Some(&error) {
+                    if self.failed.as_ref() != Some(&error) {
                         eprintln!("hookline up: {error}");
                     }
-                    failed = Some(error);
+                    self.failed = Some(error);
                 }
             }
         }
-        restart_exited(&mut running, &layout)?;
-        if announced && checked.elapsed() >= ASSIGNMENT_CHECK {
-            checked = Instant::now();
-            let processes: Vec<&Process> = running.values().collect();
-            let held = assignment::held(&processes).await;
-            for notice in watch.observe(checked, assignment::shortfalls(&partitions, &held)) {
+        self.restart_exited()?;
+        if self.announced && self.checked.elapsed() >= ASSIGNMENT_CHECK {
+            self.checked = Instant::now();
+            let held = assignment::held(&self.processes()).await;
+            for notice in self.watch.observe(
+                self.checked,
+                assignment::shortfalls(&self.partitions, &held),
+            ) {
                 tell(&notice);
             }
         }
-        if !announced && all_ready(&running).await {
-            println!(
-                "pipeline running: ingest on http://{}, {} workers; Ctrl-C stops it",
-                args.ingest_addr,
-                running.len() - 1
-            );
-            announced = true;
-            if args.sample_traffic && !sampled {
-                sampled = true;
-                let sent = tokio::select! {
-                    sent = sample(&args, &running, &partitions) => sent,
-                    _ = &mut stop => break,
-                };
-                if args.exit {
-                    processes::stop(running.into_values().collect()).await;
-                    println!("pipeline stopped");
-                    return sent;
-                }
-                if let Err(error) = &sent {
-                    eprintln!("hookline up: sample traffic: {error:#}");
-                }
-                print_endpoints(&args, &running);
+        Ok(())
+    }
+
+    fn processes(&self) -> Vec<&Process> {
+        self.running.values().collect()
+    }
+
+    fn announce(&mut self) {
+        println!(
+            "pipeline running: ingest on http://{}, {} workers; Ctrl-C stops it",
+            self.args.ingest_addr,
+            self.running.len() - 1
+        );
+        self.announced = true;
+    }
+
+    async fn stop(&mut self) {
+        processes::stop(self.running.drain().map(|(_, p)| p).collect()).await;
+    }
+
+    /// Sends the sample traffic. When its rows do not all arrive, partitions no
+    /// worker holds are the likeliest cause, and are told at once.
+    async fn sample(&self) -> anyhow::Result<()> {
+        let manifest = self.args.pipeline.manifest()?;
+        let processes = self.processes();
+        let sent = sample::send_and_report(
+            &manifest,
+            &self.args.pipeline.secrets_dir,
+            &self.args.ingest_addr,
+            &processes,
+        )
+        .await;
+        if sent.is_err() {
+            let held = assignment::held(&processes).await;
+            for short in assignment::shortfalls(&self.partitions, &held) {
+                tell(&Notice::Stuck(short));
             }
         }
+        sent
     }
-    processes::stop(running.into_values().collect()).await;
-    println!("pipeline stopped");
-    Ok(())
-}
 
-/// Sends the sample traffic. When its rows do not all arrive, partitions no
-/// worker holds are the likeliest cause, and are told at once.
-async fn sample(
-    args: &Args,
-    running: &HashMap<String, Process>,
-    partitions: &BTreeMap<String, i32>,
-) -> anyhow::Result<()> {
-    let manifest = PipelineManifest::read(&args.pipeline.file)?;
-    let processes: Vec<&Process> = running.values().collect();
-    let sent = sample::send_and_report(
-        &manifest,
-        &args.pipeline.secrets_dir,
-        &args.ingest_addr,
-        &processes,
-    )
-    .await;
-    if sent.is_err() {
-        let held = assignment::held(&processes).await;
-        for short in assignment::shortfalls(partitions, &held) {
-            tell(&Notice::Stuck(short));
-        }
-    }
-    sent
-}
-
-fn print_endpoints(args: &Args, running: &HashMap<String, Process>) {
-    println!("\nthe pipeline keeps running; Ctrl-C stops it.");
-    println!(
-        "  webhooks:  POST http://{}/webhooks/<eventType> (signing secrets under {})",
-        args.ingest_addr,
-        args.pipeline.secrets_dir.display()
-    );
-    println!(
-        "  ingest:    http://{0}/readyz, http://{0}/metrics",
-        args.ingest_addr
-    );
-    let mut workers: Vec<&Process> = running.values().filter(|p| p.name != "ingest").collect();
-    workers.sort_by(|a, b| a.name.cmp(&b.name));
-    for worker in workers {
+    fn print_endpoints(&self) {
+        let args = self.args;
+        println!("\nthe pipeline keeps running; Ctrl-C stops it.");
         println!(
-            "  {}: {}",
-            worker.name,
-            worker.health.replace("/readyz", "/metrics")
+            "  webhooks:  POST http://{}/webhooks/<eventType> (signing secrets under {})",
+            args.ingest_addr,
+            args.pipeline.secrets_dir.display()
         );
+        println!(
+            "  ingest:    http://{0}/readyz, http://{0}/metrics",
+            args.ingest_addr
+        );
+        let mut workers: Vec<&Process> = self
+            .running
+            .values()
+            .filter(|p| p.name != "ingest")
+            .collect();
+        workers.sort_by(|a, b| a.name.cmp(&b.name));
+        for worker in workers {
+            println!(
+                "  {}: {}",
+                worker.name,
+                worker.health.replace("/readyz", "/metrics")
+            );
+        }
+        println!("  logs:      {}", args.logs.display());
     }
-    println!("  logs:      {}", args.logs.display());
-}
 
-/// Reconciles the topics of the manifest and starts and stops processes so
-/// that one worker runs per partition the broker has; returns the partitions
-/// of each topic of the manifest.
-async fn apply(
-    file: &Path,
-    layout: &Layout<'_>,
-    running: &mut HashMap<String, Process>,
-) -> anyhow::Result<BTreeMap<String, i32>> {
-    let manifest = PipelineManifest::read(file)?;
-    let partitions = topics::reconcile(&manifest.spec).await?;
-    let wanted = processes::wanted(&manifest.spec, &partitions, layout);
-    let names: Vec<&str> = wanted.iter().map(|w| w.name.as_str()).collect();
-    let extra: Vec<String> = running
-        .keys()
-        .filter(|n| !names.contains(&n.as_str()))
-        .cloned()
-        .collect();
-    let stopping: Vec<Process> = extra.iter().filter_map(|n| running.remove(n)).collect();
-    processes::stop(stopping).await;
-    // A changed manifest is read by the processes only at startup: the ones
-    // whose flags did not change are restarted to read it.
-    let restart: Vec<Process> = running.drain().map(|(_, p)| p).collect();
-    processes::stop(restart).await;
-    processes::stop_leftovers(&wanted, layout.logs).await;
-    for w in &wanted {
-        running.insert(w.name.clone(), processes::spawn(w, layout.logs)?);
+    /// Reconciles the topics of the manifest and starts and stops processes
+    /// so that one worker runs per partition the broker has.
+    async fn apply(&mut self) -> anyhow::Result<()> {
+        let manifest = self.args.pipeline.manifest()?;
+        let partitions = topics::reconcile(&manifest.spec).await?;
+        let specs = processes::specs(&manifest.spec, &partitions, &self.layout);
+        let names: Vec<&str> = specs.iter().map(|w| w.name.as_str()).collect();
+        let extra: Vec<String> = self
+            .running
+            .keys()
+            .filter(|n| !names.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        let stopping: Vec<Process> = extra
+            .iter()
+            .filter_map(|n| self.running.remove(n))
+            .collect();
+        processes::stop(stopping).await;
+        // A changed manifest is read by the processes only at startup: the ones
+        // whose flags did not change are restarted to read it.
+        self.stop().await;
+        processes::stop_leftovers(&specs, self.layout.logs).await;
+        for spec in &specs {
+            self.running
+                .insert(spec.name.clone(), processes::spawn(spec, self.layout.logs)?);
+        }
+        self.partitions = manifest
+            .spec
+            .topics
+            .iter()
+            .map(|t| {
+                let count = partitions.get(&t.name).copied().unwrap_or(t.partitions);
+                (t.name.clone(), count)
+            })
+            .collect();
+        Ok(())
     }
-    Ok(manifest
-        .spec
-        .topics
-        .iter()
-        .map(|t| {
-            let count = partitions.get(&t.name).copied().unwrap_or(t.partitions);
-            (t.name.clone(), count)
-        })
-        .collect())
+
+    /// Starts again every process that died.
+    fn restart_exited(&mut self) -> anyhow::Result<()> {
+        let dead: Vec<String> = self
+            .running
+            .iter_mut()
+            .filter_map(|(name, p)| p.has_exited().then(|| name.clone()))
+            .collect();
+        for name in dead {
+            if let Some(process) = self.running.remove(&name) {
+                eprintln!(
+                    "hookline up: {name} exited; starting it again (log: {})",
+                    process.log.display()
+                );
+                let restarted = processes::spawn(&process.spec, self.layout.logs)?;
+                self.running.insert(name, restarted);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every process answers its readiness check.
+    async fn all_ready(&self) -> bool {
+        let client = reqwest::Client::new();
+        for process in self.running.values() {
+            let answer = client
+                .get(&process.health)
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await;
+            if !answer.is_ok_and(|a| a.status().is_success()) {
+                return false;
+            }
+        }
+        !self.running.is_empty()
+    }
 }
 
 fn tell(notice: &Notice) {
@@ -232,41 +315,4 @@ fn tell(notice: &Notice) {
             eprintln!("hookline up: every partition of {topic} is held by a worker again");
         }
     }
-}
-
-/// Starts again every process that died.
-fn restart_exited(
-    running: &mut HashMap<String, Process>,
-    layout: &Layout<'_>,
-) -> anyhow::Result<()> {
-    let dead: Vec<String> = running
-        .iter_mut()
-        .filter_map(|(name, p)| p.has_exited().then(|| name.clone()))
-        .collect();
-    for name in dead {
-        if let Some(process) = running.remove(&name) {
-            eprintln!(
-                "hookline up: {name} exited; starting it again (log: {})",
-                process.log.display()
-            );
-            running.insert(name, processes::spawn(&process.wanted, layout.logs)?);
-        }
-    }
-    Ok(())
-}
-
-/// Whether every process answers its readiness check.
-async fn all_ready(running: &HashMap<String, Process>) -> bool {
-    let client = reqwest::Client::new();
-    for process in running.values() {
-        let answer = client
-            .get(&process.health)
-            .timeout(Duration::from_secs(1))
-            .send()
-            .await;
-        if !answer.is_ok_and(|a| a.status().is_success()) {
-            return false;
-        }
-    }
-    !running.is_empty()
 }

@@ -2,23 +2,26 @@
 //! topics up to the committed offsets must have its row on its user's shard,
 //! or its entry in the topic's DLQ; the events with neither are named.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hookline_contract::headers::{dlq, dlq_topic};
+use hookline_contract::headers::dlq_topic;
 use hookline_contract::payload::Inspector;
-use hookline_contract::pipeline::{PipelineManifest, TopicSpec};
-use hookline_contract::secrets::SecretsDir;
-use hookline_contract::shard_for;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use sqlx::PgPool;
+use hookline_contract::pipeline::TopicSpec;
+use hookline_contract::{EventType, event_types, shard_for};
+use hookline_kafka::reader::{Range, Reader};
+use hookline_kafka::{ClientSettings, DeadLetter, offsets};
+use rdkafka::Message;
+use tokio::sync::mpsc;
 
-use crate::local::{PipelineFiles, topics};
+use crate::local::PipelineFiles;
+use crate::local::shards::{self, Shard};
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long reading one topic may take.
+const READ_DEADLINE: Duration = Duration::from_secs(120);
+/// Records read ahead of the look-ups: bounds memory whatever the topic's size.
+const READ_AHEAD: usize = 1024;
 
 /// Arguments of `hookline verify`.
 #[derive(Debug, clap::Args)]
@@ -37,24 +40,18 @@ struct Committed {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let manifest = PipelineManifest::read(&args.pipeline.file)?;
-    let secrets = SecretsDir::new(&args.pipeline.secrets_dir);
-    let mut shards = Vec::new();
-    for shard in &manifest.spec.shards {
-        let url = secrets.read(&shard.database_url_secret_ref)?;
-        shards.push(
-            PgPool::connect(&url)
-                .await
-                .with_context(|| format!("connecting to shard {}", shard.name))?,
-        );
-    }
-    let bootstrap = manifest.spec.kafka.bootstrap_servers.clone();
+    let manifest = args.pipeline.manifest()?;
+    let shards = shards::connect(&manifest.spec, &args.pipeline.secrets()).await?;
+    let kafka = ClientSettings::of(&manifest.spec.kafka);
     let mut missing = Vec::new();
     let (mut stored, mut dead_lettered) = (0usize, 0usize);
     for topic in &manifest.spec.topics {
-        let records = committed_records(&bootstrap, topic).await?;
-        let in_dlq = dead_letters(&bootstrap, &topic.name).await?;
-        for record in records {
+        let event_type = event_types::lookup(&topic.event_type)
+            .with_context(|| format!("topic {}: unknown event type", topic.name))?;
+        let in_dlq = dead_letters(&kafka, &topic.name).await?;
+        let mut records = committed_records(&kafka, topic, event_type).await?;
+        while let Some(record) = records.recv().await {
+            let record = record?;
             if in_dlq.contains(&(record.partition, record.offset)) {
                 dead_lettered += 1;
                 continue;
@@ -62,7 +59,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let found = match (&record.entity, &record.event, &record.user) {
                 (Some(entity), Some(event), Some(user)) => {
                     let shard = shard_for(user, shards.len() as u32).unwrap_or(0) as usize;
-                    row_exists(&shards[shard], &topic.event_type, entity, event).await?
+                    row_exists(&shards[shard], event_type, entity, event).await?
                 }
                 _ => false,
             };
@@ -80,6 +77,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
+    shards::close(shards).await;
     println!(
         "committed records: {stored} stored, {dead_lettered} in the DLQ, {} missing",
         missing.len()
@@ -96,158 +94,111 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The records of `topic` below the group's committed offsets.
-async fn committed_records(bootstrap: &str, topic: &TopicSpec) -> anyhow::Result<Vec<Committed>> {
+/// The records of `topic` below its group's committed offsets, read ahead by
+/// a blocking reader into a bounded channel.
+async fn committed_records(
+    kafka: &ClientSettings,
+    topic: &TopicSpec,
+    event_type: &'static EventType,
+) -> anyhow::Result<mpsc::Receiver<anyhow::Result<Committed>>> {
     let inspector = Inspector::builtin(&topic.event_type, topic.pointers.clone())?;
-    let entity_pointer = match topic.event_type.as_str() {
-        "disputes" => "/data/dispute_id",
-        _ => "/data/order_id",
-    };
-    let ends: BTreeMap<i32, i64> = topics::offsets(bootstrap, &topic.name)
+    let ranges: Vec<Range> = offsets::offsets(kafka, &topic.name, &topic.name)
         .await?
         .into_iter()
-        .enumerate()
-        .filter_map(|(p, o)| o.committed.filter(|c| *c > 0).map(|c| (p as i32, c)))
-        .collect();
-    let (bootstrap, name) = (bootstrap.to_owned(), topic.name.clone());
-    let raw =
-        tokio::task::spawn_blocking(move || read_committed(&bootstrap, &name, &ends)).await??;
-    Ok(raw
-        .into_iter()
-        .map(|(partition, offset, value)| {
-            let payload: Option<serde_json::Value> = serde_json::from_slice(&value).ok();
-            let inspected = payload
-                .as_ref()
-                .and_then(|p| inspector.inspect_value(p).ok());
-            Committed {
-                partition,
-                offset,
-                entity: payload
-                    .as_ref()
-                    .and_then(|p| p.pointer(entity_pointer))
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned),
-                event: inspected.as_ref().map(|i| i.provider_event_id.clone()),
-                user: inspected.map(|i| i.user_id),
-            }
+        .filter_map(|p| {
+            p.committed.filter(|c| *c > 0).map(|end| Range {
+                partition: p.partition,
+                start: 0,
+                end,
+            })
         })
-        .collect())
-}
-
-/// (partition, offset, value) of every record below the committed offsets
-/// `ends` (by partition).
-fn read_committed(
-    bootstrap: &str,
-    topic: &str,
-    ends: &BTreeMap<i32, i64>,
-) -> anyhow::Result<Vec<(i32, i64, Vec<u8>)>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", topic)
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let mut assignment = TopicPartitionList::new();
-    for partition in ends.keys() {
-        assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
-    }
-    // Reading by assignment, not subscription: the audit is not a member of
-    // the group and commits nothing.
-    consumer.assign(&assignment)?;
-    let mut records = Vec::new();
-    let mut done: HashSet<i32> = HashSet::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while done.len() < ends.len() {
-        if std::time::Instant::now() > deadline {
-            bail!("reading {topic} up to the committed offsets took too long");
-        }
-        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
-            continue;
+        .collect();
+    let (kafka, name) = (kafka.clone(), topic.name.clone());
+    let (sender, receiver) = mpsc::channel(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        // The audit is not a member of the group and commits nothing.
+        let read = || -> anyhow::Result<()> {
+            let mut reader =
+                Reader::open(&kafka, "hookline-verify", &name, &ranges, READ_DEADLINE)?;
+            while let Some(message) = reader.next_record()? {
+                let payload: Option<serde_json::Value> = message
+                    .payload()
+                    .and_then(|value| serde_json::from_slice(value).ok());
+                let inspected = payload
+                    .as_ref()
+                    .and_then(|p| inspector.inspect_value(p).ok());
+                let record = Committed {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    entity: payload
+                        .as_ref()
+                        .and_then(|p| p.pointer(event_type.columns.entity_id))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned),
+                    event: inspected.as_ref().map(|i| i.provider_event_id.clone()),
+                    user: inspected.map(|i| i.user_id),
+                };
+                if sender.blocking_send(Ok(record)).is_err() {
+                    // The audit stopped reading: nothing more to do.
+                    return Ok(());
+                }
+            }
+            Ok(())
         };
-        let message = message?;
-        let end = ends.get(&message.partition()).copied().unwrap_or(0);
-        if message.offset() < end {
-            records.push((
-                message.partition(),
-                message.offset(),
-                message.payload().unwrap_or_default().to_vec(),
-            ));
+        if let Err(error) = read() {
+            let _ = sender.blocking_send(Err(error));
         }
-        if message.offset() + 1 >= end {
-            done.insert(message.partition());
-        }
-    }
-    Ok(records)
+    });
+    Ok(receiver)
 }
 
 /// (partition, offset) of the records of `topic` the workers dead-lettered.
-async fn dead_letters(bootstrap: &str, topic: &str) -> anyhow::Result<HashSet<(i32, i64)>> {
-    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let dlq_name = dlq_topic(&topic);
-        // A consumer needs a group even to read by assignment; this one never
-        // commits.
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "hookline-verify")
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let (_, end) = consumer.fetch_watermarks(&dlq_name, 0, TIMEOUT)?;
+async fn dead_letters(kafka: &ClientSettings, topic: &str) -> anyhow::Result<HashSet<(i32, i64)>> {
+    let (kafka, topic) = (kafka.clone(), topic.to_owned());
+    Ok(hookline_kafka::blocking(move || {
+        let range = Range {
+            partition: 0,
+            start: 0,
+            end: i64::MAX,
+        };
+        let mut reader = Reader::open(
+            &kafka,
+            "hookline-verify",
+            &dlq_topic(&topic),
+            &[range],
+            READ_DEADLINE,
+        )?;
         let mut found = HashSet::new();
-        if end == 0 {
-            return Ok(found);
-        }
-        let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(&dlq_name, 0, Offset::Beginning)?;
-        consumer.assign(&assignment)?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            if std::time::Instant::now() > deadline {
-                bail!("reading {dlq_name} took too long");
-            }
-            let Some(message) = consumer.poll(Duration::from_millis(500)) else {
-                continue;
-            };
-            let message = message?;
-            let header = |name: &str| {
-                message.headers().and_then(|hs| {
-                    hs.iter()
-                        .find(|h| h.key == name)
-                        .and_then(|h| h.value)
-                        .and_then(|v| std::str::from_utf8(v).ok())
-                        .map(str::to_owned)
-                })
-            };
-            if header(dlq::TOPIC).as_deref() == Some(topic.as_str())
-                && let (Some(p), Some(o)) = (header(dlq::PARTITION), header(dlq::OFFSET))
-                && let (Ok(p), Ok(o)) = (p.parse(), o.parse())
+        while let Some(message) = reader.next_record()? {
+            if let Ok(letter) = DeadLetter::from_headers(message.headers())
+                && letter.topic == topic
+                && let Some(origin) = letter.origin
             {
-                found.insert((p, o));
-            }
-            if message.offset() + 1 >= end {
-                return Ok(found);
+                found.insert(origin);
             }
         }
+        Ok(found)
     })
-    .await?
+    .await?)
 }
 
 async fn row_exists(
-    shard: &PgPool,
-    event_type: &str,
+    shard: &Shard,
+    event_type: &EventType,
     entity: &str,
     event: &str,
 ) -> anyhow::Result<bool> {
-    let sql = match event_type {
-        "disputes" => {
-            "SELECT EXISTS (SELECT 1 FROM dispute_events WHERE dispute_id = $1 AND provider_event_id = $2)"
-        }
-        _ => {
-            "SELECT EXISTS (SELECT 1 FROM order_events WHERE order_id = $1 AND provider_event_id = $2)"
-        }
-    };
-    Ok(sqlx::query_scalar(sql)
+    let storage = event_type.storage;
+    // Table and column names come from the registry, never from input.
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE {} = $1 AND provider_event_id = $2)",
+        storage.events_table(),
+        storage.entity_column()
+    );
+    sqlx::query_scalar(&sql)
         .bind(entity)
         .bind(event)
-        .fetch_one(shard)
-        .await?)
+        .fetch_one(&shard.pool)
+        .await
+        .with_context(|| format!("looking up event {event} on shard {}", shard.name))
 }

@@ -329,12 +329,15 @@ impl Up {
         .await;
     }
 
-    /// Runs `hookline <command> -f <manifest> <extra>`: success and stdout.
+    /// Runs `hookline <command> -f <manifest> --secrets-dir <dir> <extra>`:
+    /// success and stdout.
     async fn hookline(&self, command: &[&str], extra: &[&str]) -> (bool, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_hookline"))
             .args(command)
             .arg("-f")
             .arg(self.dir.path().join("pipeline.yaml"))
+            .arg("--secrets-dir")
+            .arg(self.secrets())
             .args(extra)
             .output()
             .await
@@ -487,18 +490,17 @@ async fn up_runs_the_example_manifest_through_retries_invalid_webhooks_and_a_kil
 
     let orders_topic = up.topic.clone();
     let disputes_topic = format!("up-{}.disputes", up.run);
-    let secrets = up.secrets();
     // The audit: every committed record (retries included) has its row ...
     eventually(
         "verify counts all 220 committed records as stored",
         || async {
-            let (ok, out) = up.hookline(&["verify"], &["--secrets-dir", &secrets]).await;
+            let (ok, out) = up.hookline(&["verify"], &[]).await;
             ok && out.contains("220 stored, 0 in the DLQ, 0 missing")
         },
     )
     .await;
     // ... and the DLQs hold exactly the two invalid webhooks, with their reasons.
-    let (_, status) = up.hookline(&["status"], &["--secrets-dir", &secrets]).await;
+    let (_, status) = up.hookline(&["status"], &[]).await;
     for (topic, records) in [(&orders_topic, 176), (&disputes_topic, 44)] {
         let line = format!("topic {topic}: ");
         let line = status
@@ -537,7 +539,7 @@ async fn up_runs_the_example_manifest_through_retries_invalid_webhooks_and_a_kil
             .rows_affected();
     }
     assert_eq!(deleted, 1);
-    let (ok, out) = up.hookline(&["verify"], &["--secrets-dir", &secrets]).await;
+    let (ok, out) = up.hookline(&["verify"], &[]).await;
     assert!(!ok, "verify passed with a row missing: {out}");
     assert!(
         out.contains("1 missing") && out.contains("event evt_3 of user user-3"),
@@ -653,9 +655,7 @@ async fn a_changed_partition_count_is_applied_as_the_operator_would() {
     )
     .await;
     up.restarted(3).await;
-    let (_, status) = up
-        .hookline(&["status"], &["--secrets-dir", &up.secrets()])
-        .await;
+    let (_, status) = up.hookline(&["status"], &[]).await;
     assert!(
         status.contains(&format!("topic {}: 4 partitions", up.topic)),
         "{status}"
@@ -697,9 +697,8 @@ async fn replay_after_fixing_the_cause_stores_the_quarantined_events_once() {
     .await;
     let (ok, again) = up.hookline(&["dlq", "replay"], &[]).await;
     assert!(ok && again.contains("replayed 0"), "{again}");
-    let secrets = up.secrets();
     eventually("verify sees the 10 replayed events stored", || async {
-        let (ok, out) = up.hookline(&["verify"], &["--secrets-dir", &secrets]).await;
+        let (ok, out) = up.hookline(&["verify"], &[]).await;
         ok && out.contains("10 stored")
     })
     .await;

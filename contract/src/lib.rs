@@ -2,12 +2,13 @@
 //!
 //! Ingest, worker, operator and tooling must agree on where a user's events go
 //! (Kafka partition and Postgres shard), what the record headers are called, which
-//! reason codes a dead-lettered record can carry, and how an `event_id` is derived.
+//! reason codes a dead-lettered record can carry, how an `event_id` is derived,
+//! and what each event type is (its schema, fields, tables and lifecycle).
 //! Keeping those decisions here, as plain functions and constants, means a change
 //! to any of them is one change, reviewed once.
 
-pub mod envelope;
 pub mod event_id;
+pub mod event_types;
 pub mod headers;
 #[cfg(feature = "payload")]
 pub mod payload;
@@ -15,12 +16,10 @@ pub mod pipeline;
 pub mod reason;
 pub mod routing;
 pub mod secrets;
-#[cfg(feature = "runtime")]
-pub mod shutdown;
 #[cfg(feature = "kube")]
 pub mod status;
 
-pub use envelope::Envelope;
 pub use event_id::event_id;
+pub use event_types::{EventType, Storage};
 pub use reason::Reason;
 pub use routing::{is_placed_correctly, murmur2, partition_for, shard_for, to_positive};

@@ -12,19 +12,10 @@ const MAX_REPORTED_VIOLATIONS: usize = 3;
 /// Longest message carried in an answer or a DLQ header.
 const MAX_MESSAGE_CHARS: usize = 512;
 
-/// The built-in schema of an event type.
-pub fn builtin(event_type: &str) -> Option<&'static str> {
-    match event_type {
-        "orders" => Some(include_str!("../../schemas/orders.json")),
-        "disputes" => Some(include_str!("../../schemas/disputes.json")),
-        _ => None,
-    }
-}
-
 /// Why a schema could not be compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    #[error("no built-in schema for event type {0:?} (known: orders, disputes)")]
+    #[error("no event type {0:?} (known: {known})", known = crate::event_types::names())]
     Unknown(String),
     #[error("schema of {event_type} is not JSON: {source}")]
     NotJson {
@@ -65,11 +56,11 @@ pub struct Invalid {
 }
 
 impl Inspector {
-    /// Compiles the built-in schema of `event_type`.
+    /// Compiles the schema of the event type named `event_type`.
     pub fn builtin(event_type: &str, pointers: Pointers) -> Result<Self, SchemaError> {
-        let text =
-            builtin(event_type).ok_or_else(|| SchemaError::Unknown(event_type.to_owned()))?;
-        Self::new(event_type, text, pointers)
+        let known = crate::event_types::lookup(event_type)
+            .ok_or_else(|| SchemaError::Unknown(event_type.to_owned()))?;
+        Self::new(event_type, known.schema, pointers)
     }
 
     /// Compiles `schema` (JSON text) for `event_type`.
@@ -198,6 +189,74 @@ fn identifier(payload: &Value, pointer: &str) -> Option<String> {
         }
         Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
         _ => None,
+    }
+}
+
+/// What an example payload is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Example<'a> {
+    pub provider_event_id: &'a str,
+    pub user_id: &'a str,
+    pub entity_id: &'a str,
+    pub order_id: &'a str,
+    /// Unix seconds.
+    pub event_time: i64,
+    pub amount: i64,
+}
+
+/// A valid payload of `event_type` with `example`'s values at the topic's
+/// `pointers` and the type's columns, for sample traffic and benchmarks: the
+/// provider's event type is the first of its lifecycle.
+pub fn example(event_type: &crate::EventType, pointers: &Pointers, example: &Example<'_>) -> Value {
+    let columns = &event_type.columns;
+    let first = event_type
+        .lifecycle
+        .first()
+        .map_or("event", |(name, _)| *name);
+    let status = first.rsplit('.').next().unwrap_or(first);
+    let mut payload = Value::Object(Default::default());
+    for (pointer, value) in [
+        (
+            pointers.event_id.as_str(),
+            Value::from(example.provider_event_id),
+        ),
+        (pointers.event_type.as_str(), Value::from(first)),
+        (
+            pointers.event_time.as_str(),
+            Value::from(example.event_time),
+        ),
+        (pointers.user_id.as_str(), Value::from(example.user_id)),
+        // The entity last: an order is its own entity.
+        (columns.order_id, Value::from(example.order_id)),
+        (columns.entity_id, Value::from(example.entity_id)),
+        (columns.status, Value::from(status)),
+        (columns.amount, Value::from(example.amount)),
+        (columns.currency, Value::from("eur")),
+    ] {
+        set(&mut payload, pointer, value);
+    }
+    payload
+}
+
+/// Sets `value` at `pointer`, making the objects on the way; `~1` and `~0`
+/// stand for `/` and `~` as RFC 6901 says.
+fn set(root: &mut Value, pointer: &str, value: Value) {
+    let mut at = root;
+    let mut tokens = pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .peekable();
+    while let Some(token) = tokens.next() {
+        if !at.is_object() {
+            *at = Value::Object(Default::default());
+        }
+        let Value::Object(object) = at else { return };
+        if tokens.peek().is_none() {
+            object.insert(token, value);
+            return;
+        }
+        at = object.entry(token).or_insert(Value::Null);
     }
 }
 
@@ -353,6 +412,53 @@ mod tests {
             Inspector::builtin("refunds", Pointers::default()),
             Err(SchemaError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn examples_of_every_type_are_valid_and_say_what_they_were_given() {
+        for event_type in crate::event_types::ALL {
+            let inspector = Inspector::builtin(event_type.name, Pointers::default()).unwrap();
+            let payload = example(
+                &event_type,
+                &Pointers::default(),
+                &Example {
+                    provider_event_id: "evt_1",
+                    user_id: "u1",
+                    entity_id: "e1",
+                    order_id: "o1",
+                    event_time: 1_700_000_000,
+                    amount: 5,
+                },
+            );
+            let inspected = inspector.inspect_value(&payload).unwrap();
+            assert_eq!(inspected.user_id, "u1");
+            assert_eq!(inspected.provider_event_id, "evt_1");
+            assert_eq!(
+                payload.pointer(event_type.columns.entity_id),
+                Some(&json!("e1"))
+            );
+        }
+    }
+
+    #[test]
+    fn an_example_follows_the_topics_pointers() {
+        let pointers = Pointers {
+            user_id: "/data/customer~1id".into(),
+            ..Pointers::default()
+        };
+        let payload = example(
+            &crate::event_types::ORDERS,
+            &pointers,
+            &Example {
+                provider_event_id: "evt_1",
+                user_id: "u9",
+                entity_id: "o1",
+                order_id: "o1",
+                event_time: 1,
+                amount: 1,
+            },
+        );
+        assert_eq!(payload["data"]["customer/id"], json!("u9"));
     }
 
     #[test]

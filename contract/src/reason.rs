@@ -96,6 +96,15 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 5] = [
+        Stage::Ingest,
+        Stage::Decode,
+        Stage::Validate,
+        Stage::Route,
+        Stage::Write,
+    ];
+
     /// The stage as written in headers and metric labels.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -111,6 +120,17 @@ impl Stage {
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = UnknownReason;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stage::ALL
+            .into_iter()
+            .find(|stage| stage.as_str() == s)
+            .ok_or_else(|| UnknownReason(s.to_owned()))
     }
 }
 
@@ -134,6 +154,14 @@ mod tests {
             Reason::ConstraintViolation.to_string(),
             "constraint_violation"
         );
+    }
+
+    #[test]
+    fn stages_round_trip() {
+        for stage in Stage::ALL {
+            assert_eq!(stage.as_str().parse::<Stage>(), Ok(stage));
+        }
+        assert!("parse".parse::<Stage>().is_err());
     }
 
     #[test]

@@ -5,16 +5,19 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_contract::headers::dlq_topic;
+use hookline_contract::payload::Inspector;
 use hookline_contract::pipeline::{InvalidPolicy, PipelineManifest};
 use hookline_contract::secrets::SecretsDir;
+use hookline_kafka::ClientSettings;
+use hookline_runtime::parse_duration;
 
-use crate::auth::{DEFAULT_TOLERANCE_SECS, Keys};
+use crate::auth::Keys;
 use crate::produce::ProducerSettings;
 use crate::{Error, Result};
-use hookline_contract::payload::Inspector;
 
 /// Key of the signing Secret holding Standard Webhooks secrets and public keys.
 pub const STANDARD_WEBHOOKS_KEY: &str = "standard-webhooks";
@@ -25,6 +28,7 @@ pub const STRIPE_KEY: &str = "stripe";
 const ACK_MARGIN: Duration = Duration::from_secs(1);
 
 /// `hookline-ingest`'s command line; every flag has an environment fallback.
+/// Durations are written as humans write them: `5s`, `250ms`, `5m`.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "hookline-ingest", version, about)]
 pub struct Args {
@@ -44,17 +48,18 @@ pub struct Args {
     #[arg(long, env = "HOOKLINE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Largest accepted distance between a signature's timestamp and now, both ways.
-    #[arg(long, env = "HOOKLINE_TIMESTAMP_TOLERANCE_SECS", default_value_t = DEFAULT_TOLERANCE_SECS)]
-    pub timestamp_tolerance_secs: u32,
+    /// Largest accepted distance between a signature's timestamp and now, both
+    /// ways; whole seconds, as signed timestamps are.
+    #[arg(long, env = "HOOKLINE_TIMESTAMP_TOLERANCE", default_value = "5m", value_parser = parse_duration)]
+    pub timestamp_tolerance: Duration,
 
     /// How long a request waits for the broker's ack before it is answered 503.
-    #[arg(long, env = "HOOKLINE_ACK_TIMEOUT_MS", default_value_t = 5_000)]
-    pub ack_timeout_ms: u64,
+    #[arg(long, env = "HOOKLINE_ACK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub ack_timeout: Duration,
 
     /// Longest a whole request may take, reading the body included (408 after).
-    #[arg(long, env = "HOOKLINE_REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
-    pub request_timeout_ms: u64,
+    #[arg(long, env = "HOOKLINE_REQUEST_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
 
     /// Records the producer may hold unacknowledged; beyond, requests get 503 at once.
     #[arg(long, env = "HOOKLINE_PRODUCER_QUEUE", default_value_t = 100_000)]
@@ -69,17 +74,19 @@ pub struct Args {
     #[arg(long, env = "HOOKLINE_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
 
-    /// Seconds a 503 asks the provider to wait (Retry-After).
-    #[arg(long, env = "HOOKLINE_RETRY_AFTER_SECS", default_value_t = 5)]
-    pub retry_after_secs: u64,
+    /// How long a 503 asks the provider to wait (Retry-After, in whole seconds,
+    /// rounded up).
+    #[arg(long, env = "HOOKLINE_RETRY_AFTER", default_value = "5s", value_parser = parse_duration)]
+    pub retry_after: Duration,
 }
 
 /// Everything the service needs, loaded and checked.
 pub struct Config {
     pub manifest: PipelineManifest,
     pub keys: Keys,
-    /// By event type.
-    pub routes: HashMap<String, TopicRoute>,
+    /// By event type: the `{type}` of `POST /webhooks/{type}`. Shared, so that
+    /// a request holds its route without borrowing the service's state.
+    pub routes: HashMap<String, Arc<TopicRoute>>,
     pub settings: Settings,
     pub producer: ProducerSettings,
 }
@@ -96,21 +103,33 @@ pub struct TopicRoute {
 /// Limits and timeouts of request handling.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Beyond, 413.
     pub max_body_bytes: usize,
+    /// Signed timestamps are whole seconds, and so is their tolerance.
     pub tolerance_secs: u32,
+    /// Beyond, 503 at once.
     pub max_concurrent_requests: usize,
+    /// Beyond, 408.
     pub request_timeout: Duration,
-    pub retry_after_secs: u64,
+    /// What a 503 asks the provider to wait.
+    pub retry_after: Duration,
 }
 
 impl Config {
-    /// Reads the manifest and the secrets it names, and compiles the schemas.
+    /// Reads the manifest and the secrets it names, then checks them with the
+    /// command line's settings ([`Config::new`]).
     pub fn load(args: &Args) -> Result<Self> {
         let manifest = PipelineManifest::read(&args.pipeline)?;
         let keys = load_keys(
             &SecretsDir::new(&args.secrets_dir),
             &manifest.spec.ingest.signing_secret_ref.name,
         )?;
+        Self::new(manifest, keys, args)
+    }
+
+    /// Compiles the schemas of `manifest`'s topics and checks the settings of
+    /// `args`; its files are not read.
+    pub fn new(manifest: PipelineManifest, keys: Keys, args: &Args) -> Result<Self> {
         let routes = manifest
             .spec
             .topics
@@ -124,18 +143,19 @@ impl Config {
                     policy: topic.invalid_policy,
                     inspector,
                 };
-                Ok((topic.event_type.clone(), route))
+                Ok((topic.event_type.clone(), Arc::new(route)))
             })
             .collect::<Result<_>>()?;
-        let ack_timeout = Duration::from_millis(args.ack_timeout_ms);
-        let request_timeout = Duration::from_millis(args.request_timeout_ms);
         // A request must be able to wait for its ack and still answer 503
         // itself, before the request timeout answers 408 for it.
-        if ack_timeout + ACK_MARGIN > request_timeout {
+        if args.ack_timeout + ACK_MARGIN > args.request_timeout {
             return Err(Error::InvalidSetting(
-                "--ack-timeout-ms plus one second must not exceed --request-timeout-ms",
+                "--ack-timeout plus one second must not exceed --request-timeout",
             ));
         }
+        let tolerance_secs = u32::try_from(args.timestamp_tolerance.as_secs()).map_err(|_| {
+            Error::InvalidSetting("--timestamp-tolerance must be less than 136 years")
+        })?;
         if args.max_concurrent_requests == 0 {
             return Err(Error::InvalidSetting(
                 "--max-concurrent-requests must be at least 1",
@@ -143,21 +163,21 @@ impl Config {
         }
         Ok(Self {
             producer: ProducerSettings {
-                bootstrap_servers: manifest.spec.kafka.bootstrap_servers.clone(),
+                client: ClientSettings::of(&manifest.spec.kafka),
                 queue_capacity: args.producer_queue,
                 queue_kbytes: args.producer_queue_kbytes,
                 max_value_bytes: args.max_body_bytes,
-                ack_timeout,
+                ack_timeout: args.ack_timeout,
             },
             manifest,
             keys,
             routes,
             settings: Settings {
                 max_body_bytes: args.max_body_bytes,
-                tolerance_secs: args.timestamp_tolerance_secs,
+                tolerance_secs,
                 max_concurrent_requests: args.max_concurrent_requests,
-                request_timeout,
-                retry_after_secs: args.retry_after_secs,
+                request_timeout: args.request_timeout,
+                retry_after: args.retry_after,
             },
         })
     }
@@ -203,4 +223,96 @@ pub fn load_keys(secrets: &SecretsDir, name: &str) -> Result<Keys> {
         });
     }
     Ok(keys)
+}
+
+/// The Standard Webhooks secret of [`test`]'s endpoint (a published vector's).
+#[cfg(test)]
+pub(crate) const TEST_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+/// A service configuration for unit tests: the topics `orders.webhooks` and
+/// `disputes.webhooks` under `policy`, the Standard Webhooks secret of the
+/// published vectors, a broker that is never reached.
+#[cfg(test)]
+pub(crate) fn test(policy: InvalidPolicy) -> Config {
+    use clap::Parser;
+
+    let policy = match policy {
+        InvalidPolicy::Quarantine => "quarantine",
+        InvalidPolicy::Reject => "reject",
+    };
+    let manifest = PipelineManifest::from_yaml(&format!(
+        r#"
+apiVersion: hookline.dev/v1alpha1
+kind: WebhookPipeline
+metadata: {{name: test}}
+spec:
+  kafka: {{bootstrapServers: "127.0.0.1:9"}}
+  topics:
+    - {{name: orders.webhooks, eventType: orders, partitions: 2, invalidPolicy: {policy}}}
+    - {{name: disputes.webhooks, eventType: disputes, partitions: 2, invalidPolicy: {policy}}}
+  shards: [{{name: a, databaseUrlSecretRef: {{name: pg-a, key: url}}}}]
+  ingest: {{signingSecretRef: {{name: provider}}}}
+"#
+    ))
+    .unwrap();
+    let mut keys = Keys::default();
+    keys.add_standard_webhooks(TEST_SECRET).unwrap();
+    let args = Args::parse_from(["hookline-ingest", "--pipeline", "-", "--secrets-dir", "-"]);
+    Config::new(manifest, keys, &args).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::auth::DEFAULT_TOLERANCE_SECS;
+
+    fn parse(flags: &[&str]) -> Args {
+        let required = [
+            "hookline-ingest",
+            "--pipeline",
+            "p.yaml",
+            "--secrets-dir",
+            "s",
+        ];
+        Args::try_parse_from(required.iter().chain(flags)).unwrap()
+    }
+
+    #[test]
+    fn durations_default_to_the_documented_values() {
+        let args = parse(&[]);
+        assert_eq!(args.ack_timeout, Duration::from_secs(5));
+        assert_eq!(args.request_timeout, Duration::from_secs(15));
+        assert_eq!(args.retry_after, Duration::from_secs(5));
+        assert_eq!(
+            args.timestamp_tolerance,
+            Duration::from_secs(DEFAULT_TOLERANCE_SECS.into())
+        );
+    }
+
+    #[test]
+    fn durations_are_written_with_their_unit() {
+        let args = parse(&[
+            "--ack-timeout",
+            "250ms",
+            "--request-timeout",
+            "1m",
+            "--timestamp-tolerance",
+            "90s",
+            "--retry-after",
+            "2s",
+        ]);
+        assert_eq!(args.ack_timeout, Duration::from_millis(250));
+        assert_eq!(args.request_timeout, Duration::from_secs(60));
+        assert_eq!(args.timestamp_tolerance, Duration::from_secs(90));
+        assert_eq!(args.retry_after, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_bare_number_is_refused_rather_than_guessed() {
+        let required = ["hookline-ingest", "--pipeline", "p", "--secrets-dir", "s"];
+        let bare = required.iter().chain(&["--ack-timeout", "5000"]);
+        assert!(Args::try_parse_from(bare).is_err());
+    }
 }

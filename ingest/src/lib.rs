@@ -1,13 +1,44 @@
 //! hookline's ingest service: authenticates and validates provider webhooks and
 //! produces each one to Kafka, keyed by user id, answering 202 only once the
 //! broker acknowledged it.
+//!
+//! The modules in reading order. At startup:
+//!
+//! - [`config`]: the command line, the pipeline manifest and the signing
+//!   secrets, checked before the first request; one route per event type.
+//! - [`server`]: the state every request shares, the router, and serving until
+//!   shutdown.
+//!
+//! Then one webhook, from its route to Kafka and back to the provider:
+//!
+//! - [`signed`]: the extractor that admits a request: its route, a free slot,
+//!   a body within the limit, a valid signature ([`auth`] decides that last
+//!   one, without I/O).
+//! - [`routes`]: the handler: inspect the payload, then accept or refuse it.
+//! - [`record`]: the Kafka record of either: placement, envelope, quarantine
+//!   headers.
+//! - [`produce`]: producing it, with the partition counts placement uses and
+//!   the readiness that depends on them.
+//! - [`answer`]: what the provider is told, and what a failed produce means
+//!   in HTTP.
+//! - [`metrics`]: what was counted along the way.
+
+pub mod config;
+pub mod server;
+
+pub mod signed;
 
 pub mod auth;
-pub mod config;
-pub mod metrics;
-pub mod produce;
+
 pub mod routes;
-mod server;
+
+pub mod record;
+
+pub mod produce;
+
+pub mod answer;
+
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,14 +67,14 @@ pub enum Error {
     InvalidSetting(&'static str),
     #[error(transparent)]
     Schema(#[from] hookline_contract::payload::SchemaError),
+    // Boxed: a Kafka error is large, and every `Result` of the crate would
+    // carry its size.
     #[error("creating the Kafka producer failed")]
-    CreateProducer(#[source] rdkafka::error::KafkaError),
-    #[error("fetching topic metadata failed")]
-    FetchMetadata(#[source] rdkafka::error::KafkaError),
+    CreateProducer(#[source] Box<hookline_kafka::Error>),
+    #[error("fetching the partition counts failed")]
+    FetchPartitionCounts(#[source] Box<hookline_kafka::Error>),
     #[error("flushing the producer failed")]
-    Flush(#[source] rdkafka::error::KafkaError),
-    #[error("a blocking Kafka call did not complete")]
-    BlockingTask(#[source] tokio::task::JoinError),
+    Flush(#[source] Box<hookline_kafka::Error>),
     #[error("binding {addr} failed")]
     Bind {
         addr: SocketAddr,

@@ -5,15 +5,10 @@ use anyhow::Context;
 use clap::Parser;
 use hookline_ingest::config::{Args, Config};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    hookline_runtime::telemetry::init("info");
 
     let args = Args::parse();
     let config = Config::load(&args).context("loading the configuration")?;
@@ -23,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(listen = %args.listen, ?topics, "hookline-ingest serving");
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(hookline_contract::shutdown::on_signal(shutdown.clone()));
+    tokio::spawn(hookline_runtime::shutdown::on_signal(shutdown.clone()));
     hookline_ingest::serve(app, listener, shutdown).await?;
     tracing::info!("hookline-ingest stopped");
     Ok(())

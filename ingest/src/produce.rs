@@ -1,32 +1,40 @@
-//! Producing records and knowing the topics' partition counts.
+//! Producing records, and knowing the topics' partition counts.
 //!
-//! The producer is idempotent with `acks=all`, and never expires a record
-//! locally (`message.timeout.ms=0`): a record whose ack does not come in time
-//! stays queued and is delivered when the broker is back, while the caller
-//! answers 503 from its own deadline. Expiring records instead makes librdkafka
-//! bump the producer epoch, which some brokers mishandle; a provider's retry of
-//! the same event only adds a duplicate with the same `event_id`, which the
-//! worker folds. A full local queue is an immediate 503: backpressure reaches
-//! the HTTP caller instead of growing a buffer.
+//! The Kafka side is `hookline_kafka`'s: an idempotent producer with
+//! `acks=all` that never expires a record locally, so a record whose ack does
+//! not come in time stays queued and is delivered once the broker is back,
+//! while the request answers from its own deadline. What is ingest's own is
+//! the size of its queue and the partition counts it places records with:
+//! ingest places every record itself (see [`crate::record`]), so it must know
+//! each topic's count, and it is not ready until it knows all of them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::Duration;
 
+use hookline_kafka::ClientSettings;
+use hookline_kafka::produce::{self, Acked, ProduceError, Record};
 use rdkafka::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use tokio_util::sync::CancellationToken;
 
 use crate::{Error, Result};
 
-/// How long a metadata request may take.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+/// The `client.id` the broker sees.
+const CLIENT_ID: &str = "hookline-ingest";
+/// How often partition counts are re-read, so that grown topics are used.
+const REFRESH_EVERY: Duration = Duration::from_secs(10);
+/// How long a readiness probe waits for the broker: less than the probe's
+/// own timeout, so that a silent broker is reported rather than timed out.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Room in a request for the record's headers and framing, beyond the body.
+const RECORD_OVERHEAD_BYTES: usize = 256 * 1024;
+/// librdkafka's own default `message.max.bytes`, never lowered.
+const MIN_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
-/// Producer settings from the command line.
+/// What ingest sets on its producer beyond the shared Kafka settings.
 #[derive(Debug, Clone)]
 pub struct ProducerSettings {
-    pub bootstrap_servers: String,
+    pub client: ClientSettings,
     /// Records the local queue holds before sends are refused.
     pub queue_capacity: usize,
     /// Kilobytes the local queue holds before sends are refused.
@@ -37,196 +45,74 @@ pub struct ProducerSettings {
     pub ack_timeout: Duration,
 }
 
-/// One record to produce.
-pub struct Outgoing<'a> {
-    pub topic: &'a str,
-    /// `None` lets the partitioner (murmur2, as Java's) choose.
-    pub partition: Option<i32>,
-    pub key: Option<&'a str>,
-    pub value: &'a [u8],
-    pub headers: OwnedHeaders,
-}
-
-/// Where the broker stored a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Acked {
-    pub partition: i32,
-    pub offset: i64,
-}
-
-/// Why a record was not acknowledged; every variant means "nothing acked".
-#[derive(Debug, thiserror::Error)]
-pub enum ProduceError {
-    #[error("the producer queue is full")]
-    QueueFull,
-    #[error("the broker did not acknowledge within {0:?}")]
-    AckTimeout(Duration),
-    #[error("the broker refused the record: {0}")]
-    Refused(#[source] KafkaError),
-    #[error("the producer shut down before the ack")]
-    Canceled,
-}
-
-/// What a failed produce means for the webhook's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Nothing was acknowledged but a retry may succeed: 503.
-    RetryLater,
-    /// The record is too large for the broker: 413, a retry never succeeds.
-    TooLarge,
-    /// The broker refuses this producer or topic for good (authorization, an
-    /// invalid topic or record): an error of the deployment, 500, logged.
-    Misconfigured,
-}
-
-impl ProduceError {
-    /// What the failure means, from the broker's error code by name.
-    pub fn verdict(&self) -> Verdict {
-        let ProduceError::Refused(error) = self else {
-            return Verdict::RetryLater;
-        };
-        match error.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
-                Verdict::TooLarge
-            }
-            Some(
-                RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::ClusterAuthorizationFailed
-                | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
-                | RDKafkaErrorCode::InvalidTopic
-                | RDKafkaErrorCode::InvalidRecord
-                | RDKafkaErrorCode::InvalidRequiredAcks
-                | RDKafkaErrorCode::UnsupportedVersion,
-            ) => Verdict::Misconfigured,
-            // Timeouts, leadership changes, unknown (not yet created) topics,
-            // lost connections and anything new: retrying is the safe answer.
-            _ => Verdict::RetryLater,
-        }
-    }
-
-    /// A fixed label for metrics.
-    pub const fn label(&self) -> &'static str {
-        match self {
-            ProduceError::QueueFull => "queue_full",
-            ProduceError::AckTimeout(_) => "ack_timeout",
-            ProduceError::Refused(_) => "refused",
-            ProduceError::Canceled => "canceled",
-        }
+impl ProducerSettings {
+    /// The shared producer settings plus ingest's queue and size limits. A
+    /// bounded queue is what turns a slow broker into 503s at once instead of
+    /// a buffer that grows until the process is killed.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = self.client.producer(CLIENT_ID);
+        config
+            // A webhook waits for its ack: batching may delay it only a little.
+            .set("linger.ms", "2")
+            .set(
+                "queue.buffering.max.messages",
+                self.queue_capacity.to_string(),
+            )
+            .set("queue.buffering.max.kbytes", self.queue_kbytes.to_string())
+            .set(
+                "message.max.bytes",
+                (self.max_value_bytes + RECORD_OVERHEAD_BYTES)
+                    .max(MIN_MESSAGE_MAX_BYTES)
+                    .to_string(),
+            );
+        config
     }
 }
 
-/// The producer and the partition counts it has seen.
-#[derive(Clone)]
+/// The producer and the partition counts it places records with.
 pub struct Producer {
-    inner: FutureProducer,
-    ack_timeout: Duration,
-    partitions: Arc<RwLock<HashMap<String, i32>>>,
+    kafka: produce::Producer,
+    /// By topic; only topics the broker listed with at least one partition.
+    counts: RwLock<HashMap<String, u32>>,
 }
 
 impl Producer {
     /// Creates the producer; connecting happens in the background.
     pub fn new(settings: &ProducerSettings) -> Result<Self> {
-        let inner: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.bootstrap_servers)
-            .set("client.id", "hookline-ingest")
-            // librdkafka's default is CRC32; murmur2 places keys as the Java
-            // client and the worker's routing check expect.
-            .set("partitioner", "murmur2_random")
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", "0")
-            // Topics are the operator's to create, with their partition counts;
-            // a produce must never create one with the broker's defaults.
-            .set("allow.auto.create.topics", "false")
-            .set("linger.ms", "2")
-            .set(
-                "queue.buffering.max.messages",
-                settings.queue_capacity.to_string(),
-            )
-            .set(
-                "queue.buffering.max.kbytes",
-                settings.queue_kbytes.to_string(),
-            )
-            .set(
-                "message.max.bytes",
-                (settings.max_value_bytes + 256 * 1024)
-                    .max(1_000_000)
-                    .to_string(),
-            )
-            .create()
-            .map_err(Error::CreateProducer)?;
+        let kafka = produce::Producer::new(&settings.client_config(), settings.ack_timeout)
+            .map_err(|e| Error::CreateProducer(Box::new(e)))?;
         Ok(Self {
-            inner,
-            ack_timeout: settings.ack_timeout,
-            partitions: Arc::default(),
+            kafka,
+            counts: RwLock::default(),
         })
     }
 
-    /// Produces a record and waits for the broker's ack, at most the ack
-    /// timeout. On timeout the record stays queued (see the module doc).
-    pub async fn send(&self, record: Outgoing<'_>) -> Result<Acked, ProduceError> {
-        let mut future_record = FutureRecord::to(record.topic)
-            .payload(record.value)
-            .headers(record.headers);
-        if let Some(key) = record.key {
-            future_record = future_record.key(key);
-        }
-        if let Some(partition) = record.partition {
-            future_record = future_record.partition(partition);
-        }
-        let delivery = match self.inner.send_result(future_record) {
-            Ok(delivery) => delivery,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                return Err(ProduceError::QueueFull);
-            }
-            Err((error, _)) => return Err(ProduceError::Refused(error)),
-        };
-        match tokio::time::timeout(self.ack_timeout, delivery).await {
-            Err(_) => Err(ProduceError::AckTimeout(self.ack_timeout)),
-            Ok(Err(_canceled)) => Err(ProduceError::Canceled),
-            Ok(Ok(Err((error, _)))) => Err(ProduceError::Refused(error)),
-            Ok(Ok(Ok(delivery))) => Ok(Acked {
-                partition: delivery.partition,
-                offset: delivery.offset,
-            }),
-        }
+    /// Produces `record` and waits for its ack, at most the ack timeout.
+    pub async fn send(&self, record: Record<'_>) -> Result<Acked, ProduceError> {
+        self.kafka.send(record).await
     }
 
     /// The partition count last seen for `topic`.
-    pub fn partition_count(&self, topic: &str) -> Option<i32> {
-        self.partitions
+    pub fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.counts
             .read()
             .ok()
             .and_then(|counts| counts.get(topic).copied())
     }
 
-    /// Asks the broker for the partition counts of `topics`; a topic the broker
-    /// does not know keeps no count. Returns the topics without one.
-    pub async fn refresh_partition_counts(&self, topics: &[String]) -> Result<Vec<String>> {
-        let producer = self.inner.clone();
-        let metadata = tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(None, METADATA_TIMEOUT)
-        })
-        .await
-        .map_err(Error::BlockingTask)?
-        .map_err(Error::FetchMetadata)?;
-
-        let seen: HashMap<String, i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
-            .collect();
+    /// Asks the broker for the partition counts of `topics`; returns the
+    /// topics it does not list, which keep no count.
+    pub async fn refresh(&self, topics: &[String]) -> Result<Vec<String>> {
+        let seen = self
+            .kafka
+            .partition_counts()
+            .await
+            .map_err(|e| Error::FetchPartitionCounts(Box::new(e)))?;
         let mut missing = Vec::new();
-        if let Ok(mut counts) = self.partitions.write() {
+        if let Ok(mut counts) = self.counts.write() {
             for topic in topics {
-                match seen.get(topic) {
-                    // Partitions only grow; a stale, smaller answer from a
-                    // lagging broker must not shrink the count.
-                    Some(&n) => {
-                        let entry = counts.entry(topic.clone()).or_insert(n);
-                        *entry = (*entry).max(n);
-                    }
+                match seen.get(topic).and_then(|&n| u32::try_from(n).ok()) {
+                    Some(n) => grow(&mut counts, topic, n),
                     None => missing.push(topic.clone()),
                 }
             }
@@ -234,25 +120,116 @@ impl Producer {
         Ok(missing)
     }
 
-    /// Whether the broker answers a metadata request.
-    pub async fn broker_reachable(&self) -> bool {
-        let producer = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(None, Duration::from_secs(2))
-                .is_ok()
-        })
-        .await
-        .unwrap_or(false)
+    /// Refreshes the counts of `topics` now and every few seconds until
+    /// `shutdown`, so that a topic created late or grown is used.
+    pub async fn keep_counts_fresh(&self, topics: &[String], shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(REFRESH_EVERY);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.refresh(topics).await {
+                Ok(missing) if missing.is_empty() => {}
+                Ok(missing) => tracing::warn!(?missing, "topics not found on the broker"),
+                Err(error) => tracing::warn!(error = %error, "refreshing partition counts failed"),
+            }
+        }
+    }
+
+    /// Ready when the broker answers and every one of `topics` has a count:
+    /// before that, a webhook could only be answered 503. Otherwise why not,
+    /// for an operator.
+    pub async fn readiness(&self, topics: &[String]) -> Result<(), String> {
+        let answered = tokio::time::timeout(PROBE_TIMEOUT, self.kafka.partition_counts()).await;
+        if !matches!(answered, Ok(Ok(_))) {
+            return Err("the broker does not answer".to_owned());
+        }
+        let unseen: Vec<&str> = topics
+            .iter()
+            .map(String::as_str)
+            .filter(|topic| self.partition_count(topic).is_none())
+            .collect();
+        if unseen.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("topics not seen yet: {}", unseen.join(", ")))
+        }
     }
 
     /// Waits up to `timeout` for queued records to be delivered.
     pub async fn flush(&self, timeout: Duration) -> Result<()> {
-        let producer = self.inner.clone();
-        tokio::task::spawn_blocking(move || producer.flush(timeout))
+        self.kafka
+            .flush(timeout)
             .await
-            .map_err(Error::BlockingTask)?
-            .map_err(Error::Flush)
+            .map_err(|e| Error::Flush(Box::new(e)))
+    }
+}
+
+/// Records `n` partitions for `topic`. Partitions only grow: a stale, smaller
+/// answer from a lagging broker must not shrink the count placement uses.
+fn grow(counts: &mut HashMap<String, u32>, topic: &str, n: u32) {
+    if n == 0 {
+        return;
+    }
+    let count = counts.entry(topic.to_owned()).or_insert(n);
+    *count = (*count).max(n);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ProducerSettings {
+        ProducerSettings {
+            client: ClientSettings::new("127.0.0.1:9"),
+            queue_capacity: 10,
+            queue_kbytes: 64,
+            max_value_bytes: 4 * 1024 * 1024,
+            ack_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn ingest_adds_its_limits_to_the_shared_producer_settings() {
+        let config = settings().client_config();
+        assert_eq!(config.get("message.timeout.ms"), Some("0"));
+        assert_eq!(config.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(config.get("client.id"), Some(CLIENT_ID));
+        assert_eq!(config.get("queue.buffering.max.messages"), Some("10"));
+        assert_eq!(config.get("queue.buffering.max.kbytes"), Some("64"));
+        let max = (4 * 1024 * 1024 + RECORD_OVERHEAD_BYTES).to_string();
+        assert_eq!(config.get("message.max.bytes"), Some(max.as_str()));
+    }
+
+    #[test]
+    fn a_small_body_limit_never_lowers_the_record_limit() {
+        let small = ProducerSettings {
+            max_value_bytes: 1024,
+            ..settings()
+        };
+        let config = small.client_config();
+        assert_eq!(config.get("message.max.bytes"), Some("1000000"));
+    }
+
+    #[test]
+    fn counts_only_grow() {
+        let mut counts = HashMap::new();
+        grow(&mut counts, "orders", 4);
+        grow(&mut counts, "orders", 2);
+        grow(&mut counts, "disputes", 0);
+        assert_eq!(counts.get("orders"), Some(&4));
+        grow(&mut counts, "orders", 8);
+        assert_eq!(counts.get("orders"), Some(&8));
+        assert_eq!(counts.get("disputes"), None);
+    }
+
+    #[tokio::test]
+    async fn unknown_counts_and_a_silent_broker_are_not_ready() {
+        let producer = Producer::new(&settings()).unwrap();
+        assert_eq!(producer.partition_count("orders"), None);
+        let why = producer.readiness(&["orders".to_owned()]).await;
+        assert_eq!(why, Err("the broker does not answer".to_owned()));
     }
 }

@@ -19,12 +19,12 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::admin::{AdminError, KafkaAdmin};
 use crate::claims;
 use crate::metrics::Metrics;
 use crate::status::{self, Observed, TopicProblem};
-use crate::topics::{self, Change, Plan};
 use crate::workloads::{self, Images};
+use hookline_kafka::admin::{AdminError, KafkaAdmin};
+use hookline_kafka::topics::{self, Change, TopicPlan};
 
 /// The finalizer that lets `deletionPolicy: Delete` remove the topics.
 pub const FINALIZER: &str = "hookline.dev/topics";
@@ -249,8 +249,8 @@ async fn reconcile_topics(
         .admins
         .admin(&pipeline.spec.kafka.bootstrap_servers)
         .map_err(Error::Admin)?;
-    let wanted = topics::wanted(&pipeline.spec);
-    let names: Vec<String> = wanted.iter().map(|(name, _)| name.clone()).collect();
+    let declared = topics::declared(&pipeline.spec);
+    let names: Vec<String> = declared.iter().map(|(name, _)| name.clone()).collect();
     let before = match admin.partitions(&names).await {
         Ok(before) => before,
         Err(error) => {
@@ -261,7 +261,7 @@ async fn reconcile_topics(
             return Ok(None);
         }
     };
-    let plans = topics::plan(&wanted, &before);
+    let plans = topics::plan(&declared, &before);
     let outcomes = topics::apply(admin.as_ref(), &plans).await;
     let after: HashMap<&str, &topics::Outcome> =
         outcomes.iter().map(|o| (o.topic.as_str(), o)).collect();
@@ -279,7 +279,7 @@ async fn reconcile_topics(
         // What the spec has asked for at most: a decrease stays a decrease on
         // every later reconcile until the spec is raised again.
         let mut asked = topic.partitions;
-        if let Some(Plan::Adopt {
+        if let Some(TopicPlan::Adopt {
             observed: have,
             spec,
             ..
@@ -309,7 +309,7 @@ async fn reconcile_topics(
         announce(pipeline, ctx, outcome).await;
         match &outcome.problem {
             Some(AdminError::Unsupported(_)) => {
-                let want = wanted
+                let want = declared
                     .iter()
                     .find(|(n, _)| *n == outcome.topic)
                     .map_or(0, |(_, p)| *p);

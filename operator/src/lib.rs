@@ -2,15 +2,14 @@
 //! controller that creates and grows the topics and keeps one worker replica
 //! per partition.
 
-pub mod admin;
 pub mod claims;
 pub mod controller;
 pub mod crd;
+#[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
 pub mod lease;
 pub mod metrics;
 pub mod render;
 pub mod run;
 pub mod status;
-pub mod topics;
 pub mod workloads;

@@ -3,15 +3,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use futures_util::StreamExt;
 use hookline_contract::pipeline::WebhookPipeline;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -22,7 +16,10 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, watcher};
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{AdminError, KafkaAdmin, RdKafkaAdmin};
+use hookline_kafka::ClientSettings;
+use hookline_kafka::admin::{AdminError, KafkaAdmin, RdKafkaAdmin};
+use hookline_runtime::health::{self, Probe};
+
 use crate::controller::{self, AdminFactory, Context, MANAGER};
 use crate::lease;
 use crate::metrics::Metrics;
@@ -84,17 +81,18 @@ struct Brokers;
 
 impl AdminFactory for Brokers {
     fn admin(&self, bootstrap_servers: &str) -> Result<Arc<dyn KafkaAdmin>, AdminError> {
-        let admin = RdKafkaAdmin::new(bootstrap_servers).map_err(|e| AdminError::Broker {
-            operation: "connect",
-            message: e.to_string(),
-        })?;
+        let settings = ClientSettings::new(bootstrap_servers);
+        let admin =
+            RdKafkaAdmin::new(&settings, "hookline-operator").map_err(|e| AdminError::Broker {
+                operation: "connect",
+                message: e.to_string(),
+            })?;
         Ok(Arc::new(admin))
     }
 }
 
 struct Health {
     metrics: Arc<Metrics>,
-    leading: AtomicBool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -108,20 +106,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(hookline_contract::shutdown::on_signal(shutdown.clone()));
+    tokio::spawn(hookline_runtime::shutdown::on_signal(shutdown.clone()));
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health {
         metrics: metrics.clone(),
-        leading: AtomicBool::new(false),
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    let server = tokio::spawn(serve(listener, health.clone(), shutdown.clone()));
+    let server = tokio::spawn(health::serve(health, listener, shutdown.clone()));
 
     let leases: Api<Lease> = Api::namespaced(client.clone(), &args.lease_namespace);
     wait_for_lease(&leases, &args.identity, &shutdown).await?;
-    health.leading.store(true, Ordering::Release);
     tracing::info!(identity = %args.identity, "leading; reconciling WebhookPipelines");
     let renew = tokio::spawn(keep_lease(leases, args.identity.clone(), shutdown.clone()));
 
@@ -214,37 +210,14 @@ async fn keep_lease(
     }
 }
 
-async fn serve(
-    listener: tokio::net::TcpListener,
-    health: Arc<Health>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(health);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
-    Ok(())
-}
-
-async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {
-    // A standby replica is healthy but does not reconcile.
-    if health.leading.load(Ordering::Acquire) {
-        (StatusCode::OK, "leading")
-    } else {
-        (StatusCode::OK, "standby")
+/// A standby replica is ready too: it serves, and takes over when the
+/// leader goes.
+impl Probe for Health {
+    async fn ready(&self) -> Result<(), String> {
+        Ok(())
     }
-}
 
-async fn metrics(State(health): State<Arc<Health>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        health.metrics.render(),
-    )
+    fn metrics(&self) -> String {
+        self.metrics.render()
+    }
 }

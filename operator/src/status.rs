@@ -4,7 +4,7 @@
 use hookline_contract::status::{TopicStatus, WebhookPipelineStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::admin::AdminError;
+use hookline_kafka::admin::AdminError;
 
 /// Condition types.
 pub const READY: &str = "Ready";

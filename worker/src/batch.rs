@@ -1,22 +1,30 @@
-//! A batch of records on its way to the shards: which records go to which
-//! shard, which are poison, and which offsets to commit once it is written.
-//! The plan is pure; [`Batch::write`] does the I/O and can be retried: what
-//! was already done is not done again.
+//! A batch of records on its way to the shards: for each record, what is left
+//! to do (write it on its shard, dead-letter it, or nothing), and which
+//! offsets to commit once the batch is done. Deciding is pure;
+//! [`Batch::write`] does the I/O and can be retried: what was written or
+//! dead-lettered is not done again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
-
-use hookline_contract::reason::Stage;
-use hookline_contract::{Envelope, shard_for};
-use rdkafka::Message;
-use rdkafka::message::{Headers, OwnedMessage};
-
-use crate::decode::{Event, Kind, Poison, RecordView, decode};
-use crate::dlq::{DeadLetters, DlqError};
-use crate::shards::Shards;
-use crate::store::{self, ErrorClass, Stored};
 use hookline_contract::payload::Inspector;
+use hookline_contract::reason::Stage;
+use hookline_contract::{EventType, Reason, shard_for};
+use hookline_kafka::Envelope;
+use hookline_kafka::produce::ProduceError;
+use hookline_runtime::root_cause;
+use rdkafka::Message;
+use rdkafka::message::OwnedMessage;
+
+use crate::decode::{Poison, RecordView, decode};
+use crate::dlq::DeadLetters;
+use crate::store::{self, ErrorClass, Event, Fields, Pools, Stored};
+
+/// The shard of an event whose user has none, which only a manifest without
+/// shards could cause (and manifests are refused without). Writing to it
+/// fails as transient (`UnknownShard`): the record stalls its partition
+/// visibly instead of counting as written.
+const NO_SHARD: usize = usize::MAX;
 
 /// A failure worth retrying the batch for.
 #[derive(Debug, thiserror::Error)]
@@ -27,16 +35,19 @@ pub enum Transient {
         #[source]
         source: store::Error,
     },
-    #[error(transparent)]
-    DeadLetter(#[from] DlqError),
+    #[error("dead-lettering a record failed")]
+    DeadLetter(#[source] ProduceError),
 }
 
 impl Transient {
+    /// A fixed label for metrics.
     pub fn label(&self) -> &'static str {
         match self {
             Transient::Write { source, .. } => source.label(),
-            Transient::DeadLetter(DlqError::AckTimeout(_)) => "dlq_ack_timeout",
-            Transient::DeadLetter(DlqError::Produce(_)) => "dlq_produce",
+            Transient::DeadLetter(ProduceError::AckTimeout(_)) => "dlq_ack_timeout",
+            Transient::DeadLetter(
+                ProduceError::QueueFull | ProduceError::Refused(_) | ProduceError::Canceled,
+            ) => "dlq_produce",
         }
     }
 }
@@ -50,27 +61,62 @@ pub struct Summary {
     pub dead_lettered: Vec<&'static str>,
 }
 
-/// Records grouped by shard, and the poison among them.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Plan {
-    pub by_shard: BTreeMap<usize, Vec<usize>>,
-    pub poison: Vec<usize>,
+/// What is left to do for one record.
+#[derive(Debug)]
+enum State<E> {
+    /// Decoded; waits for its shard's transaction.
+    Pending { shard: usize, event: E },
+    /// Can never be written; waits to be dead-lettered.
+    Poison(Poison),
+    /// Stored, or found stored already: done.
+    Written,
+    /// In the DLQ: done.
+    DeadLettered,
 }
 
-/// Groups decoded records by the shard of their user.
-pub fn plan(decoded: &[Result<Event, Poison>], shards: u32) -> Plan {
-    let mut plan = Plan::default();
-    for (i, result) in decoded.iter().enumerate() {
-        match result
-            .as_ref()
-            .ok()
-            .and_then(|e| shard_for(e.user_id(), shards))
-        {
-            Some(shard) => plan.by_shard.entry(shard as usize).or_default().push(i),
-            None => plan.poison.push(i),
+impl<E: Event> State<E> {
+    /// A decoded record placed on the shard of its user.
+    fn placed(decoded: Result<Fields, Poison>, shards: u32) -> Self {
+        match decoded {
+            Err(poison) => State::Poison(poison),
+            Ok(fields) => State::Pending {
+                shard: shard_for(&fields.user_id, shards).map_or(NO_SHARD, |s| s as usize),
+                event: E::from(fields),
+            },
         }
     }
-    plan
+}
+
+/// A record and what is left to do for it.
+#[derive(Debug)]
+struct Slot<E> {
+    record: OwnedMessage,
+    state: State<E>,
+}
+
+/// The records an attempt still has to deal with, by slot index.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Placement {
+    /// Records to write, grouped by shard: one transaction each.
+    by_shard: BTreeMap<usize, Vec<usize>>,
+    /// Records to dead-letter, in batch order.
+    poison: Vec<usize>,
+}
+
+impl Placement {
+    fn of<E>(slots: &[Slot<E>]) -> Self {
+        let mut placement = Self::default();
+        for (i, slot) in slots.iter().enumerate() {
+            match &slot.state {
+                State::Pending { shard, .. } => {
+                    placement.by_shard.entry(*shard).or_default().push(i);
+                }
+                State::Poison(_) => placement.poison.push(i),
+                State::Written | State::DeadLettered => {}
+            }
+        }
+        placement
+    }
 }
 
 /// The offset to commit per partition: one past the last record of the batch
@@ -85,46 +131,37 @@ pub fn next_offsets(records: impl IntoIterator<Item = (i32, i64)>) -> BTreeMap<i
 }
 
 /// A batch being written, possibly over several attempts.
-pub struct Batch {
-    pub records: Vec<OwnedMessage>,
-    decoded: Vec<Result<Event, Poison>>,
-    plan: Plan,
-    shard_count: u32,
-    written: HashSet<usize>,
-    dead_lettered: HashSet<usize>,
+pub struct Batch<E> {
+    slots: Vec<Slot<E>>,
+    /// What the attempts so far did; handed out when the batch is done.
     summary: Summary,
 }
 
-impl Batch {
-    /// Decodes `records` and plans their writes.
-    pub fn new(records: Vec<OwnedMessage>, kind: Kind, inspector: &Inspector, shards: u32) -> Self {
-        let decoded: Vec<Result<Event, Poison>> = records
-            .iter()
+impl<E: Event> Batch<E> {
+    /// Decodes `records` as events of `event_type` and places them on their
+    /// users' shards.
+    pub fn new(
+        records: Vec<OwnedMessage>,
+        event_type: &EventType,
+        inspector: &Inspector,
+        shards: u32,
+    ) -> Self {
+        let slots = records
+            .into_iter()
             .map(|record| {
-                let envelope = Envelope::from_headers(
-                    record
-                        .headers()
-                        .into_iter()
-                        .flat_map(|h| h.iter())
-                        .map(|h| (h.key, h.value)),
-                );
+                let envelope = Envelope::from_headers(record.headers());
                 let view = RecordView {
                     partition: record.partition(),
                     key: record.key(),
                     value: record.payload(),
                     envelope: &envelope,
                 };
-                decode(kind, inspector, view)
+                let state = State::placed(decode(event_type, inspector, view), shards);
+                Slot { record, state }
             })
             .collect();
-        let plan = plan(&decoded, shards);
         Self {
-            records,
-            decoded,
-            plan,
-            shard_count: shards,
-            written: HashSet::new(),
-            dead_lettered: HashSet::new(),
+            slots,
             summary: Summary::default(),
         }
     }
@@ -132,78 +169,50 @@ impl Batch {
     /// Removes the records of `partitions` (revoked from this worker: their new
     /// owner reads them again from the last committed offset).
     pub fn abandon(&mut self, partitions: &[i32]) -> usize {
-        let keep: Vec<bool> = self
-            .records
-            .iter()
-            .map(|r| !partitions.contains(&r.partition()))
-            .collect();
-        let dropped = keep.iter().filter(|k| !**k).count();
-        if dropped == 0 {
-            return 0;
-        }
-        let (mut records, mut decoded) = (Vec::new(), Vec::new());
-        for ((record, result), keep) in self
-            .records
-            .drain(..)
-            .zip(self.decoded.drain(..))
-            .zip(&keep)
-        {
-            if *keep {
-                records.push(record);
-                decoded.push(result);
-            }
-        }
-        // Indexes changed: written shards are simply written again (idempotent).
-        self.plan = plan(&decoded, self.shard_count);
-        self.records = records;
-        self.decoded = decoded;
-        self.written.clear();
-        self.dead_lettered.clear();
-        dropped
+        let before = self.slots.len();
+        self.slots
+            .retain(|slot| !partitions.contains(&slot.record.partition()));
+        before - self.slots.len()
     }
 
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.slots.is_empty()
     }
 
     /// The offsets to commit once the batch is written.
     pub fn next_offsets(&self) -> BTreeMap<i32, i64> {
-        next_offsets(self.records.iter().map(|r| (r.partition(), r.offset())))
+        next_offsets(
+            self.slots
+                .iter()
+                .map(|s| (s.record.partition(), s.record.offset())),
+        )
     }
 
-    /// Writes every shard's part, each in one transaction, then dead-letters the
-    /// poison. A shard whose batch hits a permanent error is written record by
-    /// record so that only the bad records are dead-lettered.
+    /// Writes every shard's pending records, each shard in one transaction,
+    /// then dead-letters the poison. A shard whose batch hits a permanent
+    /// error is written record by record so that only the bad records are
+    /// dead-lettered.
     pub async fn write(
         &mut self,
-        shards: &Shards,
+        pools: &Pools,
         dead_letters: &DeadLetters,
     ) -> Result<Summary, Transient> {
-        let parts: Vec<(usize, Vec<usize>)> = self
-            .plan
-            .by_shard
-            .iter()
-            .filter(|(shard, _)| !self.written.contains(shard))
-            .map(|(shard, rows)| (*shard, rows.clone()))
-            .collect();
+        let by_shard = Placement::of(&self.slots).by_shard;
         // The shards are independent: their transactions run at once.
-        let attempts = join_all(parts.iter().map(|(shard, rows)| {
-            let events: Vec<&Event> = rows
-                .iter()
-                .filter_map(|&i| self.decoded[i].as_ref().ok())
-                .collect();
-            async move { shards.write(*shard, &events).await }
+        let attempts = join_all(by_shard.iter().map(|(&shard, rows)| {
+            let events = self.pending(rows);
+            async move { pools.write(shard, &events).await }
         }))
         .await;
         let mut failure = None;
-        for ((shard, rows), attempt) in parts.into_iter().zip(attempts) {
+        for ((shard, rows), attempt) in by_shard.into_iter().zip(attempts) {
             let done = match attempt {
                 Ok(outcomes) => {
-                    self.count(&outcomes);
+                    self.written(&rows, &outcomes);
                     Ok(())
                 }
                 Err(error) => match error.class() {
@@ -211,53 +220,43 @@ impl Batch {
                         shard,
                         source: error,
                     }),
-                    ErrorClass::Permanent(_) => self.write_one_by_one(shards, shard, &rows).await,
+                    ErrorClass::Permanent(_) => self.write_one_by_one(pools, shard, &rows).await,
                 },
             };
-            match done {
-                Ok(()) => {
-                    self.written.insert(shard);
-                }
-                Err(error) => failure = failure.or(Some(error)),
+            if let Err(error) = done {
+                failure = failure.or(Some(error));
             }
         }
         if let Some(error) = failure {
             return Err(error);
         }
-        let poison: Vec<usize> = self
-            .decoded
-            .iter()
-            .enumerate()
-            .filter(|(i, r)| r.is_err() && !self.dead_lettered.contains(i))
-            .map(|(i, _)| i)
-            .collect();
-        for i in poison {
-            if let Err(poison) = &self.decoded[i] {
-                dead_letters.send(&self.records[i], poison).await?;
-                tracing::warn!(
-                    partition = self.records[i].partition(), offset = self.records[i].offset(),
-                    reason = %poison.reason, stage = %poison.stage, message = %poison.message,
-                    "record dead-lettered"
-                );
-                self.summary.dead_lettered.push(poison.reason.as_str());
-                self.dead_lettered.insert(i);
-            }
-        }
+        self.dead_letter(dead_letters).await?;
         Ok(std::mem::take(&mut self.summary))
+    }
+
+    /// Copies of the pending events at `rows`, in order: what one shard
+    /// transaction writes.
+    fn pending(&self, rows: &[usize]) -> Vec<E> {
+        rows.iter()
+            .filter_map(|&i| match &self.slots[i].state {
+                State::Pending { event, .. } => Some(event.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     async fn write_one_by_one(
         &mut self,
-        shards: &Shards,
+        pools: &Pools,
         shard: usize,
         rows: &[usize],
     ) -> Result<(), Transient> {
         for &i in rows {
-            let Ok(event) = &self.decoded[i] else {
+            let State::Pending { event, .. } = &self.slots[i].state else {
                 continue;
             };
-            match shards.write(shard, &[event]).await {
-                Ok(outcomes) => self.count(&outcomes),
+            match pools.write(shard, std::slice::from_ref(event)).await {
+                Ok(outcomes) => self.written(&[i], &outcomes),
                 Err(error) => match error.class() {
                     ErrorClass::Transient => {
                         return Err(Transient::Write {
@@ -265,23 +264,39 @@ impl Batch {
                             source: error,
                         });
                     }
-                    ErrorClass::Permanent(reason) => {
-                        let sqlstate = error.sqlstate().unwrap_or_default();
-                        let message =
-                            format!("{error}: SQLSTATE {sqlstate}: {}", root_cause(&error));
-                        self.decoded[i] = Err(Poison {
-                            stage: Stage::Write,
-                            reason,
-                            message,
-                        });
-                    }
+                    ErrorClass::Permanent(reason) => self.refused(i, &error, reason),
                 },
             }
         }
         Ok(())
     }
 
-    fn count(&mut self, outcomes: &[Stored]) {
+    async fn dead_letter(&mut self, dead_letters: &DeadLetters) -> Result<(), Transient> {
+        for i in Placement::of(&self.slots).poison {
+            let slot = &mut self.slots[i];
+            let State::Poison(poison) = &slot.state else {
+                continue;
+            };
+            dead_letters
+                .send(&slot.record, poison)
+                .await
+                .map_err(Transient::DeadLetter)?;
+            tracing::warn!(
+                partition = slot.record.partition(), offset = slot.record.offset(),
+                reason = %poison.reason, stage = %poison.stage, message = %poison.message,
+                "record dead-lettered"
+            );
+            self.summary.dead_lettered.push(poison.reason.as_str());
+            slot.state = State::DeadLettered;
+        }
+        Ok(())
+    }
+
+    /// The records at `rows` are stored, with these outcomes.
+    fn written(&mut self, rows: &[usize], outcomes: &[Stored]) {
+        for &i in rows {
+            self.slots[i].state = State::Written;
+        }
         for outcome in outcomes {
             match outcome {
                 Stored::Inserted => self.summary.inserted += 1,
@@ -289,65 +304,17 @@ impl Batch {
             }
         }
     }
-}
 
-fn root_cause(error: &dyn std::error::Error) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
+    /// The shard refused the record at `row` for good.
+    fn refused(&mut self, row: usize, error: &store::Error, reason: Reason) {
+        let sqlstate = error.sqlstate().unwrap_or_default();
+        self.slots[row].state = State::Poison(Poison {
+            stage: Stage::Write,
+            reason,
+            message: format!("{error}: SQLSTATE {sqlstate}: {}", root_cause(error)),
+        });
     }
-    cause.to_string()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use hookline_contract::Reason;
-
-    fn poison() -> Result<Event, Poison> {
-        Err(Poison {
-            stage: Stage::Decode,
-            reason: Reason::Undecodable,
-            message: String::new(),
-        })
-    }
-
-    fn order(user: &str) -> Result<Event, Poison> {
-        Ok(Event::Order(crate::store::OrderEvent {
-            event_id: uuid::Uuid::nil(),
-            provider_event_id: "e".into(),
-            event_type: "order.paid".into(),
-            order_id: "o".into(),
-            user_id: user.into(),
-            status: "paid".into(),
-            amount: 1,
-            currency: "eur".into(),
-            occurred_at: chrono::Utc::now(),
-            received_at: chrono::Utc::now(),
-            payload: serde_json::Value::Null,
-        }))
-    }
-
-    #[test]
-    fn records_go_to_their_users_shard_and_poison_aside() {
-        let users = ["user-1", "user-2", "user-3", "user-4"];
-        let mut decoded: Vec<Result<Event, Poison>> = users.iter().map(|u| order(u)).collect();
-        decoded.insert(2, poison());
-        let plan = plan(&decoded, 2);
-        assert_eq!(plan.poison, vec![2]);
-        for (shard, rows) in &plan.by_shard {
-            for &i in rows {
-                let Ok(event) = &decoded[i] else { panic!() };
-                assert_eq!(shard_for(event.user_id(), 2), Some(*shard as u32));
-            }
-        }
-        let placed: usize = plan.by_shard.values().map(Vec::len).sum();
-        assert_eq!(placed, 4);
-    }
-
-    #[test]
-    fn commit_offsets_are_one_past_the_last_record_per_partition() {
-        let next = next_offsets([(0, 5), (1, 9), (0, 7), (0, 6)]);
-        assert_eq!(next, BTreeMap::from([(0, 8), (1, 10)]));
-    }
-}
+mod tests;

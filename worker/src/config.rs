@@ -6,17 +6,25 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hookline_contract::EventType;
+use hookline_contract::event_types;
 use hookline_contract::headers::dlq_topic;
 use hookline_contract::payload::Inspector;
 use hookline_contract::pipeline::PipelineManifest;
 use hookline_contract::secrets::SecretsDir;
+use hookline_kafka::ClientSettings;
+use hookline_runtime::parse_duration;
 
-use crate::decode::Kind;
 use crate::{Error, Result};
 
 /// Largest batch: a batch and the next one filling behind it are held in
 /// memory, records of up to a megabyte each.
 const MAX_BATCH_SIZE: usize = 10_000;
+/// Shortest batch wait: the flush timer cannot tick every zero seconds.
+const MIN_BATCH_WAIT: Duration = Duration::from_millis(1);
+/// Shortest backoff cap: below the first delay, retries would hammer a shard
+/// that is already failing.
+const MIN_MAX_BACKOFF: Duration = Duration::from_millis(100);
 
 /// `hookline-worker`'s command line; every flag has an environment fallback.
 #[derive(Debug, Clone, clap::Parser)]
@@ -52,13 +60,14 @@ pub struct Args {
     #[arg(long, env = "HOOKLINE_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,
 
-    /// Longest a record waits for its batch to fill, in milliseconds.
-    #[arg(long, env = "HOOKLINE_BATCH_WAIT_MS", default_value_t = 100)]
-    pub batch_wait_ms: u64,
+    /// Longest a record waits for its batch to fill (`100ms`, `1s`; at least 1ms).
+    #[arg(long, env = "HOOKLINE_BATCH_WAIT", default_value = "100ms", value_parser = parse_duration)]
+    pub batch_wait: Duration,
 
-    /// Longest delay between retries of a failing write, in milliseconds.
-    #[arg(long, env = "HOOKLINE_MAX_BACKOFF_MS", default_value_t = 10_000)]
-    pub max_backoff_ms: u64,
+    /// Longest delay between retries of a failing write (`10s`, `1m`; at
+    /// least 100ms).
+    #[arg(long, env = "HOOKLINE_MAX_BACKOFF", default_value = "10s", value_parser = parse_duration)]
+    pub max_backoff: Duration,
 
     /// Connections per shard.
     #[arg(long, env = "HOOKLINE_SHARD_CONNECTIONS", default_value_t = 4)]
@@ -67,15 +76,16 @@ pub struct Args {
 
 /// Everything the worker needs, loaded and checked.
 pub struct Config {
-    pub bootstrap_servers: String,
+    pub kafka: ClientSettings,
     pub topic: String,
     pub dlq: String,
     pub group: String,
     pub instance_id: String,
-    pub kind: Kind,
+    /// What the topic carries: where its columns are, which tables hold it.
+    pub event_type: &'static EventType,
     pub inspector: Inspector,
-    /// Connection strings, in the manifest's shard order (the shard index is
-    /// `murmur2(user_id) % shards`).
+    /// (name, connection string) of each shard, in the manifest's order (the
+    /// shard index is `murmur2(user_id) % shards`).
     pub shard_urls: Vec<(String, String)>,
     pub batch_size: usize,
     pub batch_wait: Duration,
@@ -93,9 +103,9 @@ impl Config {
             .iter()
             .find(|t| t.name == args.topic)
             .ok_or_else(|| Error::UnknownTopic(args.topic.clone()))?;
-        let kind = Kind::of_event_type(&topic.event_type)
+        let event_type = event_types::lookup(&topic.event_type)
             .ok_or_else(|| Error::UnknownEventType(topic.event_type.clone()))?;
-        let inspector = Inspector::builtin(&topic.event_type, topic.pointers.clone())?;
+        let inspector = Inspector::builtin(event_type.name, topic.pointers.clone())?;
         let secrets = SecretsDir::new(&args.secrets_dir);
         let shard_urls = manifest
             .spec
@@ -114,19 +124,51 @@ impl Config {
             ));
         }
         Ok(Self {
-            bootstrap_servers: manifest.spec.kafka.bootstrap_servers.clone(),
+            kafka: ClientSettings::of(&manifest.spec.kafka),
             dlq: dlq_topic(&topic.name),
             group: topic.name.clone(),
             topic: topic.name.clone(),
             instance_id: args.instance_id.clone(),
-            kind,
+            event_type,
             inspector,
             shard_urls,
             batch_size: args.batch_size,
-            batch_wait: Duration::from_millis(args.batch_wait_ms.max(1)),
-            max_backoff: Duration::from_millis(args.max_backoff_ms.max(100)),
+            batch_wait: args.batch_wait.max(MIN_BATCH_WAIT),
+            max_backoff: args.max_backoff.max(MIN_MAX_BACKOFF),
             shard_connections: args.shard_connections.max(1),
             migrate: !args.no_migrate,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
+        let base = [
+            "hookline-worker",
+            "--pipeline=p.yaml",
+            "--secrets-dir=s",
+            "--topic=orders.webhooks",
+            "--instance-id=w1",
+        ];
+        Args::try_parse_from(base.iter().chain(extra))
+    }
+
+    #[test]
+    fn durations_default_and_parse_as_humans_write_them() {
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.batch_wait, Duration::from_millis(100));
+        assert_eq!(defaults.max_backoff, Duration::from_secs(10));
+        let set = parse(&["--batch-wait=50ms", "--max-backoff", "1m 30s"]).unwrap();
+        assert_eq!(set.batch_wait, Duration::from_millis(50));
+        assert_eq!(set.max_backoff, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn a_duration_without_unit_is_refused() {
+        assert!(parse(&["--batch-wait=100"]).is_err());
     }
 }

@@ -5,11 +5,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hookline_contract::Storage;
+use hookline_runtime::root_cause;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
+use rdkafka::message::OwnedMessage;
 use rdkafka::statistics::Statistics;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
@@ -17,7 +20,7 @@ use crate::batch::Batch;
 use crate::config::Config;
 use crate::dlq::DeadLetters;
 use crate::metrics::Metrics;
-use crate::shards::Shards;
+use crate::store::{DisputeEvent, Event, OrderEvent, Pools};
 use crate::{Error, Result};
 
 /// How long shutdown may spend on a last attempt at a failing batch.
@@ -100,18 +103,12 @@ pub fn consumer(config: &Config, metrics: Arc<Metrics>) -> Result<StreamConsumer
         revoked: Mutex::new(Vec::new()),
         held: Mutex::default(),
     };
-    let consumer: StreamConsumer<WorkerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.bootstrap_servers)
-        .set("group.id", &config.group)
+    let client_id = format!("hookline-worker-{}", config.instance_id);
+    let consumer: StreamConsumer<WorkerContext> = config
+        .kafka
+        .consumer(&client_id, &config.group)
         .set("group.instance.id", &config.instance_id)
-        .set(
-            "client.id",
-            format!("hookline-worker-{}", config.instance_id),
-        )
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         .set("fetch.wait.max.ms", FETCH_WAIT_MS)
         .create_with_context(context)
@@ -126,7 +123,7 @@ pub fn consumer(config: &Config, metrics: Arc<Metrics>) -> Result<StreamConsumer
 pub struct Worker {
     pub config: Config,
     pub consumer: Arc<StreamConsumer<WorkerContext>>,
-    pub shards: Shards,
+    pub pools: Pools,
     pub dead_letters: DeadLetters,
     pub metrics: Arc<Metrics>,
 }
@@ -135,9 +132,17 @@ impl Worker {
     /// Runs until `shutdown`: then finishes (or abandons, after a grace period)
     /// the batch in hand and commits what was written.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut filling: Vec<rdkafka::message::OwnedMessage> =
-            Vec::with_capacity(self.config.batch_size);
-        let mut failing: Option<Batch> = None;
+        // The one place a storage meets the Rust type its rows are written
+        // from; everything below is the same for every storage.
+        match self.config.event_type.storage {
+            Storage::Orders => self.consume::<OrderEvent>(shutdown).await,
+            Storage::Disputes => self.consume::<DisputeEvent>(shutdown).await,
+        }
+    }
+
+    async fn consume<E: Event>(self, shutdown: CancellationToken) {
+        let mut filling: Vec<OwnedMessage> = Vec::with_capacity(self.config.batch_size);
+        let mut failing: Option<Batch<E>> = None;
         let mut backoff = Backoff::new(Duration::from_millis(100), self.config.max_backoff);
         let mut retry_at = tokio::time::Instant::now();
         let mut flush_tick = tokio::time::interval(self.config.batch_wait);
@@ -190,22 +195,17 @@ impl Worker {
     }
 
     /// Writes the filled records as one batch; the batch back when it failed.
-    async fn flush(
+    async fn flush<E: Event>(
         &self,
-        filling: &mut Vec<rdkafka::message::OwnedMessage>,
+        filling: &mut Vec<OwnedMessage>,
         backoff: &mut Backoff,
         retry_at: &mut tokio::time::Instant,
-    ) -> Option<Batch> {
+    ) -> Option<Batch<E>> {
         if filling.is_empty() {
             return None;
         }
         let records = std::mem::replace(filling, Vec::with_capacity(self.config.batch_size));
-        let mut batch = Batch::new(
-            records,
-            self.config.kind,
-            &self.config.inspector,
-            self.shards.count(),
-        );
+        let mut batch = self.batch(records);
         match self.write(&mut batch).await {
             Ok(()) => None,
             Err(()) => {
@@ -216,10 +216,19 @@ impl Worker {
         }
     }
 
+    fn batch<E: Event>(&self, records: Vec<OwnedMessage>) -> Batch<E> {
+        Batch::new(
+            records,
+            self.config.event_type,
+            &self.config.inspector,
+            self.pools.count(),
+        )
+    }
+
     /// One attempt at a batch: write, dead-letter, commit.
-    async fn write(&self, batch: &mut Batch) -> Result<(), ()> {
+    async fn write<E: Event>(&self, batch: &mut Batch<E>) -> Result<(), ()> {
         let started = Instant::now();
-        match batch.write(&self.shards, &self.dead_letters).await {
+        match batch.write(&self.pools, &self.dead_letters).await {
             Ok(summary) => {
                 self.metrics.processed(summary.inserted, summary.duplicates);
                 for reason in &summary.dead_lettered {
@@ -247,7 +256,7 @@ impl Worker {
     /// Commits the batch's offsets synchronously. A failed commit is not an
     /// error for the data: the records are read again and their writes are
     /// idempotent.
-    async fn commit(&self, batch: &Batch) {
+    async fn commit<E: Event>(&self, batch: &Batch<E>) {
         let mut offsets = TopicPartitionList::new();
         for (partition, next) in batch.next_offsets() {
             if let Err(error) =
@@ -288,16 +297,15 @@ impl Worker {
         }
     }
 
-    fn abandon_revoked(
+    fn abandon_revoked<E: Event>(
         &self,
-        filling: &mut Vec<rdkafka::message::OwnedMessage>,
-        failing: &mut Option<Batch>,
+        filling: &mut Vec<OwnedMessage>,
+        failing: &mut Option<Batch<E>>,
     ) {
         let revoked = self.consumer.context().take_revoked();
         if revoked.is_empty() {
             return;
         }
-        use rdkafka::Message;
         filling.retain(|m| !revoked.contains(&m.partition()));
         let dropped = failing.as_mut().map_or(0, |batch| batch.abandon(&revoked));
         // A failing batch of only revoked records is nobody's to retry now.
@@ -312,19 +320,10 @@ impl Worker {
         );
     }
 
-    async fn shut_down(
-        &self,
-        failing: Option<Batch>,
-        filling: Vec<rdkafka::message::OwnedMessage>,
-    ) {
+    async fn shut_down<E: Event>(&self, failing: Option<Batch<E>>, filling: Vec<OwnedMessage>) {
         let mut batch = match failing {
             Some(batch) => batch,
-            None => Batch::new(
-                filling,
-                self.config.kind,
-                &self.config.inspector,
-                self.shards.count(),
-            ),
+            None => self.batch(filling),
         };
         if batch.is_empty() {
             return;
@@ -337,12 +336,4 @@ impl Worker {
             ),
         }
     }
-}
-
-fn root_cause(error: &dyn std::error::Error) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }

@@ -1,46 +1,16 @@
-//! From a Kafka record to an event the store can write, or to the reason it
-//! never can. Pure: no I/O.
+//! From a Kafka record to the fields the store writes, or to the reason it
+//! never can. Pure: no I/O. What a column is called in the payload comes from
+//! the event type's registry entry, never from this file.
 
 use chrono::{DateTime, TimeZone, Utc};
-use hookline_contract::payload::{Inspected, Inspector, parse};
+use hookline_contract::payload::{Inspector, parse};
 use hookline_contract::reason::Stage;
-use hookline_contract::{Envelope, Reason, is_placed_correctly};
+use hookline_contract::{EventType, Reason, is_placed_correctly};
+use hookline_kafka::Envelope;
+use hookline_kafka::envelope::EnvelopeError;
 use serde_json::Value;
 
-use crate::store::{DisputeEvent, OrderEvent};
-
-/// What a topic carries, from its `eventType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Orders,
-    Disputes,
-}
-
-impl Kind {
-    pub fn of_event_type(event_type: &str) -> Option<Self> {
-        match event_type {
-            "orders" => Some(Kind::Orders),
-            "disputes" => Some(Kind::Disputes),
-            _ => None,
-        }
-    }
-}
-
-/// A decoded event.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    Order(OrderEvent),
-    Dispute(DisputeEvent),
-}
-
-impl Event {
-    pub fn user_id(&self) -> &str {
-        match self {
-            Event::Order(e) => &e.user_id,
-            Event::Dispute(e) => &e.user_id,
-        }
-    }
-}
+use crate::store::Fields;
 
 /// A record that can never be written, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,11 +36,15 @@ pub struct RecordView<'a> {
     pub partition: i32,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
-    pub envelope: &'a Result<Envelope, hookline_contract::envelope::EnvelopeError>,
+    pub envelope: &'a Result<Envelope, EnvelopeError>,
 }
 
-/// Decodes one record of a topic of `kind`.
-pub fn decode(kind: Kind, inspector: &Inspector, record: RecordView<'_>) -> Result<Event, Poison> {
+/// Decodes one record of a topic of `event_type`.
+pub fn decode(
+    event_type: &EventType,
+    inspector: &Inspector,
+    record: RecordView<'_>,
+) -> Result<Fields, Poison> {
     let envelope = record
         .envelope
         .as_ref()
@@ -117,90 +91,46 @@ pub fn decode(kind: Kind, inspector: &Inspector, record: RecordView<'_>) -> Resu
             format!("the key {} is not the payload's user id", shown(key)),
         ));
     }
-    let received_at = DateTime::parse_from_rfc3339(&envelope.received_at)
-        .map(|t| t.to_utc())
-        .map_err(|_| {
-            Poison::new(
-                Stage::Decode,
-                Reason::Undecodable,
-                "hookline-received-at is not RFC 3339",
-            )
-        })?;
-    let fields = Fields {
-        payload: &payload,
-        inspected: &inspected,
-    };
-    let occurred_at = fields.occurred_at()?;
-    let (order_id, status, amount, currency) = (
-        fields.text("/data/order_id")?,
-        fields.text("/data/status")?,
-        fields.integer("/data/amount")?,
-        fields.text("/data/currency")?,
-    );
-    Ok(match kind {
-        Kind::Orders => Event::Order(OrderEvent {
-            event_id: envelope.event_id,
-            provider_event_id: inspected.provider_event_id.clone(),
-            event_type: inspected.event_type.clone(),
-            order_id,
-            user_id: inspected.user_id.clone(),
-            status,
-            amount,
-            currency,
-            occurred_at,
-            received_at,
-            payload,
-        }),
-        Kind::Disputes => Event::Dispute(DisputeEvent {
-            event_id: envelope.event_id,
-            provider_event_id: inspected.provider_event_id.clone(),
-            event_type: inspected.event_type.clone(),
-            dispute_id: fields.text("/data/dispute_id")?,
-            order_id,
-            user_id: inspected.user_id.clone(),
-            status,
-            amount,
-            currency,
-            occurred_at,
-            received_at,
-            payload,
-        }),
+    let columns = &event_type.columns;
+    Ok(Fields {
+        event_id: envelope.event_id,
+        occurred_at: occurred_at(inspected.event_time)?,
+        received_at: envelope.received_at,
+        order_id: text(&payload, columns.order_id)?,
+        entity_id: text(&payload, columns.entity_id)?,
+        status: text(&payload, columns.status)?,
+        amount: integer(&payload, columns.amount)?,
+        currency: text(&payload, columns.currency)?,
+        provider_event_id: inspected.provider_event_id,
+        event_type: inspected.event_type,
+        user_id: inspected.user_id,
+        payload,
     })
 }
 
-/// Reads the columns of an event out of a validated payload.
-struct Fields<'a> {
-    payload: &'a Value,
-    inspected: &'a Inspected,
+fn text(payload: &Value, pointer: &str) -> Result<String, Poison> {
+    payload
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| missing(pointer, "a string"))
 }
 
-impl Fields<'_> {
-    fn text(&self, pointer: &str) -> Result<String, Poison> {
-        self.payload
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| missing(pointer, "a string"))
-    }
+fn integer(payload: &Value, pointer: &str) -> Result<i64, Poison> {
+    payload
+        .pointer(pointer)
+        .and_then(Value::as_i64)
+        .ok_or_else(|| missing(pointer, "an integer"))
+}
 
-    fn integer(&self, pointer: &str) -> Result<i64, Poison> {
-        self.payload
-            .pointer(pointer)
-            .and_then(Value::as_i64)
-            .ok_or_else(|| missing(pointer, "an integer"))
-    }
-
-    fn occurred_at(&self) -> Result<DateTime<Utc>, Poison> {
-        Utc.timestamp_opt(self.inspected.event_time, 0)
-            .single()
-            .ok_or_else(|| {
-                Poison::new(
-                    Stage::Validate,
-                    Reason::SchemaInvalid,
-                    "the event time is out of range",
-                )
-            })
-    }
+fn occurred_at(unix_seconds: i64) -> Result<DateTime<Utc>, Poison> {
+    Utc.timestamp_opt(unix_seconds, 0).single().ok_or_else(|| {
+        Poison::new(
+            Stage::Validate,
+            Reason::SchemaInvalid,
+            "the event time is out of range",
+        )
+    })
 }
 
 /// A key as quoted in a message: bounded, so that the reason headers never

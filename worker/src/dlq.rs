@@ -3,13 +3,11 @@
 
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
-use hookline_contract::headers::dlq;
-use rdkafka::ClientConfig;
-use rdkafka::Message;
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use chrono::{DateTime, Utc};
+use hookline_kafka::produce::{ProduceError, Producer, Record};
+use hookline_kafka::{ClientSettings, DeadLetter};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{ClientConfig, Message};
 
 use crate::decode::Poison;
 use crate::{Error, Result};
@@ -22,89 +20,119 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// ingest) with room for its reason headers.
 const DLQ_MAX_BYTES: &str = "4194304";
 
-/// Why a record could not be dead-lettered; always worth a retry.
-#[derive(Debug, thiserror::Error)]
-pub enum DlqError {
-    #[error("the DLQ record was not acknowledged within {0:?}")]
-    AckTimeout(Duration),
-    #[error("producing the DLQ record failed")]
-    Produce(#[source] KafkaError),
-}
-
 /// The producer of one topic's DLQ.
 pub struct DeadLetters {
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
 }
 
 impl DeadLetters {
-    pub fn new(bootstrap_servers: &str, topic: String) -> Result<Self> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap_servers)
-            .set("client.id", "hookline-worker-dlq")
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            // Records never expire locally; see the ingest producer for why.
-            .set("message.timeout.ms", "0")
-            // A record of the main topic plus its reason headers must fit.
-            .set("message.max.bytes", DLQ_MAX_BYTES)
-            .set("allow.auto.create.topics", "false")
-            .create()
-            .map_err(Error::CreateProducer)?;
+    pub fn new(kafka: &ClientSettings, topic: String) -> Result<Self> {
+        let producer = Producer::new(&producer_config(kafka), ACK_TIMEOUT)
+            .map_err(|e| Error::CreateProducer(Box::new(e)))?;
         Ok(Self { producer, topic })
     }
 
     /// Sends `record` to the DLQ with `poison`'s reason, and waits for the ack.
-    pub async fn send(&self, record: &OwnedMessage, poison: &Poison) -> Result<(), DlqError> {
-        let headers = reason_headers(record, poison);
-        let mut out = FutureRecord::to(&self.topic).headers(headers);
-        if let Some(key) = record.key() {
-            out = out.key(key);
-        }
-        if let Some(value) = record.payload() {
-            out = out.payload(value);
-        }
-        let delivery = self
-            .producer
-            .send_result(out)
-            .map_err(|(e, _)| DlqError::Produce(e))?;
-        match tokio::time::timeout(ACK_TIMEOUT, delivery).await {
-            Err(_) => Err(DlqError::AckTimeout(ACK_TIMEOUT)),
-            Ok(Err(_canceled)) => Err(DlqError::Produce(KafkaError::Canceled)),
-            Ok(Ok(Err((e, _)))) => Err(DlqError::Produce(e)),
-            Ok(Ok(Ok(_))) => Ok(()),
-        }
+    /// Every failure is worth a retry: a record that cannot be dead-lettered
+    /// must hold its partition rather than be skipped.
+    pub async fn send(&self, record: &OwnedMessage, poison: &Poison) -> Result<(), ProduceError> {
+        let letter = letter(record, poison, Utc::now());
+        self.producer
+            .send(Record {
+                topic: &self.topic,
+                partition: None,
+                key: record.key(),
+                value: record.payload(),
+                headers: letter.headers(record.headers()),
+            })
+            .await
+            .map(|_| ())
     }
 }
 
-/// The original headers followed by the `hookline.errors.*` headers.
-fn reason_headers(record: &OwnedMessage, poison: &Poison) -> OwnedHeaders {
-    let mut headers = OwnedHeaders::new();
-    if let Some(original) = record.headers() {
-        for header in original.iter() {
-            headers = headers.insert(Header {
-                key: header.key,
-                value: header.value,
-            });
-        }
+/// The shared producer settings, with room for a main-topic record and its
+/// reason headers.
+fn producer_config(kafka: &ClientSettings) -> ClientConfig {
+    let mut config = kafka.producer("hookline-worker-dlq");
+    config.set("message.max.bytes", DLQ_MAX_BYTES);
+    config
+}
+
+/// The dead-letter context of `record`: where it was read, and why it is
+/// refused.
+fn letter(record: &OwnedMessage, poison: &Poison, at: DateTime<Utc>) -> DeadLetter {
+    DeadLetter {
+        topic: record.topic().to_owned(),
+        origin: Some((record.partition(), record.offset())),
+        stage: poison.stage,
+        reason: poison.reason,
+        message: poison.message.clone(),
+        at,
     }
-    let partition = record.partition().to_string();
-    let offset = record.offset().to_string();
-    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-    let added: [(&str, &str); 7] = [
-        (dlq::TOPIC, record.topic()),
-        (dlq::PARTITION, &partition),
-        (dlq::OFFSET, &offset),
-        (dlq::STAGE, poison.stage.as_str()),
-        (dlq::REASON, poison.reason.as_str()),
-        (dlq::MESSAGE, &poison.message),
-        (dlq::TIMESTAMP, &now),
-    ];
-    for (key, value) in added {
-        headers = headers.insert(Header {
-            key,
-            value: Some(value),
-        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use hookline_contract::Reason;
+    use hookline_contract::reason::Stage;
+    use hookline_kafka::Envelope;
+    use rdkafka::Timestamp;
+    use rdkafka::message::Headers;
+
+    fn record() -> OwnedMessage {
+        let envelope = Envelope {
+            event_id: hookline_contract::event_id("stripe", "evt_1"),
+            event_type: "order.paid".into(),
+            source: "stripe".into(),
+            received_at: Utc::now(),
+            partition_count: 4,
+            schema: "orders/v1".into(),
+        };
+        OwnedMessage::new(
+            Some(b"{}".to_vec()),
+            Some(b"user-1".to_vec()),
+            "orders.webhooks".into(),
+            Timestamp::NotAvailable,
+            3,
+            41,
+            Some(envelope.to_headers()),
+        )
     }
-    headers
+
+    #[test]
+    fn a_letter_says_where_the_record_was_read_and_keeps_its_headers() {
+        let poison = Poison {
+            stage: Stage::Write,
+            reason: Reason::ConstraintViolation,
+            message: "SQLSTATE 22P05".into(),
+        };
+        let record = record();
+        // Headers carry milliseconds.
+        let at = Utc.timestamp_millis_opt(1_795_000_000_500).unwrap();
+        let letter = letter(&record, &poison, at);
+        assert_eq!(letter.topic, "orders.webhooks");
+        assert_eq!(letter.origin, Some((3, 41)));
+        assert_eq!(
+            (letter.stage, letter.reason),
+            (Stage::Write, Reason::ConstraintViolation)
+        );
+        let headers = letter.headers(record.headers());
+        assert_eq!(
+            DeadLetter::from_headers(Some(&headers)).as_ref(),
+            Ok(&letter)
+        );
+        assert!(Envelope::from_headers(Some(&headers)).is_ok());
+        assert!(headers.count() > 7);
+    }
+
+    #[test]
+    fn dead_letters_never_expire_and_fit_a_main_topic_record() {
+        let config = producer_config(&ClientSettings::new("b:9092"));
+        assert_eq!(config.get("message.max.bytes"), Some(DLQ_MAX_BYTES));
+        assert_eq!(config.get("message.timeout.ms"), Some("0"));
+        assert_eq!(config.get("acks"), Some("all"));
+    }
 }

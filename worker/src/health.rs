@@ -1,57 +1,67 @@
-//! `/healthz`, `/readyz` and `/metrics` of the worker.
+//! What the worker tells `/readyz` and `/metrics` (served by
+//! [`hookline_runtime::health`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use hookline_runtime::health::Probe;
 
 use crate::metrics::Metrics;
-use crate::{Error, Result};
 
-/// What the endpoints report on.
+/// The worker's readiness and metrics.
 pub struct Health {
-    pub metrics: Arc<Metrics>,
-    /// Set once the shards are migrated and the consumer subscribed.
-    pub ready: AtomicBool,
+    metrics: Arc<Metrics>,
+    /// Set once the shards are migrated and the consumer subscribed: before
+    /// that a rollout must not count the pod as serving.
+    ready: AtomicBool,
 }
 
-/// Serves the endpoints until `shutdown`.
-pub async fn serve(
-    health: Arc<Health>,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> Result<()> {
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(health);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(Error::Serve)
-}
+impl Health {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics,
+            ready: AtomicBool::new(false),
+        }
+    }
 
-async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {
-    if health.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    /// The shards are migrated and the consumer subscribed.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
     }
 }
 
-async fn metrics(State(health): State<Arc<Health>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        health.metrics.render(),
-    )
+impl Probe for Health {
+    async fn ready(&self) -> Result<(), String> {
+        if self.ready.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err("starting: migrating the shards and subscribing to the topic".to_owned())
+        }
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ready_only_once_started() {
+        let health = Health::new(Arc::new(Metrics::new()));
+        let not_yet = health.ready().await;
+        assert!(not_yet.is_err_and(|why| why.starts_with("starting")));
+        health.set_ready();
+        assert_eq!(health.ready().await, Ok(()));
+    }
+
+    #[test]
+    fn metrics_are_the_workers() {
+        let metrics = Arc::new(Metrics::new());
+        metrics.assigned(3);
+        let health = Health::new(metrics);
+        assert!(Probe::metrics(&health).contains("hookline_worker_assigned_partitions 3"));
+    }
 }

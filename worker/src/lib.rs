@@ -1,9 +1,11 @@
 //! hookline's worker: reads a topic's events and writes each one, exactly once
 //! in effect, into the shard of its user.
 //!
-//! [`store`] is the repository layer every shard is written through; [`decode`]
-//! and [`batch`] decide what a record is and where it goes; [`consume`] is the
-//! loop that commits offsets only after the shards' transactions committed.
+//! [`store`] is the repository layer every shard is written through, with the
+//! shards' pools; [`decode`] and [`batch`] decide what a record is, where it
+//! goes and what is left to do for it; [`dlq`] sends what can never be
+//! written to the topic's DLQ; [`consume`] is the loop that commits offsets
+//! only after the shards' transactions committed.
 
 pub mod backoff;
 pub mod batch;
@@ -13,7 +15,6 @@ pub mod decode;
 pub mod dlq;
 pub mod health;
 pub mod metrics;
-pub mod shards;
 pub mod store;
 
 /// Result of the worker's operations.
@@ -30,24 +31,23 @@ pub enum Error {
     Schema(#[from] hookline_contract::payload::SchemaError),
     #[error("topic {0} is not in the pipeline manifest")]
     UnknownTopic(String),
-    #[error("no worker knows how to store event type {0:?} (known: orders, disputes)")]
+    #[error(
+        "no worker knows how to store event type {0:?} (known: {known})",
+        known = hookline_contract::event_types::names()
+    )]
     UnknownEventType(String),
     #[error("invalid setting: {0}")]
     InvalidSetting(&'static str),
     #[error("configuring the shard pools failed")]
     ShardPool(#[source] sqlx::Error),
-    #[error("migrating shard {shard} failed")]
-    MigrateShard {
-        shard: String,
-        #[source]
-        source: store::Error,
-    },
     #[error("creating the Kafka consumer failed")]
     CreateConsumer(#[source] rdkafka::error::KafkaError),
     #[error("subscribing to the topic failed")]
     Subscribe(#[source] rdkafka::error::KafkaError),
+    /// Boxed: the Kafka crate's errors carry topic and group names, and
+    /// every `Result` of the worker would otherwise be as large.
     #[error("creating the DLQ producer failed")]
-    CreateProducer(#[source] rdkafka::error::KafkaError),
+    CreateProducer(#[source] Box<hookline_kafka::Error>),
     #[error("binding {addr} failed")]
     Bind {
         addr: std::net::SocketAddr,
@@ -56,4 +56,21 @@ pub enum Error {
     },
     #[error("serving HTTP failed")]
     Serve(#[source] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_event_type_names_the_known_ones() {
+        let error = Error::UnknownEventType("refunds".into());
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "no worker knows how to store event type \"refunds\" (known: {})",
+                hookline_contract::event_types::names()
+            )
+        );
+    }
 }

@@ -91,7 +91,7 @@ pub async fn held(processes: &[&Process]) -> BTreeMap<String, i64> {
     let client = reqwest::Client::new();
     let mut held = BTreeMap::new();
     for process in processes {
-        if let Some(topic) = &process.wanted.topic {
+        if let Some(topic) = &process.spec.topic {
             let count = processes::metric(&client, process, GAUGE).await;
             *held.entry(topic.clone()).or_insert(0) += count as i64;
         }

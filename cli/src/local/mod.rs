@@ -3,13 +3,17 @@
 
 use std::path::PathBuf;
 
+use hookline_contract::pipeline::PipelineManifest;
+use hookline_contract::secrets::SecretsDir;
+
 pub mod assignment;
 pub mod processes;
+pub mod shards;
 pub mod topics;
 
 /// The manifest and the folder its secret references resolve under: what
-/// `up`, `status` and `verify` read.
-#[derive(Debug, clap::Args)]
+/// every command that reads a pipeline takes.
+#[derive(Debug, Clone, clap::Args)]
 pub struct PipelineFiles {
     /// The WebhookPipeline manifest.
     #[arg(short = 'f', long = "file", env = "HOOKLINE_PIPELINE")]
@@ -17,4 +21,15 @@ pub struct PipelineFiles {
     /// Where the manifest's secret references resolve: key K of Secret S is DIR/S/K.
     #[arg(long, env = "HOOKLINE_SECRETS_DIR")]
     pub secrets_dir: PathBuf,
+}
+
+impl PipelineFiles {
+    /// Reads and checks the manifest.
+    pub fn manifest(&self) -> anyhow::Result<PipelineManifest> {
+        Ok(PipelineManifest::read(&self.file)?)
+    }
+
+    pub fn secrets(&self) -> SecretsDir {
+        SecretsDir::new(&self.secrets_dir)
+    }
 }

@@ -14,7 +14,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A process the pipeline should have: what to run and where it answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wanted {
+pub struct ProcessSpec {
     /// `ingest`, or `worker <topic>-<n>`.
     pub name: String,
     /// The topic a worker consumes.
@@ -24,7 +24,7 @@ pub struct Wanted {
     listen: String,
 }
 
-impl Wanted {
+impl ProcessSpec {
     /// The process's health endpoint.
     pub fn health(&self) -> String {
         format!("http://{}/readyz", self.listen)
@@ -36,7 +36,7 @@ pub struct Process {
     pub name: String,
     pub health: String,
     pub log: PathBuf,
-    pub wanted: Wanted,
+    pub spec: ProcessSpec,
     child: Child,
 }
 
@@ -52,30 +52,30 @@ pub struct Layout<'a> {
 
 /// Every process of `spec`: ingest, then one worker per partition of each
 /// topic, with `partitions` (by topic) overriding the spec's counts.
-pub fn wanted(
+pub fn specs(
     spec: &PipelineSpec,
     partitions: &std::collections::BTreeMap<String, i32>,
     layout: &Layout<'_>,
-) -> Vec<Wanted> {
+) -> Vec<ProcessSpec> {
     let mut args = common_args(layout);
     args.extend(["--listen".to_owned(), layout.ingest_listen.to_owned()]);
-    let mut all = vec![Wanted {
+    let mut all = vec![ProcessSpec {
         name: "ingest".to_owned(),
         topic: None,
         binary: "hookline-ingest",
         args,
         listen: layout.ingest_listen.to_owned(),
     }];
-    all.extend(wanted_workers(spec, partitions, layout));
+    all.extend(worker_specs(spec, partitions, layout));
     all
 }
 
 /// One worker per partition of each topic of `spec`.
-pub fn wanted_workers(
+pub fn worker_specs(
     spec: &PipelineSpec,
     partitions: &std::collections::BTreeMap<String, i32>,
     layout: &Layout<'_>,
-) -> Vec<Wanted> {
+) -> Vec<ProcessSpec> {
     let mut all = Vec::new();
     let mut port = layout.first_worker_port;
     for topic in &spec.topics {
@@ -96,7 +96,7 @@ pub fn wanted_workers(
                 "--listen".to_owned(),
                 listen.clone(),
             ]);
-            all.push(Wanted {
+            all.push(ProcessSpec {
                 name: format!("worker {id}"),
                 topic: Some(topic.name.clone()),
                 binary: "hookline-worker",
@@ -110,13 +110,13 @@ pub fn wanted_workers(
 
 /// Starts ingest and the workers of `spec`, with the spec's partition counts.
 pub fn start(spec: &PipelineSpec, layout: &Layout<'_>) -> anyhow::Result<Vec<Process>> {
-    let all = wanted(spec, &Default::default(), layout);
+    let all = specs(spec, &Default::default(), layout);
     all.iter().map(|w| spawn(w, layout.logs)).collect()
 }
 
 /// Starts the workers of `spec` only.
 pub fn start_workers(spec: &PipelineSpec, layout: &Layout<'_>) -> anyhow::Result<Vec<Process>> {
-    let all = wanted_workers(spec, &Default::default(), layout);
+    let all = worker_specs(spec, &Default::default(), layout);
     all.iter().map(|w| spawn(w, layout.logs)).collect()
 }
 
@@ -129,19 +129,19 @@ fn common_args(layout: &Layout<'_>) -> Vec<String> {
     ]
 }
 
-/// Starts `wanted`, its output appended to its log, its pid written beside it
+/// Starts `spec`, its output appended to its log, its pid written beside it
 /// (`<name>.pid`), so that tools and tests can find it.
-pub fn spawn(wanted: &Wanted, logs: &Path) -> anyhow::Result<Process> {
+pub fn spawn(spec: &ProcessSpec, logs: &Path) -> anyhow::Result<Process> {
     std::fs::create_dir_all(logs)?;
-    let program = sibling(wanted.binary)?;
-    let file_name = wanted.name.replace(' ', "-");
+    let program = sibling(spec.binary)?;
+    let file_name = spec.name.replace(' ', "-");
     let log = logs.join(format!("{file_name}.log"));
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log)?;
     let child = Command::new(&program)
-        .args(&wanted.args)
+        .args(&spec.args)
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file)
@@ -152,21 +152,21 @@ pub fn spawn(wanted: &Wanted, logs: &Path) -> anyhow::Result<Process> {
         std::fs::write(logs.join(format!("{file_name}.pid")), pid.to_string())?;
     }
     Ok(Process {
-        name: wanted.name.clone(),
-        health: wanted.health(),
+        name: spec.name.clone(),
+        health: spec.health(),
         log,
-        wanted: wanted.clone(),
+        spec: spec.clone(),
         child,
     })
 }
 
-/// Stops what an earlier run left behind: a process of `wanted` whose pid file
-/// is in `logs` and that still runs `wanted`'s binary (the run that started it
+/// Stops what an earlier run left behind: a process of `specs` whose pid file
+/// is in `logs` and that still runs its binary (the run that started it
 /// was killed before it could stop its children). Two workers must never
 /// share a static member id, nor two processes a port.
-pub async fn stop_leftovers(wanted: &[Wanted], logs: &Path) {
+pub async fn stop_leftovers(specs: &[ProcessSpec], logs: &Path) {
     let mut leftovers = Vec::new();
-    for w in wanted {
+    for w in specs {
         let pid_file = logs.join(format!("{}.pid", w.name.replace(' ', "-")));
         let Some(pid) = std::fs::read_to_string(&pid_file)
             .ok()
@@ -319,7 +319,7 @@ mod tests {
 
     use hookline_contract::pipeline::PipelineManifest;
 
-    use super::{Layout, wanted};
+    use super::{Layout, specs};
 
     const MANIFEST: &str = "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {name: t}\nspec:\n  kafka: {bootstrapServers: \"127.0.0.1:9092\"}\n  topics:\n    - {name: o, eventType: orders, partitions: 2}\n    - {name: d, eventType: disputes, partitions: 2}\n  shards:\n    - {name: a, databaseUrlSecretRef: {name: pg-a, key: url}}\n    - {name: b, databaseUrlSecretRef: {name: pg-b, key: url}}\n  ingest: {signingSecretRef: {name: provider}}\n";
 
@@ -338,7 +338,7 @@ mod tests {
         let spec = PipelineManifest::from_yaml(MANIFEST).unwrap().spec;
         // The broker grew topic o to 4 partitions: 4 of its workers, 2 of d's.
         let grown = BTreeMap::from([("o".to_owned(), 4)]);
-        let all = wanted(&spec, &grown, &layout());
+        let all = specs(&spec, &grown, &layout());
         let names: Vec<&str> = all.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(
             names,
@@ -362,6 +362,6 @@ mod tests {
                 .windows(2)
                 .any(|a| a[0] == "--instance-id" && a[1] == "o-2")
         );
-        assert_eq!(wanted(&spec, &BTreeMap::new(), &layout()).len(), 5);
+        assert_eq!(specs(&spec, &BTreeMap::new(), &layout()).len(), 5);
     }
 }

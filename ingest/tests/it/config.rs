@@ -1,5 +1,7 @@
 //! Startup refuses a configuration it cannot serve safely, naming what is wrong.
 
+use std::time::Duration;
+
 use hookline_ingest::config::{Args, Config};
 
 const MANIFEST: &str = r#"
@@ -19,13 +21,13 @@ fn args(dir: &std::path::Path) -> Args {
         secrets_dir: dir.join("secrets"),
         listen: "127.0.0.1:0".parse().unwrap(),
         max_body_bytes: 1024,
-        timestamp_tolerance_secs: 300,
-        ack_timeout_ms: 1000,
-        request_timeout_ms: 5000,
+        timestamp_tolerance: Duration::from_secs(300),
+        ack_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(5),
         producer_queue: 10,
         producer_queue_kbytes: 1024,
         max_concurrent_requests: 4,
-        retry_after_secs: 1,
+        retry_after: Duration::from_secs(1),
     }
 }
 
@@ -87,7 +89,7 @@ fn event_type_without_schema_is_refused() {
     let (_dir, args) = setup(&manifest, &[("stripe", "whsec_a_long_enough_secret")]);
     let error = load_error(&args);
     assert!(
-        error.contains("no built-in schema for event type \"refunds\""),
+        error.contains("no event type \"refunds\" (known: orders, disputes)"),
         "{error}"
     );
 }
@@ -95,9 +97,12 @@ fn event_type_without_schema_is_refused() {
 #[test]
 fn ack_timeout_that_the_request_timeout_would_cut_is_refused() {
     let (_dir, mut args) = setup(MANIFEST, &[("stripe", "whsec_a_long_enough_secret")]);
-    args.ack_timeout_ms = 5_000;
+    args.ack_timeout = Duration::from_secs(5);
     let error = load_error(&args);
-    assert!(error.contains("--ack-timeout-ms"), "{error}");
+    assert!(
+        error.contains("--ack-timeout plus one second must not exceed --request-timeout"),
+        "{error}"
+    );
 }
 
 #[test]

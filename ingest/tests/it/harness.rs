@@ -22,7 +22,7 @@ pub struct Options {
     pub bootstrap: String,
     pub policy: InvalidPolicy,
     pub max_body_bytes: usize,
-    pub ack_timeout_ms: u64,
+    pub ack_timeout: Duration,
     pub max_concurrent_requests: usize,
     /// When false, the topics do not exist and the service is not waited for.
     pub create_topics: bool,
@@ -34,7 +34,7 @@ impl Default for Options {
             bootstrap: stack_bootstrap(),
             policy: InvalidPolicy::Quarantine,
             max_body_bytes: 1024 * 1024,
-            ack_timeout_ms: 5_000,
+            ack_timeout: Duration::from_secs(5),
             max_concurrent_requests: 64,
             create_topics: true,
         }
@@ -116,13 +116,13 @@ spec:
             secrets_dir: secrets,
             listen: "127.0.0.1:0".parse().unwrap(),
             max_body_bytes: options.max_body_bytes,
-            timestamp_tolerance_secs: 300,
-            ack_timeout_ms: options.ack_timeout_ms,
-            request_timeout_ms: 15_000,
+            timestamp_tolerance: Duration::from_secs(300),
+            ack_timeout: options.ack_timeout,
+            request_timeout: Duration::from_secs(15),
             producer_queue: 10_000,
             producer_queue_kbytes: 64 * 1024,
             max_concurrent_requests: options.max_concurrent_requests,
-            retry_after_secs: 7,
+            retry_after: Duration::from_secs(7),
         };
         let app = hookline_ingest::App::new(Config::load(&args).unwrap()).unwrap();
         let listener = hookline_ingest::bind(args.listen).await.unwrap();

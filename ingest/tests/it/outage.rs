@@ -15,7 +15,7 @@ async fn broker_down_is_503_and_the_retry_after_it_returns_is_delivered_under_on
     let mut broker = PrivateBroker::start().await;
     let ingest = Ingest::start_with(Options {
         bootstrap: broker.bootstrap.clone(),
-        ack_timeout_ms: 1_000,
+        ack_timeout: Duration::from_secs(1),
         ..Options::default()
     })
     .await;

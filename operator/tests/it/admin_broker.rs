@@ -1,7 +1,8 @@
 //! The rdkafka admin implementation against the stack's broker (tansu): every
 //! operation it supports, and a clear answer for the one it does not.
 
-use hookline_operator::admin::{AdminError, KafkaAdmin, RdKafkaAdmin};
+use hookline_kafka::ClientSettings;
+use hookline_kafka::admin::{AdminError, KafkaAdmin, RdKafkaAdmin};
 
 fn bootstrap() -> String {
     std::env::var("HOOKLINE_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
@@ -30,7 +31,7 @@ async fn settled(admin: &RdKafkaAdmin, topic: &str, partitions: Option<i32>) {
 
 #[tokio::test]
 async fn topics_are_created_and_described_with_the_brokers_error_codes() {
-    let admin = RdKafkaAdmin::new(&bootstrap()).unwrap();
+    let admin = RdKafkaAdmin::new(&ClientSettings::new(bootstrap()), "test").unwrap();
     let topic = unique("admin");
 
     admin.create(&topic, 3).await.unwrap();
@@ -51,7 +52,7 @@ async fn topics_are_created_and_described_with_the_brokers_error_codes() {
 
 #[tokio::test]
 async fn growing_on_a_broker_without_create_partitions_is_unsupported() {
-    let admin = RdKafkaAdmin::new(&bootstrap()).unwrap();
+    let admin = RdKafkaAdmin::new(&ClientSettings::new(bootstrap()), "test").unwrap();
     let topic = unique("grow");
     admin.create(&topic, 2).await.unwrap();
     settled(&admin, &topic, Some(2)).await;
@@ -71,7 +72,7 @@ async fn growing_on_a_broker_without_create_partitions_is_unsupported() {
 #[tokio::test]
 async fn deleting_a_topic_removes_it_and_a_second_delete_is_unknown_topic() {
     let broker = hookline_testkit::PrivateBroker::start().await;
-    let admin = RdKafkaAdmin::new(&broker.bootstrap).unwrap();
+    let admin = RdKafkaAdmin::new(&ClientSettings::new(broker.bootstrap.clone()), "test").unwrap();
     let topic = unique("delete");
     admin.create(&topic, 1).await.unwrap();
     settled(&admin, &topic, Some(1)).await;
@@ -90,7 +91,7 @@ async fn deleting_a_topic_removes_it_and_a_second_delete_is_unknown_topic() {
 #[tokio::test]
 async fn tansu_deletes_every_topic_when_asked_to_delete_one() {
     let broker = hookline_testkit::PrivateBroker::start().await;
-    let admin = RdKafkaAdmin::new(&broker.bootstrap).unwrap();
+    let admin = RdKafkaAdmin::new(&ClientSettings::new(broker.bootstrap.clone()), "test").unwrap();
     let (doomed, bystander) = (unique("doomed"), unique("bystander"));
     admin.create(&doomed, 1).await.unwrap();
     admin.create(&bystander, 1).await.unwrap();

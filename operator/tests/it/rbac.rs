@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_contract::pipeline::DeletionPolicy;
-use hookline_operator::admin::{AdminError, FakeAdmin, KafkaAdmin};
+use hookline_kafka::admin::{AdminError, FakeAdmin, KafkaAdmin};
 use hookline_operator::controller::{AdminFactory, Context, MANAGER, reconcile};
 use hookline_operator::fixtures::{PipelineBuilder, pipeline};
 use hookline_operator::lease::acquire_or_renew;

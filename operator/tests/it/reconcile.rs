@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use hookline_contract::pipeline::{DeletionPolicy, WebhookPipeline};
-use hookline_operator::admin::{AdminError, FakeAdmin, KafkaAdmin};
+use hookline_kafka::admin::{AdminError, FakeAdmin, KafkaAdmin};
 use hookline_operator::controller::{AdminFactory, Context, reconcile};
 use hookline_operator::fixtures::{PipelineBuilder, pipeline};
 use hookline_operator::metrics::Metrics;
@@ -441,7 +441,13 @@ async fn delete(world: &World, name: &str) {
 async fn against_the_real_broker_topics_are_created_and_growth_is_broker_unsupported() {
     let bootstrap =
         std::env::var("HOOKLINE_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    let admin = Arc::new(hookline_operator::admin::RdKafkaAdmin::new(&bootstrap).unwrap());
+    let admin = Arc::new(
+        hookline_kafka::admin::RdKafkaAdmin::new(
+            &hookline_kafka::ClientSettings::new(bootstrap.clone()),
+            "test",
+        )
+        .unwrap(),
+    );
     let world = World::with_admin(admin.clone(), Arc::new(FakeAdmin::default()));
     let topic = format!("reconcile-{}.orders", uuid::Uuid::new_v4().simple());
     let spec = || {

@@ -1,4 +1,5 @@
-use hookline_contract::envelope::EnvelopeError;
+use chrono::TimeZone;
+use hookline_contract::event_types::{Columns, DISPUTES, ORDERS};
 use hookline_contract::pipeline::Pointers;
 use hookline_contract::{event_id, partition_for};
 use serde_json::json;
@@ -16,7 +17,7 @@ fn envelope(count: u32) -> Result<Envelope, EnvelopeError> {
         event_id: event_id("stripe", "evt_1"),
         event_type: "order.paid".into(),
         source: "stripe".into(),
-        received_at: "2026-11-27T10:00:00.000Z".into(),
+        received_at: Utc.timestamp_millis_opt(1_795_773_600_000).unwrap(),
         partition_count: count,
         schema: "orders/v1".into(),
     })
@@ -53,20 +54,20 @@ fn well_formed_record_decodes_to_an_order() {
     let env = envelope(PARTITIONS);
     let value = body("u1");
     let event = decode(
-        Kind::Orders,
+        &ORDERS,
         &orders(),
         view(home("u1"), Some(b"u1"), Some(&value), &env),
     )
     .unwrap();
-    let Event::Order(order) = event else {
-        panic!("not an order")
-    };
-    assert_eq!(order.order_id, "o1");
-    assert_eq!(order.user_id, "u1");
-    assert_eq!(order.amount, 1250);
-    assert_eq!(order.occurred_at.timestamp(), 1_700_000_000);
-    assert_eq!(order.received_at.to_rfc3339(), "2026-11-27T10:00:00+00:00");
-    assert_eq!(order.event_id, event_id("stripe", "evt_1"));
+    assert_eq!(
+        (event.entity_id.as_str(), event.order_id.as_str()),
+        ("o1", "o1")
+    );
+    assert_eq!(event.user_id, "u1");
+    assert_eq!(event.amount, 1250);
+    assert_eq!(event.occurred_at.timestamp(), 1_700_000_000);
+    assert_eq!(event.received_at.to_rfc3339(), "2026-11-27T10:00:00+00:00");
+    assert_eq!(event.event_id, event_id("stripe", "evt_1"));
 }
 
 #[test]
@@ -75,7 +76,7 @@ fn record_on_the_wrong_partition_is_misrouted() {
     let value = body("u1");
     let wrong = (home("u1") + 1) % PARTITIONS as i32;
     let poison = decode(
-        Kind::Orders,
+        &ORDERS,
         &orders(),
         view(wrong, Some(b"u1"), Some(&value), &env),
     )
@@ -94,7 +95,7 @@ fn placement_is_checked_against_the_producers_count_not_todays() {
     let then = partition_for(b"u1", 2).unwrap() as i32;
     assert!(
         decode(
-            Kind::Orders,
+            &ORDERS,
             &orders(),
             view(then, Some(b"u1"), Some(&value), &env)
         )
@@ -107,7 +108,7 @@ fn key_that_is_not_the_payloads_user_is_misrouted() {
     let env = envelope(PARTITIONS);
     let value = body("u2");
     let poison = decode(
-        Kind::Orders,
+        &ORDERS,
         &orders(),
         view(home("u1"), Some(b"u1"), Some(&value), &env),
     )
@@ -127,7 +128,7 @@ fn missing_headers_key_or_value_are_undecodable() {
         view(home("u1"), Some(b"u1"), None, &env),
     ];
     for case in cases {
-        let poison = decode(Kind::Orders, &orders(), case).unwrap_err();
+        let poison = decode(&ORDERS, &orders(), case).unwrap_err();
         assert_eq!(
             (poison.stage, poison.reason),
             (Stage::Decode, Reason::Undecodable),
@@ -140,7 +141,7 @@ fn missing_headers_key_or_value_are_undecodable() {
 fn non_json_value_is_invalid_json_at_decode() {
     let env = envelope(PARTITIONS);
     let poison = decode(
-        Kind::Orders,
+        &ORDERS,
         &orders(),
         view(home("u1"), Some(b"u1"), Some(b"{"), &env),
     )
@@ -158,7 +159,7 @@ fn schema_invalid_value_is_refused_at_validate() {
     payload["data"]["currency"] = json!("EURO");
     let value = serde_json::to_vec(&payload).unwrap();
     let poison = decode(
-        Kind::Orders,
+        &ORDERS,
         &orders(),
         view(home("u1"), Some(b"u1"), Some(&value), &env),
     )
@@ -180,23 +181,55 @@ fn dispute_record_decodes_to_a_dispute() {
     }))
     .unwrap();
     let event = decode(
-        Kind::Disputes,
+        &DISPUTES,
         &disputes,
         view(home("u1"), Some(b"u1"), Some(&value), &env),
     )
     .unwrap();
-    let Event::Dispute(dispute) = event else {
-        panic!("not a dispute")
-    };
     assert_eq!(
-        (dispute.dispute_id.as_str(), dispute.order_id.as_str()),
+        (event.entity_id.as_str(), event.order_id.as_str()),
         ("dp1", "o1")
     );
 }
 
 #[test]
-fn kinds_come_from_event_types() {
-    assert_eq!(Kind::of_event_type("orders"), Some(Kind::Orders));
-    assert_eq!(Kind::of_event_type("disputes"), Some(Kind::Disputes));
-    assert_eq!(Kind::of_event_type("refunds"), None);
+fn columns_are_read_where_the_event_type_says() {
+    // The orders schema lets providers add fields; a type whose status lives
+    // elsewhere is read from there, not from a pointer written in the worker.
+    let moved = EventType {
+        columns: Columns {
+            status: "/data/state",
+            ..ORDERS.columns
+        },
+        ..ORDERS
+    };
+    let env = envelope(PARTITIONS);
+    let mut payload: Value = serde_json::from_slice(&body("u1")).unwrap();
+    payload["data"]["state"] = json!("settled");
+    let value = serde_json::to_vec(&payload).unwrap();
+    let event = decode(
+        &moved,
+        &orders(),
+        view(home("u1"), Some(b"u1"), Some(&value), &env),
+    )
+    .unwrap();
+    assert_eq!(event.status, "settled");
+
+    payload["data"].as_object_mut().unwrap().remove("state");
+    let value = serde_json::to_vec(&payload).unwrap();
+    let poison = decode(
+        &moved,
+        &orders(),
+        view(home("u1"), Some(b"u1"), Some(&value), &env),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (poison.stage, poison.reason),
+        (Stage::Validate, Reason::SchemaInvalid)
+    );
+    assert!(
+        poison.message.ends_with("/data/state"),
+        "{}",
+        poison.message
+    );
 }

@@ -5,7 +5,7 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::fold::{self, Foldable, column};
-use super::{Error, Result, Stored};
+use super::{Error, Fields, Result, Stored};
 
 /// One dispute event, as decoded from its Kafka record.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +36,25 @@ pub struct DisputeEvent {
     pub payload: serde_json::Value,
 }
 
+impl From<Fields> for DisputeEvent {
+    fn from(fields: Fields) -> Self {
+        Self {
+            event_id: fields.event_id,
+            provider_event_id: fields.provider_event_id,
+            event_type: fields.event_type,
+            dispute_id: fields.entity_id,
+            order_id: fields.order_id,
+            user_id: fields.user_id,
+            status: fields.status,
+            amount: fields.amount,
+            currency: fields.currency,
+            occurred_at: fields.occurred_at,
+            received_at: fields.received_at,
+            payload: fields.payload,
+        }
+    }
+}
+
 impl Foldable for DisputeEvent {
     type EventKey<'a> = (&'a str, &'a str, DateTime<Utc>);
     type Entity<'a> = &'a str;
@@ -51,15 +70,6 @@ impl Foldable for DisputeEvent {
     fn ordering(&self) -> (DateTime<Utc>, &str) {
         (self.occurred_at, &self.provider_event_id)
     }
-}
-
-/// Stores one dispute event; see [`store_dispute_events`].
-pub async fn store_dispute_event(
-    tx: &mut Transaction<'_, Postgres>,
-    event: &DisputeEvent,
-) -> Result<Stored> {
-    let outcomes = store_dispute_events(tx, std::slice::from_ref(event)).await?;
-    Ok(outcomes.first().copied().unwrap_or(Stored::AlreadyStored))
 }
 
 /// Stores a batch of dispute events in `tx` and brings each dispute's latest

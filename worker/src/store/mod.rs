@@ -2,18 +2,28 @@
 //!
 //! Every write goes through a [`sqlx::Transaction`]: the event rows and the state
 //! rows of a batch commit together or not at all, and the caller commits Kafka
-//! offsets only after the transaction did.
+//! offsets only after the transaction did. [`Pools`] holds the shards'
+//! connections and writes a shard's part of a batch with the one function its
+//! event type's storage needs ([`Event::store_batch`]).
 
 mod disputes;
 mod error;
 mod fold;
 mod migrate;
 mod orders;
+mod pools;
 
-pub use disputes::{DisputeEvent, store_dispute_event, store_dispute_events};
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+pub use disputes::{DisputeEvent, store_dispute_events};
 pub use error::{Error, ErrorClass, Result, class_of_sqlstate};
 pub use migrate::{MIGRATOR, PARTITION_MONTHS_AHEAD, ensure_dispute_partitions, migrate};
-pub use orders::{OrderEvent, store_order_event, store_order_events};
+pub use orders::{OrderEvent, store_order_events};
+pub use pools::Pools;
 
 /// What storing one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,4 +35,64 @@ pub enum Stored {
     /// duplicate earlier in the same batch): nothing changed, and the caller
     /// treats it as done.
     AlreadyStored,
+}
+
+/// What every event carries whatever its storage: hookline's and the
+/// provider's identities, and the values found at its event type's column
+/// pointers. Each storage's event is made from it ([`Event`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fields {
+    /// hookline's deterministic event id.
+    pub event_id: Uuid,
+    pub provider_event_id: String,
+    /// The provider's event type (`order.paid`, …).
+    pub event_type: String,
+    /// The entity whose state the event changes (the order, the dispute).
+    pub entity_id: String,
+    /// The order the event belongs to; for an order, the entity itself.
+    pub order_id: String,
+    /// The shard key.
+    pub user_id: String,
+    pub status: String,
+    /// Minor units.
+    pub amount: i64,
+    /// ISO 4217, lowercase.
+    pub currency: String,
+    /// The provider's event time.
+    pub occurred_at: DateTime<Utc>,
+    /// When ingest received this copy of the event.
+    pub received_at: DateTime<Utc>,
+    /// The provider's payload.
+    pub payload: serde_json::Value,
+}
+
+/// The event of one storage ([`hookline_contract::Storage`]), as its
+/// repository function takes it. A worker consumes one topic and so stores
+/// one kind of event: its batches are written with this one function and
+/// never split by kind.
+pub trait Event: From<Fields> + Clone + Send + Sync {
+    /// Stores a batch in `tx` and brings the latest state up to date: one
+    /// outcome per event, in batch order.
+    fn store_batch(
+        tx: &mut Transaction<'_, Postgres>,
+        events: &[Self],
+    ) -> impl Future<Output = Result<Vec<Stored>>> + Send;
+}
+
+impl Event for OrderEvent {
+    fn store_batch(
+        tx: &mut Transaction<'_, Postgres>,
+        events: &[Self],
+    ) -> impl Future<Output = Result<Vec<Stored>>> + Send {
+        store_order_events(tx, events)
+    }
+}
+
+impl Event for DisputeEvent {
+    fn store_batch(
+        tx: &mut Transaction<'_, Postgres>,
+        events: &[Self],
+    ) -> impl Future<Output = Result<Vec<Stored>>> + Send {
+        store_dispute_events(tx, events)
+    }
 }

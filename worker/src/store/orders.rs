@@ -5,7 +5,7 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::fold::{self, Foldable, column};
-use super::{Error, Result, Stored};
+use super::{Error, Fields, Result, Stored};
 
 /// One order event, as decoded from its Kafka record.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,25 @@ pub struct OrderEvent {
     pub payload: serde_json::Value,
 }
 
+impl From<Fields> for OrderEvent {
+    /// An order is its own entity: the entity id is the order id.
+    fn from(fields: Fields) -> Self {
+        Self {
+            event_id: fields.event_id,
+            provider_event_id: fields.provider_event_id,
+            event_type: fields.event_type,
+            order_id: fields.entity_id,
+            user_id: fields.user_id,
+            status: fields.status,
+            amount: fields.amount,
+            currency: fields.currency,
+            occurred_at: fields.occurred_at,
+            received_at: fields.received_at,
+            payload: fields.payload,
+        }
+    }
+}
+
 impl Foldable for OrderEvent {
     type EventKey<'a> = (&'a str, &'a str);
     type Entity<'a> = &'a str;
@@ -47,15 +66,6 @@ impl Foldable for OrderEvent {
     fn ordering(&self) -> (DateTime<Utc>, &str) {
         (self.occurred_at, &self.provider_event_id)
     }
-}
-
-/// Stores one order event; see [`store_order_events`].
-pub async fn store_order_event(
-    tx: &mut Transaction<'_, Postgres>,
-    event: &OrderEvent,
-) -> Result<Stored> {
-    let outcomes = store_order_events(tx, std::slice::from_ref(event)).await?;
-    Ok(outcomes.first().copied().unwrap_or(Stored::AlreadyStored))
 }
 
 /// Stores a batch of order events in `tx` and brings each order's latest state

@@ -4,16 +4,14 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 
-use hookline_contract::{Envelope, event_id, partition_for};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
-use rdkafka::{ClientConfig, TopicPartitionList};
+use chrono::{TimeZone, Utc};
+use hookline_contract::{event_id, partition_for};
+use hookline_kafka::admin::{KafkaAdmin, RdKafkaAdmin};
+use hookline_kafka::offsets::{self, PartitionOffsets};
+use hookline_kafka::produce::{Producer, Record};
+use hookline_kafka::{ClientSettings, Envelope};
+use rdkafka::message::OwnedHeaders;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -24,6 +22,11 @@ pub const PARTITIONS: i32 = 4;
 
 pub fn bootstrap() -> String {
     std::env::var("HOOKLINE_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+/// The clients of the tests reach the broker as the worker does.
+pub fn kafka() -> ClientSettings {
+    ClientSettings::new(bootstrap())
 }
 
 /// One event to produce.
@@ -66,7 +69,7 @@ pub struct Pipeline {
     pub event_type: &'static str,
     pub shards: [TestDb; 2],
     pub dir: tempfile::TempDir,
-    producer: FutureProducer,
+    producer: Producer,
 }
 
 impl Pipeline {
@@ -98,13 +101,7 @@ impl Pipeline {
             bootstrap()
         );
         std::fs::write(dir.path().join("pipeline.yaml"), manifest).unwrap();
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap())
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", "0")
-            .create()
-            .unwrap();
+        let producer = Producer::new(&kafka().producer("hookline-worker-test"), DEADLINE).unwrap();
         Self {
             topic,
             event_type,
@@ -159,7 +156,7 @@ impl Pipeline {
             event_id: event_id("test", &ev.id),
             event_type: "order.paid".into(),
             source: "test".into(),
-            received_at: "2026-11-27T10:00:00.000Z".into(),
+            received_at: Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap(),
             partition_count: PARTITIONS as u32,
             schema: "test".into(),
         }
@@ -173,32 +170,19 @@ impl Pipeline {
         partition: Option<i32>,
         envelope: Option<Envelope>,
     ) {
-        let headers = envelope.map(|e| {
-            e.to_headers()
-                .iter()
-                .fold(OwnedHeaders::new(), |h, (k, v)| {
-                    h.insert(Header {
-                        key: k,
-                        value: Some(v.as_str()),
-                    })
-                })
-        });
-        let mut record = FutureRecord::to(&self.topic).payload(value);
-        if let Some(key) = key {
-            record = record.key(key);
+        let sent = self
+            .producer
+            .send(Record {
+                topic: &self.topic,
+                partition,
+                key: key.map(str::as_bytes),
+                value: Some(value),
+                headers: envelope.map_or_else(OwnedHeaders::new, |e| e.to_headers()),
+            })
+            .await;
+        if let Err(error) = sent {
+            panic!("producing to {} failed: {error}", self.topic);
         }
-        if let Some(partition) = partition {
-            record = record.partition(partition);
-        }
-        if let Some(headers) = headers {
-            record = record.headers(headers);
-        }
-        let sent = tokio::time::timeout(DEADLINE, self.producer.send(record, Timeout::Never)).await;
-        assert!(
-            matches!(sent, Ok(Ok(_))),
-            "producing to {} failed",
-            self.topic
-        );
     }
 
     /// Rows of `table` on shard `shard` (0 = a, 1 = b).
@@ -216,57 +200,26 @@ impl Pipeline {
 
     /// The group's committed offset per partition (absent when none).
     pub async fn committed(&self) -> HashMap<i32, i64> {
-        let topic = self.topic.clone();
-        tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", bootstrap())
-                .set("group.id", &topic)
-                .create()
-                .unwrap();
-            let mut tpl = TopicPartitionList::new();
-            for p in 0..PARTITIONS {
-                tpl.add_partition(&topic, p);
-            }
-            let committed = consumer
-                .committed_offsets(tpl, Duration::from_secs(10))
-                .unwrap();
-            committed
-                .elements()
-                .iter()
-                .filter_map(|e| {
-                    e.offset()
-                        .to_raw()
-                        .filter(|o| *o >= 0)
-                        .map(|o| (e.partition(), o))
-                })
-                .collect()
-        })
-        .await
-        .unwrap()
+        self.offsets()
+            .await
+            .into_iter()
+            .filter_map(|p| Some((p.partition, p.committed?)))
+            .collect()
     }
 
     /// The end offset of each partition of the topic.
     pub async fn ends(&self) -> HashMap<i32, i64> {
-        let topic = self.topic.clone();
-        tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", bootstrap())
-                .create()
-                .unwrap();
-            (0..PARTITIONS)
-                .map(|p| {
-                    (
-                        p,
-                        consumer
-                            .fetch_watermarks(&topic, p, Duration::from_secs(10))
-                            .unwrap()
-                            .1,
-                    )
-                })
-                .collect()
-        })
-        .await
-        .unwrap()
+        self.offsets()
+            .await
+            .into_iter()
+            .map(|p| (p.partition, p.end))
+            .collect()
+    }
+
+    async fn offsets(&self) -> Vec<PartitionOffsets> {
+        offsets::offsets(&kafka(), &self.topic, &self.topic)
+            .await
+            .unwrap_or_else(|e| panic!("offsets of {}: {e}", self.topic))
     }
 
     pub fn dlq(&self) -> String {
@@ -281,25 +234,19 @@ impl Pipeline {
 }
 
 pub async fn create_topics(topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .unwrap();
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(name, p)| NewTopic::new(name, *p, TopicReplication::Fixed(1)))
-        .collect();
-    let created = tokio::time::timeout(DEADLINE, admin.create_topics(&new, &AdminOptions::new()))
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "the broker at {} did not answer; run `scripts/stack up`",
-                bootstrap()
-            )
-        })
-        .unwrap();
-    for result in created {
-        result.unwrap();
+    let admin = RdKafkaAdmin::new(&kafka(), "hookline-worker-test").unwrap();
+    for (name, partitions) in topics {
+        let created = tokio::time::timeout(DEADLINE, admin.create(name, *partitions))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the broker at {} did not answer; run `scripts/stack up`",
+                    bootstrap()
+                )
+            });
+        if let Err(error) = created {
+            panic!("creating {name}: {error}");
+        }
     }
 }
 
@@ -336,10 +283,10 @@ impl WorkerProcess {
             format!("127.0.0.1:{port}"),
             "--batch-size".into(),
             batch_size.to_string(),
-            "--batch-wait-ms".into(),
-            "50".into(),
-            "--max-backoff-ms".into(),
-            "500".into(),
+            "--batch-wait".into(),
+            "50ms".into(),
+            "--max-backoff".into(),
+            "500ms".into(),
         ];
         let mut worker = Self {
             child: None,

@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use hookline_contract::{headers as h, partition_for};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use hookline_kafka::offsets;
+use hookline_kafka::reader::{Range, Reader};
+use rdkafka::Message;
 use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message};
 
-use crate::pipeline::{DEADLINE, PARTITIONS, Pipeline, bootstrap, ev, eventually};
+use crate::pipeline::{DEADLINE, PARTITIONS, Pipeline, ev, eventually, kafka};
 
 struct DlqRecord {
     key: Option<String>,
@@ -16,44 +17,50 @@ struct DlqRecord {
     headers: HashMap<String, String>,
 }
 
+/// Every record of the one-partition DLQ `topic`, once it holds `count`.
 async fn read_dlq(topic: &str, count: usize) -> Vec<DlqRecord> {
-    let group = format!("dlq-reader-{}", uuid::Uuid::new_v4().simple());
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", &group)
-        .set("group.instance.id", &group)
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut records = Vec::new();
-    while records.len() < count {
-        let message = tokio::time::timeout(DEADLINE, consumer.recv())
+    eventually(&format!("{count} records in {topic}"), || async {
+        offsets::depth(&kafka(), topic)
             .await
-            .unwrap_or_else(|_| panic!("{topic}: {} of {count} records", records.len()))
-            .unwrap();
-        let headers = message
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_owned(),
-                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        records.push(DlqRecord {
-            key: message
-                .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned()),
-            value: message.payload().unwrap_or_default().to_vec(),
-            headers,
-        });
-    }
-    records
+            .is_ok_and(|depth| depth >= count as i64)
+    })
+    .await;
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let group = format!("dlq-reader-{}", uuid::Uuid::new_v4().simple());
+        let all = Range {
+            partition: 0,
+            start: 0,
+            end: i64::MAX,
+        };
+        let mut reader = Reader::open(&kafka(), &group, &topic, &[all], DEADLINE).unwrap();
+        let mut records = Vec::new();
+        while let Some(message) = reader.next_record().unwrap() {
+            let headers = message
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push(DlqRecord {
+                key: message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+                value: message.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+        records
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use chrono::{TimeZone, Utc};
 use hookline_worker::store::{
-    DisputeEvent, Stored, ensure_dispute_partitions, store_dispute_event, store_dispute_events,
+    DisputeEvent, Stored, ensure_dispute_partitions, store_dispute_events,
 };
 
 use crate::fixtures::{EventExt, dispute};
@@ -13,9 +13,14 @@ const MARCH_1999: i64 = 921_024_000;
 /// 2031-05-20.
 const MAY_2031: i64 = 1_937_001_600;
 
+/// One event in its own transaction.
 async fn store_one(db: &TestDb, event: &DisputeEvent) -> Stored {
     let mut tx = db.pool.begin().await.unwrap();
-    let stored = store_dispute_event(&mut tx, event).await.unwrap();
+    let [stored] = store_dispute_events(&mut tx, std::slice::from_ref(event))
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
     tx.commit().await.unwrap();
     stored
 }

@@ -1,17 +1,17 @@
 //! `orders` and `order_events` through the repository layer.
 
 use hookline_contract::Reason;
-use hookline_worker::store::{
-    ErrorClass, OrderEvent, Stored, store_order_event, store_order_events,
-};
+use hookline_worker::store::{ErrorClass, OrderEvent, Stored, store_order_events};
 
 use crate::fixtures::{EventExt, order};
 use crate::support::TestDb;
 
+/// One event in its own transaction.
 async fn store_one(db: &TestDb, event: &OrderEvent) -> Stored {
-    let mut tx = db.pool.begin().await.unwrap();
-    let stored = store_order_event(&mut tx, event).await.unwrap();
-    tx.commit().await.unwrap();
+    let [stored] = store_batch(db, std::slice::from_ref(event))
+        .await
+        .try_into()
+        .unwrap();
     stored
 }
 
@@ -202,7 +202,7 @@ async fn refused_row_is_a_permanent_constraint_violation() {
     let db = TestDb::migrated().await;
     let mut tx = db.pool.begin().await.unwrap();
 
-    let error = store_order_event(&mut tx, &order("o1", "evt_1").currency("EURO"))
+    let error = store_order_events(&mut tx, &[order("o1", "evt_1").currency("EURO")])
         .await
         .unwrap_err();
 

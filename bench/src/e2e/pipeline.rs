@@ -4,14 +4,15 @@
 use std::path::Path;
 
 use hookline_contract::pipeline::PipelineManifest;
+use hookline_kafka::{ClientSettings, offsets};
 
-use crate::bench::load::SECRET;
-use crate::local::processes::{self, Layout, Process};
-use crate::local::topics;
+use crate::load::SECRET;
+use hookline::local::processes::{self, Layout, Process};
+use hookline::local::topics;
 
 pub struct Pipeline {
     pub url: String,
-    bootstrap: String,
+    kafka: ClientSettings,
     topic: String,
     processes: Vec<Process>,
     _dir: tempfile::TempDir,
@@ -62,7 +63,7 @@ impl Pipeline {
         }
         Ok(Self {
             url: format!("http://{ingest}/webhooks/orders"),
-            bootstrap: bootstrap.to_owned(),
+            kafka: ClientSettings::new(bootstrap),
             topic,
             processes: running,
             _dir: dir,
@@ -71,7 +72,7 @@ impl Pipeline {
 
     /// Whether the workers have committed every record on the topic.
     pub async fn drained(&self) -> anyhow::Result<bool> {
-        let partitions = topics::offsets(&self.bootstrap, &self.topic).await?;
+        let partitions = offsets::offsets(&self.kafka, &self.topic, &self.topic).await?;
         Ok(partitions.iter().all(|p| p.committed.unwrap_or(0) == p.end))
     }
 

@@ -1,5 +1,7 @@
-//! `hookline bench`: throughput and latency figures, printed, against the
+//! `hookline-bench`: throughput and latency figures, printed, against the
 //! broker and databases of the local stack.
+
+use clap::Parser;
 
 mod databases;
 mod e2e;
@@ -30,9 +32,10 @@ pub struct Stack {
     pub admin_url: String,
 }
 
-/// Arguments of `hookline bench`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
+/// `hookline-bench`'s command line.
+#[derive(Debug, Parser)]
+#[command(name = "hookline-bench", version, about)]
+struct Cli {
     #[command(subcommand)]
     what: What,
 }
@@ -48,8 +51,12 @@ enum What {
     E2e(e2e::Args),
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    match args.what {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // The pools of the e2e baseline log every connection a stopped shard
+    // cuts; that is the benchmark working, not news.
+    hookline_runtime::telemetry::init("info,sqlx=error");
+    match Cli::parse().what {
         What::Ingest(args) => ingest::run(args).await,
         What::Worker(args) => worker::run(args).await,
         What::E2e(args) => e2e::run(args).await,

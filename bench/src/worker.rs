@@ -10,9 +10,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use hookline_contract::{Envelope, event_id, partition_for};
-use rdkafka::ClientConfig;
-use rdkafka::message::{Header, OwnedHeaders};
+use hookline_contract::{event_id, partition_for};
+use hookline_kafka::{ClientSettings, Envelope, offsets};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use sqlx::PgPool;
@@ -20,7 +19,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::stats::rate;
 use super::{Stack, databases};
-use crate::local::{processes, topics};
+use hookline::local::{processes, topics};
 
 /// Arguments of `hookline bench worker`.
 #[derive(Debug, clap::Args)]
@@ -95,7 +94,7 @@ fn event(i: usize, partitions: i32) -> (String, Vec<u8>, Envelope) {
         event_id: event_id("bench", &id),
         event_type: "order.paid".into(),
         source: "bench".into(),
-        received_at: "2026-11-27T10:00:00.000Z".into(),
+        received_at: chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default(),
         partition_count: partitions.unsigned_abs(),
         schema: "bench".into(),
     };
@@ -147,7 +146,8 @@ async fn worker_run(
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut first_commit: Option<(Instant, i64)> = None;
     loop {
-        let partitions = topics::offsets(&args.stack.broker.bootstrap, &topic).await?;
+        let kafka = ClientSettings::new(args.stack.broker.bootstrap.clone());
+        let partitions = offsets::offsets(&kafka, &topic, &topic).await?;
         let done: i64 = partitions.iter().filter_map(|p| p.committed).sum();
         if first_commit.is_none() && done > 0 {
             first_commit = Some((Instant::now(), done));
@@ -194,24 +194,15 @@ async fn produce(
     topic: &str,
     payloads: &[(String, Vec<u8>, Envelope)],
 ) -> anyhow::Result<()> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("message.timeout.ms", "0")
+    // Many records in flight at once, not one send awaited after the other:
+    // the benchmark fills the topic as fast as the broker takes it.
+    let producer: FutureProducer = ClientSettings::new(bootstrap)
+        .producer("hookline-bench")
         .set("linger.ms", "5")
         .create()?;
     let mut in_flight = std::collections::VecDeque::new();
     for (user, body, envelope) in payloads {
-        let headers = envelope
-            .to_headers()
-            .iter()
-            .fold(OwnedHeaders::new(), |h, (k, v)| {
-                h.insert(Header {
-                    key: k,
-                    value: Some(v.as_str()),
-                })
-            });
+        let headers = envelope.to_headers();
         let partition =
             partition_for(user.as_bytes(), envelope.partition_count).map_or(0, |p| p as i32);
         let record = FutureRecord::to(topic)
@@ -251,7 +242,7 @@ async fn copy_run(
         events_csv[shard].push_str(&format!(
             "ord_{i},evt_{i},{},{user},order.paid,{at},{},{}\n",
             envelope.event_id,
-            envelope.received_at,
+            hookline_kafka::envelope::timestamp(envelope.received_at),
             csv_quote(&payload)
         ));
         orders_csv[shard].push_str(&format!(

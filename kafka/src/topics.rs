@@ -13,7 +13,7 @@ pub const DLQ_PARTITIONS: i32 = 1;
 
 /// The decision for one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
+pub enum TopicPlan {
     /// Missing: create it.
     Create { topic: String, partitions: i32 },
     /// Fewer partitions than the spec asks: grow it.
@@ -29,20 +29,20 @@ pub enum Plan {
     },
 }
 
-impl Plan {
+impl TopicPlan {
     pub fn topic(&self) -> &str {
         match self {
-            Plan::Create { topic, .. }
-            | Plan::Grow { topic, .. }
-            | Plan::Keep { topic, .. }
-            | Plan::Adopt { topic, .. } => topic,
+            TopicPlan::Create { topic, .. }
+            | TopicPlan::Grow { topic, .. }
+            | TopicPlan::Keep { topic, .. }
+            | TopicPlan::Adopt { topic, .. } => topic,
         }
     }
 }
 
-/// The topics a pipeline asks for, each main topic followed by its DLQ, with
+/// The topics a pipeline declares, each main topic followed by its DLQ, with
 /// their partition counts.
-pub fn wanted(spec: &PipelineSpec) -> Vec<(String, i32)> {
+pub fn declared(spec: &PipelineSpec) -> Vec<(String, i32)> {
     spec.topics
         .iter()
         .flat_map(|t| {
@@ -54,31 +54,31 @@ pub fn wanted(spec: &PipelineSpec) -> Vec<(String, i32)> {
         .collect()
 }
 
-/// Decides for each `(topic, partitions)` wanted, given the broker's counts.
+/// Decides for each `(topic, partitions)` declared, given the broker's counts.
 ///
 /// Kafka cannot remove partitions, so a spec below the broker's count is never
-/// a shrink: the broker's count stands ([`Plan::Adopt`]).
-pub fn plan(wanted: &[(String, i32)], observed: &HashMap<String, i32>) -> Vec<Plan> {
-    wanted
+/// a shrink: the broker's count stands ([`TopicPlan::Adopt`]).
+pub fn plan(declared: &[(String, i32)], observed: &HashMap<String, i32>) -> Vec<TopicPlan> {
+    declared
         .iter()
         .map(|(topic, spec)| {
             let topic = topic.clone();
             match observed.get(&topic).copied() {
-                None => Plan::Create {
+                None => TopicPlan::Create {
                     topic,
                     partitions: *spec,
                 },
-                Some(have) if have < *spec => Plan::Grow {
+                Some(have) if have < *spec => TopicPlan::Grow {
                     topic,
                     from: have,
                     to: *spec,
                 },
-                Some(have) if have > *spec => Plan::Adopt {
+                Some(have) if have > *spec => TopicPlan::Adopt {
                     topic,
                     observed: have,
                     spec: *spec,
                 },
-                Some(have) => Plan::Keep {
+                Some(have) => TopicPlan::Keep {
                     topic,
                     partitions: have,
                 },
@@ -108,18 +108,19 @@ pub enum Change {
 
 /// Carries out `plans`, one topic after the other; a failure on one topic is
 /// recorded and the others still proceed.
-pub async fn apply(admin: &dyn KafkaAdmin, plans: &[Plan]) -> Vec<Outcome> {
+pub async fn apply(admin: &dyn KafkaAdmin, plans: &[TopicPlan]) -> Vec<Outcome> {
     let mut outcomes = Vec::with_capacity(plans.len());
     for plan in plans {
         let outcome = match plan {
-            Plan::Create { topic, partitions } => match admin.create(topic, *partitions).await {
+            TopicPlan::Create { topic, partitions } => match admin.create(topic, *partitions).await
+            {
                 Ok(()) => done(topic, *partitions, Some(Change::Created(*partitions))),
                 // Created meanwhile (by another reconcile or a tool): adopt it
                 // as it is; the next reconcile sees its count.
                 Err(AdminError::TopicAlreadyExists(_)) => done(topic, *partitions, None),
                 Err(error) => failed(topic, 0, error),
             },
-            Plan::Grow { topic, from, to } => match admin.grow(topic, *to).await {
+            TopicPlan::Grow { topic, from, to } => match admin.grow(topic, *to).await {
                 Ok(()) => done(
                     topic,
                     *to,
@@ -130,8 +131,8 @@ pub async fn apply(admin: &dyn KafkaAdmin, plans: &[Plan]) -> Vec<Outcome> {
                 ),
                 Err(error) => failed(topic, *from, error),
             },
-            Plan::Keep { topic, partitions } => done(topic, *partitions, None),
-            Plan::Adopt {
+            TopicPlan::Keep { topic, partitions } => done(topic, *partitions, None),
+            TopicPlan::Adopt {
                 topic, observed, ..
             } => done(topic, *observed, None),
         };
@@ -163,14 +164,18 @@ mod tests {
     use super::*;
     use crate::admin::FakeAdmin;
 
-    fn wanted(list: &[(&str, i32)]) -> Vec<(String, i32)> {
+    fn counts(list: &[(&str, i32)]) -> Vec<(String, i32)> {
         list.iter().map(|(t, p)| ((*t).to_owned(), *p)).collect()
     }
 
     #[test]
-    fn a_pipeline_wants_each_topic_and_its_dlq() {
-        let spec = crate::fixtures::pipeline().build().spec;
-        let all = super::wanted(&spec);
+    fn a_pipeline_declares_each_topic_and_its_dlq() {
+        let spec = hookline_contract::pipeline::PipelineManifest::from_yaml(
+            "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {name: p}\nspec:\n  kafka: {bootstrapServers: \"k:9092\"}\n  topics:\n    - {name: o, eventType: orders, partitions: 4}\n    - {name: d, eventType: disputes, partitions: 2}\n  shards:\n    - {name: a, databaseUrlSecretRef: {name: pg, key: url}}\n  ingest: {signingSecretRef: {name: s}}\n",
+        )
+        .unwrap()
+        .spec;
+        let all = declared(&spec);
         assert_eq!(all.len(), 2 * spec.topics.len());
         for (pair, topic) in all.chunks(2).zip(&spec.topics) {
             assert_eq!(pair[0], (topic.name.clone(), topic.partitions));
@@ -186,27 +191,27 @@ mod tests {
             ("c".to_owned(), 8),
         ]);
         let plans = plan(
-            &wanted(&[("a", 4), ("b", 6), ("c", 4), ("d", 2)]),
+            &counts(&[("a", 4), ("b", 6), ("c", 4), ("d", 2)]),
             &observed,
         );
         assert_eq!(
             plans,
             vec![
-                Plan::Keep {
+                TopicPlan::Keep {
                     topic: "a".into(),
                     partitions: 4
                 },
-                Plan::Grow {
+                TopicPlan::Grow {
                     topic: "b".into(),
                     from: 2,
                     to: 6
                 },
-                Plan::Adopt {
+                TopicPlan::Adopt {
                     topic: "c".into(),
                     observed: 8,
                     spec: 4
                 },
-                Plan::Create {
+                TopicPlan::Create {
                     topic: "d".into(),
                     partitions: 2
                 },
@@ -218,11 +223,11 @@ mod tests {
     async fn applying_a_plan_reaches_the_spec_and_a_second_pass_changes_nothing() {
         let admin = FakeAdmin::default();
         admin.set_partitions("b", 2);
-        let wanted = wanted(&[("a", 4), ("b", 6)]);
+        let declared = counts(&[("a", 4), ("b", 6)]);
         let first = apply(
             &admin,
             &plan(
-                &wanted,
+                &declared,
                 &admin.partitions(&["a".into(), "b".into()]).await.unwrap(),
             ),
         )
@@ -236,7 +241,7 @@ mod tests {
         );
         let requests = admin.requests().len();
         let observed = admin.partitions(&["a".into(), "b".into()]).await.unwrap();
-        let second = apply(&admin, &plan(&wanted, &observed)).await;
+        let second = apply(&admin, &plan(&declared, &observed)).await;
         assert!(
             second
                 .iter()
@@ -255,7 +260,7 @@ mod tests {
         admin.set_partitions("t", 2);
         let outcomes = apply(
             &admin,
-            &[Plan::Grow {
+            &[TopicPlan::Grow {
                 topic: "t".into(),
                 from: 2,
                 to: 4,

@@ -11,27 +11,27 @@ use sqlx::PgPool;
 use super::baseline::Server;
 use super::pipeline::{Pipeline, Ports};
 use super::{Args, SETTLE_DEADLINE};
-use crate::bench::databases;
+use crate::databases;
 
 #[derive(Debug, Clone, Copy)]
-pub enum Kind {
+pub enum Design {
     Pipeline,
     Baseline,
 }
 
-impl Kind {
+impl Design {
     pub fn label(self) -> &'static str {
         match self {
-            Kind::Pipeline => "pipeline",
-            Kind::Baseline => "baseline",
+            Design::Pipeline => "pipeline",
+            Design::Baseline => "baseline",
         }
     }
 
     /// A letter for database and topic names.
     pub fn tag(self) -> char {
         match self {
-            Kind::Pipeline => 'p',
-            Kind::Baseline => 'b',
+            Design::Pipeline => 'p',
+            Design::Baseline => 'b',
         }
     }
 }
@@ -42,7 +42,7 @@ enum System {
 }
 
 pub struct Target {
-    pub kind: Kind,
+    pub kind: Design,
     /// Where webhooks are posted.
     pub url: String,
     /// In front of shard b.
@@ -54,7 +54,7 @@ pub struct Target {
 }
 
 /// The rows of one phase.
-pub struct Stored {
+pub struct PhaseRows {
     pub rows: i64,
     /// When the last row was inserted.
     pub last: DateTime<Utc>,
@@ -63,7 +63,7 @@ pub struct Stored {
 }
 
 impl Target {
-    pub async fn start(kind: Kind, args: &Args, run: &str) -> anyhow::Result<Self> {
+    pub async fn start(kind: Design, args: &Args, run: &str) -> anyhow::Result<Self> {
         let databases = databases::create(&args.stack.admin_url, run).await?;
         match Self::start_on(kind, args, run, databases.clone()).await {
             Ok(target) => Ok(target),
@@ -76,7 +76,7 @@ impl Target {
     }
 
     async fn start_on(
-        kind: Kind,
+        kind: Design,
         args: &Args,
         run: &str,
         databases: [String; 2],
@@ -98,7 +98,7 @@ impl Target {
         let proxy = Proxy::start(&authority).await?;
         let (_, shard_b) = through_proxy(&databases[1], proxy.port)?;
         let system = match kind {
-            Kind::Pipeline => System::Pipeline(
+            Design::Pipeline => System::Pipeline(
                 Pipeline::start(
                     &args.stack.broker.bootstrap,
                     run,
@@ -111,7 +111,7 @@ impl Target {
                 )
                 .await?,
             ),
-            Kind::Baseline => System::Baseline(
+            Design::Baseline => System::Baseline(
                 Server::start(&[
                     ("a".to_owned(), databases[0].clone()),
                     ("b".to_owned(), shard_b),
@@ -172,8 +172,8 @@ impl Target {
         }
     }
 
-    pub async fn stored(&self, phase: &str) -> anyhow::Result<Stored> {
-        let mut stored = Stored {
+    pub async fn stored(&self, phase: &str) -> anyhow::Result<PhaseRows> {
+        let mut stored = PhaseRows {
             rows: 0,
             last: DateTime::<Utc>::MIN_UTC,
             latencies: Vec::new(),

@@ -12,12 +12,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use hookline_contract::{event_id, headers as h, partition_for};
+use hookline_contract::{event_id, partition_for};
 use hookline_ingest::config::{Args as IngestArgs, Config};
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::message::{Header, OwnedHeaders};
+use hookline_kafka::admin::{KafkaAdmin, RdKafkaAdmin};
+use hookline_kafka::{ClientSettings, Envelope};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -45,9 +43,9 @@ pub struct Args {
     /// Requests per second of the fixed-rate run.
     #[arg(long, default_value_t = 500)]
     rate: u32,
-    /// Seconds of the fixed-rate run.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
+    /// Length of the fixed-rate run (whole seconds).
+    #[arg(long, default_value = "10s", value_parser = hookline_runtime::parse_duration)]
+    duration: Duration,
     /// Size of each webhook body in bytes.
     #[arg(long, default_value_t = 1024)]
     body_bytes: usize,
@@ -106,7 +104,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let fixed = fixed_rate(&client, &url, &args).await;
     print_http(
-        &format!("HTTP fixed rate ({}/s for {} s)", args.rate, args.seconds),
+        &format!(
+            "HTTP fixed rate ({}/s for {} s)",
+            args.rate,
+            args.duration.as_secs()
+        ),
         &fixed,
     );
 
@@ -159,22 +161,14 @@ fn body(i: usize, size: usize) -> Vec<u8> {
 }
 
 async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(name, p)| NewTopic::new(name, *p, TopicReplication::Fixed(1)))
-        .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results =
-        tokio::time::timeout(Duration::from_secs(60), admin.create_topics(&new, &options))
+    let admin = RdKafkaAdmin::new(&ClientSettings::new(bootstrap), "hookline-bench")?;
+    for (topic, partitions) in topics {
+        tokio::time::timeout(Duration::from_secs(60), admin.create(topic, *partitions))
             .await
             .with_context(|| {
                 format!("the broker at {bootstrap} did not answer; run `scripts/stack up`")
-            })??;
-    for result in results {
-        result.map_err(|(topic, code)| anyhow::anyhow!("creating {topic} failed: {code}"))?;
+            })?
+            .with_context(|| format!("creating {topic}"))?;
     }
     Ok(())
 }
@@ -200,13 +194,13 @@ async fn start_ingest(
         secrets_dir: dir.join("secrets"),
         listen: "127.0.0.1:0".parse()?,
         max_body_bytes: 1024 * 1024,
-        timestamp_tolerance_secs: 300,
-        ack_timeout_ms: 5_000,
-        request_timeout_ms: 15_000,
+        timestamp_tolerance: Duration::from_secs(300),
+        ack_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(15),
         producer_queue: 100_000,
         producer_queue_kbytes: 256 * 1024,
         max_concurrent_requests: 1_024,
-        retry_after_secs: 5,
+        retry_after: Duration::from_secs(5),
     };
     let app = hookline_ingest::App::new(Config::load(&ingest_args)?)?;
     let listener = hookline_ingest::bind(ingest_args.listen).await?;
@@ -230,12 +224,9 @@ async fn start_ingest(
 /// Produces every body straight to the broker, as ingest would; returns the
 /// time from the first send to the last ack.
 async fn raw_produce(args: &Args, topic: &str, bodies: &[Vec<u8>]) -> anyhow::Result<Duration> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &args.broker.bootstrap)
-        .set("partitioner", "murmur2_random")
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("message.timeout.ms", "0")
+    // Configured as ingest's producer, but with many sends in flight at once.
+    let producer: FutureProducer = ClientSettings::new(args.broker.bootstrap.as_str())
+        .producer("hookline-bench")
         .set("linger.ms", "2")
         .create()?;
     let count = args.partitions.unsigned_abs();
@@ -243,33 +234,15 @@ async fn raw_produce(args: &Args, topic: &str, bodies: &[Vec<u8>]) -> anyhow::Re
     let mut in_flight = VecDeque::with_capacity(RAW_IN_FLIGHT);
     for (i, body) in bodies.iter().enumerate() {
         let user = format!("user-{}", i % 1_000);
-        let id = event_id("bench", &format!("evt_bench_{i}")).to_string();
-        let received = chrono::Utc::now().to_rfc3339();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: h::EVENT_ID,
-                value: Some(&id),
-            })
-            .insert(Header {
-                key: h::EVENT_TYPE,
-                value: Some("order.paid"),
-            })
-            .insert(Header {
-                key: h::SOURCE,
-                value: Some("bench"),
-            })
-            .insert(Header {
-                key: h::RECEIVED_AT,
-                value: Some(&received),
-            })
-            .insert(Header {
-                key: h::PARTITION_COUNT,
-                value: Some(&count.to_string()),
-            })
-            .insert(Header {
-                key: h::SCHEMA,
-                value: Some("bench"),
-            });
+        let headers = Envelope {
+            event_id: event_id("bench", &format!("evt_bench_{i}")),
+            event_type: "order.paid".to_owned(),
+            source: "bench".to_owned(),
+            received_at: chrono::Utc::now(),
+            partition_count: count,
+            schema: "bench".to_owned(),
+        }
+        .to_headers();
         let mut record = FutureRecord::to(topic)
             .key(&user)
             .payload(body)
@@ -315,7 +288,7 @@ async fn saturation(
 }
 
 async fn fixed_rate(client: &reqwest::Client, url: &str, args: &Args) -> HttpRun {
-    let total = args.rate as usize * args.seconds as usize;
+    let total = args.rate as usize * args.duration.as_secs() as usize;
     let started = Instant::now();
     let results = load::open_loop(client, url, args.rate, total, FIXED_RATE_IN_FLIGHT, |n| {
         body(args.requests + n, args.body_bytes)

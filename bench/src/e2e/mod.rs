@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::stats::{Latencies, ms, rate};
 use super::{Stack, load};
-use target::{Kind, Target};
+use target::{Design, Target};
 
 /// Arguments of `hookline bench e2e`.
 #[derive(Debug, clap::Args)]
@@ -41,15 +41,15 @@ pub struct Args {
     /// Webhooks per second of the outage run.
     #[arg(long, default_value_t = 200)]
     rate: u32,
-    /// Length of the outage run.
-    #[arg(long, default_value_t = 60)]
-    seconds: u64,
+    /// Length of the outage run (whole seconds).
+    #[arg(long, default_value = "60s", value_parser = hookline_runtime::parse_duration)]
+    duration: Duration,
     /// How long shard b is stopped, in the middle of the outage run.
-    #[arg(long, default_value_t = 30)]
-    outage_seconds: u64,
+    #[arg(long, default_value = "30s", value_parser = hookline_runtime::parse_duration)]
+    outage: Duration,
     /// How long a sender waits for an answer, as a provider would.
-    #[arg(long, default_value_t = 10)]
-    request_timeout_seconds: u64,
+    #[arg(long, default_value = "10s", value_parser = hookline_runtime::parse_duration)]
+    request_timeout: Duration,
     /// Ingest listens here; the workers on the ports after `--first-port`.
     #[arg(long, default_value_t = 9300)]
     first_port: u16,
@@ -64,12 +64,12 @@ const WARM_UP: usize = 64;
 const IN_FLIGHT: usize = 8_192;
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    if args.outage_seconds >= args.seconds {
-        bail!("--outage-seconds must be shorter than --seconds");
+    if args.outage >= args.duration {
+        bail!("--outage must be shorter than --duration");
     }
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(args.request_timeout_seconds))
+        .timeout(args.request_timeout)
         .pool_max_idle_per_host(args.clients)
         .build()?;
     println!(
@@ -85,7 +85,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "  {:<10} {:>9} {:>11} {:>22} {:>28}",
         "system", "2xx", "HTTP req/s", "HTTP to rows, rows/s", "receipt to row p50/p99/max ms"
     );
-    for kind in [Kind::Pipeline, Kind::Baseline] {
+    for kind in [Design::Pipeline, Design::Baseline] {
         let target = Target::start(kind, &args, &format!("{run}s{}", kind.tag())).await?;
         let figures = steady(&client, &args, &target).await;
         let stopped = target.stop(&args).await;
@@ -95,16 +95,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     println!(
         "\nshard b stopped for {} s in the middle of {} s at {} webhooks/s ({} webhooks, no provider retries)",
-        args.outage_seconds,
-        args.seconds,
+        args.outage.as_secs(),
+        args.duration.as_secs(),
         args.rate,
-        u64::from(args.rate) * args.seconds
+        u64::from(args.rate) * args.duration.as_secs()
     );
     println!(
         "  {:<10} {:>9} {:>16} {:>9} {:>6} {:>30}",
         "system", "2xx", "5xx / no answer", "stored", "lost", "all stored, s after last answer"
     );
-    for kind in [Kind::Pipeline, Kind::Baseline] {
+    for kind in [Design::Pipeline, Design::Baseline] {
         let target = Target::start(kind, &args, &format!("{run}o{}", kind.tag())).await?;
         let figures = outage(&client, &args, &target).await;
         let stopped = target.stop(&args).await;
@@ -169,7 +169,7 @@ async fn steady(client: &reqwest::Client, args: &Args, target: &Target) -> anyho
     })
 }
 
-fn print_steady(kind: Kind, s: &Steady) {
+fn print_steady(kind: Design, s: &Steady) {
     let latencies = s.latencies.map_or("-".to_owned(), |l| {
         format!("{} / {} / {}", ms(l.p50), ms(l.p99), ms(l.max))
     });
@@ -195,9 +195,9 @@ struct Outage {
 
 async fn outage(client: &reqwest::Client, args: &Args, target: &Target) -> anyhow::Result<Outage> {
     warm_up(client, target).await?;
-    let total = args.rate as usize * args.seconds as usize;
-    let before = Duration::from_secs((args.seconds - args.outage_seconds) / 2);
-    let stopped = Duration::from_secs(args.outage_seconds);
+    let total = args.rate as usize * args.duration.as_secs() as usize;
+    let before = (args.duration - args.outage) / 2;
+    let stopped = args.outage;
     let shard_b = async {
         tokio::time::sleep(before).await;
         target.proxy.stop();
@@ -224,7 +224,7 @@ async fn outage(client: &reqwest::Client, args: &Args, target: &Target) -> anyho
     })
 }
 
-fn print_outage(kind: Kind, o: &Outage) {
+fn print_outage(kind: Design, o: &Outage) {
     println!(
         "  {:<10} {:>9} {:>16} {:>9} {:>6} {:>30.1}",
         kind.label(),

@@ -11,16 +11,17 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
+use hookline_contract::event_types::ORDERS;
 use hookline_contract::pipeline::Pointers;
-use hookline_contract::{Envelope, event_id, payload::Inspector, shard_for};
+use hookline_contract::{event_id, payload::Inspector, shard_for};
 use hookline_ingest::auth::Keys;
-use hookline_worker::decode::{Kind, RecordView, decode};
-use hookline_worker::shards::Shards;
-use hookline_worker::store::ErrorClass;
+use hookline_kafka::Envelope;
+use hookline_worker::decode::{RecordView, decode};
+use hookline_worker::store::{ErrorClass, OrderEvent, Pools};
 use tokio_util::sync::CancellationToken;
 
-use crate::bench::load::SECRET;
+use crate::load::SECRET;
 
 /// Connections per shard: as many as the handler could use at once.
 const CONNECTIONS: u32 = 16;
@@ -30,7 +31,7 @@ const TOLERANCE_SECS: u32 = 300;
 struct Baseline {
     keys: Keys,
     inspector: Inspector,
-    shards: Shards,
+    shards: Pools,
 }
 
 /// A running baseline server.
@@ -49,7 +50,7 @@ impl Server {
         let baseline = Arc::new(Baseline {
             keys,
             inspector: Inspector::builtin("orders", Pointers::default())?,
-            shards: Shards::connect_lazy(shards, CONNECTIONS)?,
+            shards: Pools::connect_lazy(shards, CONNECTIONS)?,
         });
         let app = Router::new()
             .route("/webhooks/orders", post(receive))
@@ -99,7 +100,7 @@ async fn receive(
         event_id: event_id(scheme.source(), &inspected.provider_event_id),
         event_type: inspected.event_type.clone(),
         source: scheme.source().to_owned(),
-        received_at: received_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        received_at,
         partition_count: 1,
         schema: baseline.inspector.schema_id().to_owned(),
     });
@@ -109,11 +110,12 @@ async fn receive(
         value: Some(&body),
         envelope: &envelope,
     };
-    let Ok(event) = decode(Kind::Orders, &baseline.inspector, record) else {
+    let Ok(fields) = decode(&ORDERS, &baseline.inspector, record) else {
         return StatusCode::BAD_REQUEST;
     };
+    let event = OrderEvent::from(fields);
     let shard = shard_for(&inspected.user_id, baseline.shards.count()).unwrap_or(0) as usize;
-    match baseline.shards.write(shard, &[&event]).await {
+    match baseline.shards.write(shard, &[event]).await {
         Ok(_) => StatusCode::OK,
         Err(error) => match error.class() {
             ErrorClass::Permanent(_) => StatusCode::BAD_REQUEST,
