@@ -20,6 +20,14 @@ use tokio_util::sync::CancellationToken;
 /// The content type of the Prometheus text exposition `prometheus-client` writes.
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The Prometheus text exposition of `registry`.
+pub fn exposition(registry: &prometheus_client::registry::Registry) -> String {
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, registry);
+    text
+}
+
 /// What a binary says about itself.
 pub trait Probe: Send + Sync + 'static {
     /// `Ok` when ready for work, or why not, in words for an operator.
