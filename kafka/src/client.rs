@@ -70,19 +70,13 @@ impl ClientSettings {
         config
     }
 
-    /// A reader of partitions by assignment: never a group member, commits
-    /// nothing by itself; `group` is where its committed offsets are read
-    /// (librdkafka needs a group even to read by assignment).
+    /// A reader of partitions by assignment: never a group member, so the
+    /// consumer's settings serve it as they are; `group` is where committed
+    /// offsets are read and written (librdkafka needs a group even to read by
+    /// assignment). A start offset the broker no longer keeps reads from the
+    /// oldest record kept, not from the end.
     pub fn reader(&self, group: &str) -> ClientConfig {
-        let mut config = self.base("hookline-reader");
-        config
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            // A start offset the broker no longer keeps reads from the oldest
-            // record kept, not from the end.
-            .set("auto.offset.reset", "earliest");
-        config
+        self.consumer("hookline-reader", group)
     }
 
     /// An admin client.
