@@ -6,13 +6,26 @@
 ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
-# rdkafka-sys builds the bundled librdkafka with its configure script and make;
-# cmake and pkg-config are what its build and libz-sys probe for.
+# librdkafka is compiled from the copy rdkafka-sys bundles (rdkafka 0.39 with
+# only its default `libz` feature: rdkafka-sys 4.10.0+2.12.1 in Cargo.lock has
+# no cmake, openssl-sys, zstd-sys, sasl2-sys or curl-sys). Without the
+# `cmake-build` feature its build script runs librdkafka's own ./configure
+# (mklove, a bash script) and `make libs`, so what it needs is make and a C and
+# a C++ compiler (build-essential). python3 writes the shared library's linker
+# script (lds-gen.py; configure drops the script, with an error line, when
+# python3 is missing). cmake is used only with `cmake-build`, and pkg-config
+# only if present (mklove falls back to compiling a test program): this build
+# needs neither, and installing them costs only build time. Turning on
+# rdkafka's `ssl`, `zstd` or `gssapi` adds what those need.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake pkg-config python3 \
  && rm -rf /var/lib/apt/lists/*
-# zlib is compiled in: the runtime image has no libz. SQLX_OFFLINE comes from
-# .cargo/config.toml, so queries are checked against .sqlx/ without a database.
+# zlib is compiled in, as the runtime image has no libz: LIBZ_SYS_STATIC=1 makes
+# libz-sys build its bundled zlib with cc (no pkg-config probe), and rdkafka-sys
+# hands that zlib to librdkafka's configure (-I/-L from DEP_Z_ROOT); a
+# librdkafka whose configure finds no zlib builds without gzip, silently.
+# SQLX_OFFLINE comes from .cargo/config.toml, so queries are checked against
+# .sqlx/ without a database.
 ENV LIBZ_SYS_STATIC=1 CARGO_TERM_COLOR=never
 WORKDIR /src
 COPY . .

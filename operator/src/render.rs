@@ -46,6 +46,7 @@ fn push(out: &mut String, object: &impl Serialize) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workloads::PullPolicy;
 
     #[test]
     fn renders_every_child_as_yaml_documents() {
@@ -60,6 +61,7 @@ mod tests {
         let images = Images {
             ingest: "i:1".into(),
             worker: "w:1".into(),
+            pull_policy: PullPolicy::IfNotPresent,
         };
         let text = render(&file, &images).unwrap();
         let kinds: Vec<&str> = text

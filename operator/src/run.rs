@@ -23,7 +23,7 @@ use hookline_runtime::health::{self, Probe};
 use crate::controller::{self, AdminFactory, Context, MANAGER};
 use crate::lease;
 use crate::metrics::Metrics;
-use crate::workloads::Images;
+use crate::workloads::{Images, PullPolicy};
 
 /// How long a lease lasts without renewal, and how often it is renewed.
 const LEASE_SECS: i32 = 15;
@@ -32,22 +32,36 @@ const RENEW_EVERY: Duration = Duration::from_secs(5);
 const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The images of the pods the operator creates.
+///
+/// The defaults carry this operator's own version, which is the chart's
+/// `appVersion` (`scripts/images` tags with it too): an operator runs the
+/// binaries it was released with, never whatever `latest` is that day.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImageArgs {
     /// Image of the ingest pods.
     #[arg(
         long,
         env = "HOOKLINE_INGEST_IMAGE",
-        default_value = "ghcr.io/hookline/hookline-ingest:latest"
+        default_value = concat!("ghcr.io/hookline/hookline-ingest:", env!("CARGO_PKG_VERSION"))
     )]
     pub ingest_image: String,
     /// Image of the worker pods.
     #[arg(
         long,
         env = "HOOKLINE_WORKER_IMAGE",
-        default_value = "ghcr.io/hookline/hookline-worker:latest"
+        default_value = concat!("ghcr.io/hookline/hookline-worker:", env!("CARGO_PKG_VERSION"))
     )]
     pub worker_image: String,
+    /// imagePullPolicy of the ingest and worker pods: IfNotPresent suits
+    /// release tags and images loaded into the nodes (kind load); Always
+    /// suits a tag that is pushed again.
+    #[arg(
+        long,
+        env = "HOOKLINE_IMAGE_PULL_POLICY",
+        value_enum,
+        default_value_t = PullPolicy::IfNotPresent
+    )]
+    pub image_pull_policy: PullPolicy,
 }
 
 impl From<ImageArgs> for Images {
@@ -55,6 +69,7 @@ impl From<ImageArgs> for Images {
         Images {
             ingest: args.ingest_image,
             worker: args.worker_image,
+            pull_policy: args.image_pull_policy,
         }
     }
 }
@@ -219,5 +234,59 @@ impl Probe for Health {
 
     fn metrics(&self) -> String {
         self.metrics.render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        images: ImageArgs,
+    }
+
+    /// The chart's `appVersion`, read from `charts/hookline/Chart.yaml`.
+    fn chart_app_version() -> String {
+        let chart = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../charts/hookline/Chart.yaml"
+        ))
+        .unwrap();
+        let line = chart
+            .lines()
+            .find_map(|l| l.strip_prefix("appVersion:"))
+            .unwrap();
+        line.trim().trim_matches('"').to_owned()
+    }
+
+    #[test]
+    fn default_images_are_the_charts_app_version_and_pulled_if_not_present() {
+        let images: Images = Cli::try_parse_from(["operator"]).unwrap().images.into();
+        let version = chart_app_version();
+        assert_eq!(
+            images.ingest,
+            format!("ghcr.io/hookline/hookline-ingest:{version}")
+        );
+        assert_eq!(
+            images.worker,
+            format!("ghcr.io/hookline/hookline-worker:{version}")
+        );
+        assert_eq!(images.pull_policy, PullPolicy::IfNotPresent);
+    }
+
+    #[test]
+    fn the_pull_policy_takes_the_kubernetes_spelling_only() {
+        let parse = |policy: &str| {
+            Cli::try_parse_from(["operator", "--image-pull-policy", policy])
+                .map(|cli| cli.images.image_pull_policy)
+        };
+        assert_eq!(parse("Always").unwrap(), PullPolicy::Always);
+        assert_eq!(parse("Never").unwrap(), PullPolicy::Never);
+        assert_eq!(parse("IfNotPresent").unwrap(), PullPolicy::IfNotPresent);
+        assert!(parse("if-not-present").is_err());
     }
 }

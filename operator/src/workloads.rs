@@ -16,14 +16,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
+mod digest;
+
 /// Where the pods find the manifest and the Secrets.
 const PIPELINE_DIR: &str = "/etc/hookline/pipeline";
 const PIPELINE_FILE: &str = "pipeline.yaml";
 const SECRETS_DIR: &str = "/etc/hookline/secrets";
 const INGEST_PORT: i32 = 8080;
 const WORKER_PORT: i32 = 9090;
-/// Pod-template annotation with a digest of the manifest: the binaries read it
-/// once at startup, so a changed manifest must roll their pods.
+/// Pod-template annotation with a digest of what the pod reads of the
+/// manifest (`workloads/digest.rs`): the binaries read it once at startup, so
+/// a change they read must roll their pods, and only such a change.
 pub const CONFIG_DIGEST: &str = "hookline.dev/config-digest";
 
 /// Images of the pods the operator creates.
@@ -31,6 +34,35 @@ pub const CONFIG_DIGEST: &str = "hookline.dev/config-digest";
 pub struct Images {
     pub ingest: String,
     pub worker: String,
+    /// The `imagePullPolicy` of their containers.
+    pub pull_policy: PullPolicy,
+}
+
+/// When the kubelet pulls an image (Kubernetes' `imagePullPolicy`, spelled as
+/// Kubernetes spells it on the command line too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// On every pod start.
+    #[value(name = "Always")]
+    Always,
+    /// Only when the node lacks the image: release tags never change, and
+    /// images loaded into the nodes (`kind load`) are used as they are.
+    #[default]
+    #[value(name = "IfNotPresent")]
+    IfNotPresent,
+    /// Never: the image must be on the node already.
+    #[value(name = "Never")]
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
 }
 
 /// The children of one pipeline.
@@ -65,10 +97,7 @@ pub fn children(
     let base = Base {
         name: &name,
         namespace: namespace.as_deref(),
-        config_digest: format!(
-            "{:08x}",
-            hookline_contract::murmur2(manifest.as_bytes()) as u32
-        ),
+        pull_policy: images.pull_policy,
         owner: pipeline.controller_owner_ref(&()),
     };
     let config = ConfigMap {
@@ -86,6 +115,7 @@ pub fn children(
         vec![format!("--listen=0.0.0.0:{INGEST_PORT}")],
         INGEST_PORT,
         &[signing],
+        digest::ingest(&pipeline.spec),
     );
     let ingest_service = Service {
         metadata: base.meta(&format!("{name}-ingest"), "ingest", None),
@@ -127,6 +157,7 @@ pub fn children(
                 ],
                 WORKER_PORT,
                 &shard_secrets,
+                digest::worker(&pipeline.spec, topic),
             )
         })
         .collect();
@@ -181,8 +212,7 @@ fn selector(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 struct Base<'a> {
     name: &'a str,
     namespace: Option<&'a str>,
-    /// A digest of the manifest the pods read at startup: a change rolls them.
-    config_digest: String,
+    pull_policy: PullPolicy,
     owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 }
 
@@ -229,6 +259,7 @@ impl Base<'_> {
         mut args: Vec<String>,
         port: i32,
         secrets: &[String],
+        config_digest: String,
     ) -> Deployment {
         let name = match topic {
             Some(topic) => worker_name(self.name, topic),
@@ -311,7 +342,7 @@ impl Base<'_> {
                         labels: Some(labels),
                         annotations: Some(BTreeMap::from([(
                             CONFIG_DIGEST.to_owned(),
-                            self.config_digest.clone(),
+                            config_digest,
                         )])),
                         ..ObjectMeta::default()
                     }),
@@ -319,6 +350,7 @@ impl Base<'_> {
                         containers: vec![Container {
                             name: component.into(),
                             image: Some(image.into()),
+                            image_pull_policy: Some(self.pull_policy.as_str().into()),
                             args: Some(args),
                             env,
                             ports: Some(vec![ContainerPort {

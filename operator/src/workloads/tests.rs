@@ -2,12 +2,13 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::fixtures::pipeline;
-use hookline_contract::pipeline::WebhookPipeline;
+use hookline_contract::pipeline::{DeletionPolicy, InvalidPolicy, WebhookPipeline};
 
 fn images() -> Images {
     Images {
         ingest: "hookline-ingest:test".into(),
         worker: "hookline-worker:test".into(),
+        pull_policy: PullPolicy::IfNotPresent,
     }
 }
 
@@ -33,6 +34,22 @@ fn mount_paths(container: &Container) -> Vec<&str> {
 
 fn args(deployment: &Deployment) -> Vec<String> {
     pod(deployment).containers[0].args.clone().unwrap()
+}
+
+/// The digest annotation of a Deployment's pod template.
+fn template_digest(deployment: &Deployment) -> String {
+    deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap()[CONFIG_DIGEST]
+        .clone()
 }
 
 #[test]
@@ -163,30 +180,142 @@ fn names_become_dns_labels_without_collisions() {
     assert_ne!(long_a, long_b);
 }
 
-#[test]
-fn a_changed_manifest_rolls_the_pods_and_an_unchanged_one_does_not() {
-    let digest = |pipeline: &WebhookPipeline| {
+/// Which of (ingest, the orders workers, the disputes workers) a change of
+/// the fixture pipeline rolls: whose pod-template digest differs.
+fn rolled_by(change: impl FnOnce(&mut WebhookPipeline)) -> (bool, bool, bool) {
+    let digests = |pipeline: &WebhookPipeline| {
         let children = children(pipeline, &BTreeMap::new(), &images());
-        let template = |d: &Deployment| {
-            d.spec
-                .as_ref()
+        let worker = |topic: &str| {
+            children
+                .workers
+                .iter()
+                .find(|w| w.metadata.name.as_deref() == Some(&worker_name("payments", topic)))
+                .map(template_digest)
                 .unwrap()
-                .template
-                .metadata
-                .as_ref()
-                .unwrap()
-                .annotations
-                .as_ref()
-                .unwrap()[CONFIG_DIGEST]
-                .clone()
         };
-        (template(&children.ingest), template(&children.workers[0]))
+        (
+            template_digest(&children.ingest),
+            worker("orders.webhooks"),
+            worker("disputes.webhooks"),
+        )
     };
-    let before = digest(&pipeline().build());
-    assert_eq!(digest(&pipeline().build()), before);
-    let after = digest(&pipeline().with_partitions("refunds.webhooks", 2).build());
-    assert_ne!(after.0, before.0, "ingest must learn the new topic");
-    assert_ne!(after.1, before.1);
+    let before = pipeline().build();
+    let mut after = before.clone();
+    change(&mut after);
+    let (before, after) = (digests(&before), digests(&after));
+    (
+        before.0 != after.0,
+        before.1 != after.1,
+        before.2 != after.2,
+    )
+}
+
+#[test]
+fn an_unchanged_manifest_rolls_nothing() {
+    assert_eq!(rolled_by(|_| {}), (false, false, false));
+}
+
+#[test]
+fn each_child_rolls_for_what_it_reads_and_for_nothing_else() {
+    // (ingest, orders workers, disputes workers)
+    let topic = |p: &mut WebhookPipeline, name: &str| -> usize {
+        p.spec.topics.iter().position(|t| t.name == name).unwrap()
+    };
+    assert_eq!(
+        rolled_by(|p| p.spec.kafka.bootstrap_servers = "kafka-2:9092".into()),
+        (true, true, true),
+        "every binary connects to the brokers"
+    );
+    assert_eq!(
+        rolled_by(|p| {
+            let i = topic(p, "orders.webhooks");
+            p.spec.topics[i].pointers.user_id = "/data/customer_id".into();
+        }),
+        (true, true, false),
+        "ingest and the orders workers read the orders pointers"
+    );
+    assert_eq!(
+        rolled_by(|p| {
+            let i = topic(p, "orders.webhooks");
+            p.spec.topics[i].invalid_policy = InvalidPolicy::Reject;
+        }),
+        (true, false, false),
+        "only ingest applies the invalid policy"
+    );
+    assert_eq!(
+        rolled_by(|p| *p = pipeline().with_partitions("refunds.webhooks", 2).build()),
+        (true, false, false),
+        "ingest routes the new topic; a worker reads its own topic only"
+    );
+    assert_eq!(
+        rolled_by(|p| p.spec.ingest.signing_secret_ref.name = "provider-secrets-2".into()),
+        (true, false, false)
+    );
+    // Admission refuses a changed shard list; who reads it is what counts here.
+    assert_eq!(
+        rolled_by(|p| *p = pipeline().with_shards(4).build()),
+        (false, true, true),
+        "the workers write to the shards; ingest never does"
+    );
+    assert_eq!(
+        rolled_by(|p| p.spec.ingest.replicas = 5),
+        (false, false, false),
+        "replicas are the Deployment's, not the pod's"
+    );
+    assert_eq!(
+        rolled_by(|p| p.spec.deletion_policy = DeletionPolicy::Delete),
+        (false, false, false),
+        "the deletion policy is the operator's alone"
+    );
+}
+
+#[test]
+fn a_partition_patch_leaves_the_ingest_pods_running() {
+    let before = children(&pipeline().build(), &BTreeMap::new(), &images());
+    let grown = pipeline().with_partitions("orders.webhooks", 8).build();
+    let observed = BTreeMap::from([("orders.webhooks".to_owned(), 8)]);
+    let after = children(&grown, &observed, &images());
+    assert_eq!(
+        template_digest(&after.ingest),
+        template_digest(&before.ingest),
+        "ingest learns partition counts from the broker: a partition patch must not roll it"
+    );
+    assert_eq!(after.ingest, before.ingest);
+}
+
+#[test]
+fn a_partition_patch_scales_the_topics_workers_and_restarts_none() {
+    let before = children(&pipeline().build(), &BTreeMap::new(), &images());
+    let grown = pipeline().with_partitions("orders.webhooks", 8).build();
+    let observed = BTreeMap::from([("orders.webhooks".to_owned(), 8)]);
+    let after = children(&grown, &observed, &images());
+    let (orders_before, orders_after) = (&before.workers[0], &after.workers[0]);
+    assert_eq!(orders_after.spec.as_ref().unwrap().replicas, Some(8));
+    assert_eq!(
+        orders_after.spec.as_ref().unwrap().template,
+        orders_before.spec.as_ref().unwrap().template,
+        "the new partitions go to the pods that join: the running workers keep theirs"
+    );
+    assert_eq!(
+        after.workers[1], before.workers[1],
+        "the disputes workers do not read the orders topic"
+    );
+    assert_ne!(after.config, before.config, "the manifest itself changed");
+}
+
+#[test]
+fn pods_are_pulled_as_the_operator_is_told() {
+    let images = Images {
+        pull_policy: PullPolicy::Never,
+        ..images()
+    };
+    let children = children(&pipeline().build(), &BTreeMap::new(), &images);
+    for deployment in children.workers.iter().chain([&children.ingest]) {
+        assert_eq!(
+            pod(deployment).containers[0].image_pull_policy.as_deref(),
+            Some("Never")
+        );
+    }
 }
 
 #[test]

@@ -19,7 +19,7 @@ use hookline_operator::controller::{AdminFactory, Context, MANAGER, reconcile};
 use hookline_operator::fixtures::{PipelineBuilder, pipeline};
 use hookline_operator::lease::acquire_or_renew;
 use hookline_operator::metrics::Metrics;
-use hookline_operator::workloads::Images;
+use hookline_operator::workloads::{Images, PullPolicy};
 use http::Method;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::rbac::v1::PolicyRule;
@@ -207,6 +207,7 @@ impl Cluster {
             images: Images {
                 ingest: "hookline-ingest:test".into(),
                 worker: "hookline-worker:test".into(),
+                pull_policy: PullPolicy::IfNotPresent,
             },
             recorder: Recorder::new(
                 client,

@@ -8,7 +8,7 @@ use hookline_kafka::admin::{AdminError, FakeAdmin, KafkaAdmin};
 use hookline_operator::controller::{AdminFactory, Context, reconcile};
 use hookline_operator::fixtures::{PipelineBuilder, pipeline};
 use hookline_operator::metrics::Metrics;
-use hookline_operator::workloads::Images;
+use hookline_operator::workloads::{Images, PullPolicy};
 use kube::api::{Api, DeleteParams};
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
@@ -51,6 +51,7 @@ impl World {
             images: Images {
                 ingest: "hookline-ingest:test".into(),
                 worker: "hookline-worker:test".into(),
+                pull_policy: PullPolicy::IfNotPresent,
             },
             recorder: Recorder::new(client, Reporter::from("hookline-operator")),
             metrics: Arc::new(Metrics::new()),
@@ -235,6 +236,38 @@ async fn growing_partitions_grows_the_topic_and_the_workers() {
     assert_eq!(
         world.condition("payments", "TopicsReady"),
         ("True".into(), "TopicsReady".into())
+    );
+}
+
+#[tokio::test]
+async fn a_partition_patch_writes_the_workers_and_never_the_ingest_deployment() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+    let ingest = world.deployment("payments-ingest");
+    let writes = world.api.writes().len();
+
+    world.apply(pipeline().with_partitions("orders.webhooks", 8), 1);
+    world.reconcile("payments").await;
+
+    let writes = &world.api.writes()[writes..];
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.ends_with("/deployments/payments-worker-orders-webhooks")),
+        "{writes:?}"
+    );
+    // A new ingest pod would end every connection to the old one, a
+    // `kubectl port-forward` among them; ingest asks the broker for the counts.
+    assert!(
+        !writes
+            .iter()
+            .any(|w| w.contains("/deployments/payments-ingest")),
+        "{writes:?}"
+    );
+    assert_eq!(
+        world.deployment("payments-ingest")["spec"]["template"],
+        ingest["spec"]["template"]
     );
 }
 

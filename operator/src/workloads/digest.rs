@@ -1,0 +1,135 @@
+//! What each child reads of the manifest, as a digest for its pod template.
+//!
+//! The binaries read the mounted manifest once, at startup
+//! (`ingest/src/config.rs`, `worker/src/config.rs`), so a change they read
+//! must roll their pods, and a change they do not read must not: rolling
+//! ingest drops every connection to it (a `kubectl port-forward` among them),
+//! and rolling workers costs a rebalance. Each digest therefore covers what
+//! its child reads and nothing else.
+//!
+//! Every spec struct is destructured field by field, without `..`: a field
+//! added to the spec fails to compile here until someone decides which child
+//! reads it.
+
+use hookline_contract::pipeline::{
+    IngestSpec, InvalidPolicy, KafkaSpec, PipelineSpec, Pointers, SecretRef, ShardSpec, TopicSpec,
+};
+use serde::Serialize;
+
+/// What ingest reads: the brokers, each topic's route, and its signing
+/// Secret.
+#[derive(Serialize)]
+struct IngestReads<'a> {
+    kafka: &'a KafkaSpec,
+    routes: Vec<RouteReads<'a>>,
+    signing_secret: &'a SecretRef,
+}
+
+/// One topic as ingest reads it. Not its partition count: ingest produces
+/// with the count the broker reports (`hookline-partition-count` is what the
+/// producer saw), so a partition patch leaves ingest running.
+#[derive(Serialize)]
+struct RouteReads<'a> {
+    topic: &'a str,
+    event_type: &'a str,
+    pointers: &'a Pointers,
+    invalid_policy: InvalidPolicy,
+}
+
+/// What a worker of one topic reads: the brokers, its own topic (never the
+/// others), and the shards.
+///
+/// Not its topic's partition count either: a worker checks placement against
+/// the count in each record's header, and the Deployment's replica count, not
+/// the pod template, follows the partitions. The pods added by that scale-up
+/// join the consumer group, and the group leader asks the broker for fresh
+/// metadata before it assigns ("partition assignor" in librdkafka's
+/// `rdkafka_cgrp.c`), so the running workers take their share of the new
+/// partitions without a restart.
+#[derive(Serialize)]
+struct WorkerReads<'a> {
+    kafka: &'a KafkaSpec,
+    topic: &'a str,
+    event_type: &'a str,
+    pointers: &'a Pointers,
+    shards: &'a [ShardSpec],
+}
+
+/// The digest of what ingest reads of `spec`.
+pub(super) fn ingest(spec: &PipelineSpec) -> String {
+    let PipelineSpec {
+        kafka,
+        topics,
+        // The workers' alone.
+        shards: _,
+        ingest,
+        // The operator's alone.
+        deletion_policy: _,
+    } = spec;
+    let IngestSpec {
+        // The Deployment's, not the pod's.
+        replicas: _,
+        signing_secret_ref,
+    } = ingest;
+    let routes = topics
+        .iter()
+        .map(|topic| {
+            let TopicSpec {
+                name,
+                event_type,
+                partitions: _,
+                pointers,
+                invalid_policy,
+            } = topic;
+            RouteReads {
+                topic: name,
+                event_type,
+                pointers,
+                invalid_policy: *invalid_policy,
+            }
+        })
+        .collect();
+    digest(&IngestReads {
+        kafka,
+        routes,
+        signing_secret: signing_secret_ref,
+    })
+}
+
+/// The digest of what the workers of `topic` read of `spec`.
+pub(super) fn worker(spec: &PipelineSpec, topic: &TopicSpec) -> String {
+    let PipelineSpec {
+        kafka,
+        // Only `topic` of them.
+        topics: _,
+        shards,
+        // Ingest's alone.
+        ingest: _,
+        // The operator's alone.
+        deletion_policy: _,
+    } = spec;
+    let TopicSpec {
+        name,
+        event_type,
+        partitions: _,
+        pointers,
+        // Ingest's alone: a worker meets only what ingest let through.
+        invalid_policy: _,
+    } = topic;
+    digest(&WorkerReads {
+        kafka,
+        topic: name,
+        event_type,
+        pointers,
+        shards,
+    })
+}
+
+/// Eight hex digits of murmur2 over the JSON of `reads`: short enough for an
+/// annotation. A collision (about one change in four billion) would leave the
+/// pods on the manifest they read until their next roll.
+fn digest(reads: &impl Serialize) -> String {
+    // Plain structs with string keys: serializing them cannot fail.
+    let json = serde_json::to_vec(reads).unwrap_or_default();
+    format!("{:08x}", hookline_contract::murmur2(&json) as u32)
+}
