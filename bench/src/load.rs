@@ -16,6 +16,25 @@ pub const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 /// took.
 pub type Answer = (u16, Duration);
 
+/// The `i`-th order webhook of `phase`: provider event id `evt_<phase>_<i>`,
+/// one of a thousand users.
+pub fn body(phase: &str, i: usize) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "id": format!("evt_{phase}_{i}"), "type": "order.paid", "created": 1_700_000_000 + i as i64,
+        "data": {"user_id": format!("user-{}", i % 1_000), "order_id": format!("ord_{phase}_{i}"),
+                 "amount": 1250, "currency": "eur", "status": "paid"}
+    }))
+    .unwrap_or_default()
+}
+
+/// How many `answers` were 2xx.
+pub fn succeeded(answers: &[Answer]) -> usize {
+    answers
+        .iter()
+        .filter(|(s, _)| (200..300).contains(s))
+        .count()
+}
+
 /// Posts one signed body.
 pub async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>, n: usize) -> Answer {
     let started = Instant::now();

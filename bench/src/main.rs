@@ -3,11 +3,13 @@
 
 use clap::Parser;
 
+mod cpu;
 mod databases;
 mod e2e;
 mod ingest;
 mod load;
 mod stats;
+mod up;
 mod worker;
 
 /// The broker the benchmarks use.
@@ -49,6 +51,12 @@ enum What {
     /// HTTP to committed rows through the whole pipeline, beside a synchronous
     /// baseline; then both with one shard stopped for a while.
     E2e(e2e::Args),
+    /// Receipt to row at a steady rate through `hookline up`, with a worker
+    /// killed on the way.
+    Up(up::Args),
+    /// The synchronous baseline's own process, which `e2e` starts.
+    #[command(hide = true)]
+    Baseline(e2e::ServeArgs),
 }
 
 #[tokio::main]
@@ -60,5 +68,7 @@ async fn main() -> anyhow::Result<()> {
         What::Ingest(args) => ingest::run(args).await,
         What::Worker(args) => worker::run(args).await,
         What::E2e(args) => e2e::run(args).await,
+        What::Up(args) => up::run(args).await,
+        What::Baseline(args) => e2e::serve_baseline(args).await,
     }
 }

@@ -1,11 +1,12 @@
 //! `hookline bench worker`: events per second from Kafka to committed rows, with
-//! one worker and with one worker per partition, beside the same rows written
-//! by a plain `COPY` into the same tables, in one run.
+//! one worker (a consumer group of one, holding every partition) and with one
+//! worker pinned to each partition, beside the same rows written by a plain
+//! `COPY` into the same tables, in one run.
 //!
 //! Each measurement gets a fresh topic and fresh shard databases. A worker run
-//! is timed from the moment its processes are ready (migrated, subscribed) to
-//! the moment every partition's committed offset reached its end, so it
-//! includes joining the consumer group.
+//! is timed from the moment its processes are ready (migrated, subscribed or
+//! assigned) to the moment every partition's committed offset reached its
+//! end, so the group of one includes joining its consumer group.
 
 use std::time::{Duration, Instant};
 
@@ -44,9 +45,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|i| event(i, args.partitions))
         .collect();
 
-    let one = worker_run(&args, &format!("{run}1"), &payloads, 1).await?;
-    print_run("1 worker", args.events, &one);
-    let many = worker_run(&args, &format!("{run}p"), &payloads, args.partitions).await?;
+    let one = worker_run(&args, &format!("{run}1"), &payloads, Workers::OneInGroup).await?;
+    print_run("1 worker (group of one)", args.events, &one);
+    let many = worker_run(
+        &args,
+        &format!("{run}p"),
+        &payloads,
+        Workers::OnePerPartition,
+    )
+    .await?;
     print_run(
         &format!("{} workers (one per partition)", args.partitions),
         args.events,
@@ -109,7 +116,7 @@ async fn worker_run(
     args: &Args,
     run: &str,
     payloads: &[(String, Vec<u8>, Envelope)],
-    workers: i32,
+    workers: Workers,
 ) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
     let topic = format!("bench-{run}.orders");
@@ -127,20 +134,27 @@ async fn worker_run(
     );
     let pipeline = dir.path().join("pipeline.yaml");
     std::fs::write(&pipeline, &manifest_text)?;
-    let mut manifest = hookline_contract::pipeline::PipelineManifest::from_yaml(&manifest_text)?;
+    let manifest = hookline_contract::pipeline::PipelineManifest::from_yaml(&manifest_text)?;
     topics::reconcile(&manifest.spec).await?;
     produce(&args.stack.broker.bootstrap, &topic, payloads).await?;
 
-    // Only the workers: the spec's partition count says how many to start.
-    manifest.spec.topics[0].partitions = workers;
+    // Only the workers: one pinned to each partition, as `hookline up` runs
+    // them, or a single group member holding them all.
     let layout = processes::Layout {
         pipeline: &pipeline,
         secrets: &secrets,
         logs: &dir.path().join("logs"),
         ingest_listen: "127.0.0.1:0",
         first_worker_port: 9200,
+        fetch_wait: hookline_runtime::parse_duration(processes::FETCH_WAIT)?,
     };
-    let mut running = processes::start_workers(&manifest.spec, &layout)?;
+    let mut running = match workers {
+        Workers::OnePerPartition => processes::start_workers(&manifest.spec, &layout)?,
+        Workers::OneInGroup => vec![processes::spawn(
+            &processes::group_worker(&topic, &layout),
+            layout.logs,
+        )?],
+    };
     processes::wait_ready(&mut running).await?;
     let started = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -173,6 +187,15 @@ async fn worker_run(
     }
     databases::drop(&args.stack.admin_url, &urls).await?;
     Ok(Run { elapsed, steady })
+}
+
+/// The workers of a run.
+#[derive(Debug, Clone, Copy)]
+enum Workers {
+    /// One consumer group member holding every partition.
+    OneInGroup,
+    /// One worker pinned to each partition.
+    OnePerPartition,
 }
 
 /// A timed worker run.

@@ -1,20 +1,25 @@
 //! `hookline up`: a WebhookPipeline without a cluster. The manifest a platform
 //! team would `kubectl apply` drives this machine's processes: its topics are
-//! reconciled with the operator's own topic code, ingest and one worker per
-//! partition run from the same binaries and flags the images carry, a process
-//! that dies is started again, and a changed manifest is applied.
+//! reconciled with the operator's own topic code, ingest and one worker pinned
+//! to each partition run from the same binaries and flags the images carry, a
+//! process that dies is started again the moment it dies, and a changed
+//! manifest is applied.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+
 use crate::local::PipelineFiles;
 use crate::local::assignment::{self, Notice, Watch};
-use crate::local::processes::{self, Layout, Process};
+use crate::local::processes::{self, Layout, Process, ProcessSpec};
+use crate::local::restarts::Restarts;
 use crate::local::topics;
 use crate::sample;
 
-/// How often processes and the manifest are looked at.
+/// How often the manifest and the workers' readiness are looked at.
 const TICK: Duration = Duration::from_secs(1);
 /// How often the workers are asked which partitions they hold.
 const ASSIGNMENT_CHECK: Duration = Duration::from_secs(10);
@@ -30,6 +35,12 @@ pub struct Args {
     /// Workers serve health and metrics on this port and the ones after it.
     #[arg(long, default_value_t = 9100)]
     first_worker_port: u16,
+    /// The workers' fetch wait: how long the broker may hold a fetch with no
+    /// records to send. tansu holds each fetch this long even when records
+    /// arrive, so it is added to every event's latency; shorter costs the
+    /// broker more CPU while idle.
+    #[arg(long, env = "HOOKLINE_FETCH_WAIT", default_value = processes::FETCH_WAIT, value_parser = hookline_runtime::parse_duration)]
+    fetch_wait: Duration,
     /// Where each process's log and pid file go.
     #[arg(long, default_value = ".hookline/logs")]
     logs: PathBuf,
@@ -48,9 +59,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // One listener for the whole run, so a Ctrl-C that comes while the
     // manifest is applied or the sample sent is not lost.
     let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
+    // The kernel tells a parent when a child dies: a dead process is seen at
+    // once, not at the next tick. Signals coalesce, so each one is a reason
+    // to look at every process.
+    let mut child_died = signal(SignalKind::child()).context("listening for SIGCHLD")?;
     let outcome = loop {
+        let restart_at = supervisor.next_restart();
         tokio::select! {
             _ = &mut stop => break Ok(()),
+            _ = child_died.recv() => supervisor.restart_exited()?,
+            () = tokio::time::sleep_until(restart_at.unwrap_or_else(tokio::time::Instant::now)), if restart_at.is_some() => {
+                supervisor.restart_due()?;
+            }
             _ = tick.tick() => {}
         }
         supervisor.keep_up().await?;
@@ -84,6 +104,10 @@ struct Supervisor<'a> {
     layout: Layout<'a>,
     /// By process name.
     running: HashMap<String, Process>,
+    /// Processes that died soon after their start, again: when each is to
+    /// be started again.
+    waiting: Vec<(tokio::time::Instant, ProcessSpec)>,
+    restarts: Restarts,
     /// The manifest's modification time when it was last applied.
     applied: Option<SystemTime>,
     /// Why the manifest could not be applied (a broker not up yet, a file
@@ -111,8 +135,11 @@ impl<'a> Supervisor<'a> {
                 logs: &args.logs,
                 ingest_listen: &args.ingest_addr,
                 first_worker_port: args.first_worker_port,
+                fetch_wait: args.fetch_wait,
             },
             running: HashMap::new(),
+            waiting: Vec::new(),
+            restarts: Restarts::default(),
             applied: None,
             failed: None,
             announced: false,
@@ -124,8 +151,7 @@ impl<'a> Supervisor<'a> {
     }
 
     /// One look at everything: the manifest applied when it changed (or its
-    /// last apply failed), dead processes started again, and the workers'
-    /// partitions checked.
+    /// last apply failed), and the workers' partitions checked.
     async fn keep_up(&mut self) -> anyhow::Result<()> {
         let modified = std::fs::metadata(&self.args.pipeline.file)
             .and_then(|m| m.modified())
@@ -147,7 +173,6 @@ impl<'a> Supervisor<'a> {
                 }
             }
         }
-        self.restart_exited()?;
         if self.announced && self.checked.elapsed() >= ASSIGNMENT_CHECK {
             self.checked = Instant::now();
             let held = assignment::held(&self.processes()).await;
@@ -175,6 +200,7 @@ impl<'a> Supervisor<'a> {
     }
 
     async fn stop(&mut self) {
+        self.waiting.clear();
         processes::stop(self.running.drain().map(|(_, p)| p).collect()).await;
     }
 
@@ -249,6 +275,7 @@ impl<'a> Supervisor<'a> {
         // whose flags did not change are restarted to read it.
         self.stop().await;
         processes::stop_leftovers(&specs, self.layout.logs).await;
+        self.restarts.reset();
         for spec in &specs {
             self.running
                 .insert(spec.name.clone(), processes::spawn(spec, self.layout.logs)?);
@@ -265,7 +292,8 @@ impl<'a> Supervisor<'a> {
         Ok(())
     }
 
-    /// Starts again every process that died.
+    /// Starts again every process that died: at once, unless it keeps dying
+    /// soon after its start.
     fn restart_exited(&mut self) -> anyhow::Result<()> {
         let dead: Vec<String> = self
             .running
@@ -273,20 +301,50 @@ impl<'a> Supervisor<'a> {
             .filter_map(|(name, p)| p.has_exited().then(|| name.clone()))
             .collect();
         for name in dead {
-            if let Some(process) = self.running.remove(&name) {
-                eprintln!(
-                    "hookline up: {name} exited; starting it again (log: {})",
-                    process.log.display()
-                );
+            let Some(process) = self.running.remove(&name) else {
+                continue;
+            };
+            let delay = self.restarts.delay(&name, process.started.elapsed());
+            let log = process.log.display();
+            if delay.is_zero() {
+                eprintln!("hookline up: {name} exited; starting it again (log: {log})");
                 let restarted = processes::spawn(&process.spec, self.layout.logs)?;
                 self.running.insert(name, restarted);
+            } else {
+                eprintln!(
+                    "hookline up: {name} exited soon after its start, again; starting it in {delay:?} (log: {log})"
+                );
+                let at = tokio::time::Instant::now() + delay;
+                self.waiting.push((at, process.spec));
             }
+        }
+        Ok(())
+    }
+
+    /// When the next waiting process is to be started.
+    fn next_restart(&self) -> Option<tokio::time::Instant> {
+        self.waiting.iter().map(|(at, _)| *at).min()
+    }
+
+    /// Starts the waiting processes whose delay is over.
+    fn restart_due(&mut self) -> anyhow::Result<()> {
+        let now = tokio::time::Instant::now();
+        let (due, later) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.waiting = later;
+        for (_, spec) in due {
+            let started = processes::spawn(&spec, self.layout.logs)?;
+            self.running.insert(spec.name.clone(), started);
         }
         Ok(())
     }
 
     /// Whether every process answers its readiness check.
     async fn all_ready(&self) -> bool {
+        if !self.waiting.is_empty() {
+            return false;
+        }
         let client = reqwest::Client::new();
         for process in self.running.values() {
             let answer = client
@@ -305,7 +363,7 @@ impl<'a> Supervisor<'a> {
 fn tell(notice: &Notice) {
     match notice {
         Notice::Stuck(short) => eprintln!(
-            "hookline up: the workers of {} hold {} of its {} partitions, for over {} s: the broker's consumer group is not handing them out. tansu 0.6.0 can keep a group waiting for a leader that is gone; restarting the broker clears it (scripts/stack down && scripts/stack up), and nothing is lost",
+            "hookline up: the workers of {} hold {} of its {} partitions, for over {} s: a worker keeps dying or cannot reach the broker; its log (under --logs) says why",
             short.topic,
             short.held,
             short.partitions,

@@ -20,8 +20,12 @@ use crate::{Error, Result};
 /// Largest batch: a batch and the next one filling behind it are held in
 /// memory, records of up to a megabyte each.
 const MAX_BATCH_SIZE: usize = 10_000;
-/// Shortest batch wait: the flush timer cannot tick every zero seconds.
-const MIN_BATCH_WAIT: Duration = Duration::from_millis(1);
+/// Shortest fetch wait: with none, a caught-up consumer would send fetches to
+/// the broker in a tight loop.
+const MIN_FETCH_WAIT: Duration = Duration::from_millis(1);
+/// Longest fetch wait: librdkafka needs its socket timeout (60 s) to exceed
+/// the fetch wait by a margin, and a longer wait only delays shutdown.
+const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
 /// Shortest backoff cap: below the first delay, retries would hammer a shard
 /// that is already failing.
 const MIN_MAX_BACKOFF: Duration = Duration::from_millis(100);
@@ -43,10 +47,18 @@ pub struct Args {
     #[arg(long, env = "HOOKLINE_TOPIC")]
     pub topic: String,
 
+    /// Consume exactly this partition of the topic, by assignment: no group
+    /// membership and no rebalances; offsets are still committed to the
+    /// group, so lag tools see them. Without it the worker joins the group.
+    #[arg(long, env = "HOOKLINE_PARTITION", value_parser = clap::value_parser!(i32).range(0..))]
+    pub partition: Option<i32>,
+
     /// Static group membership id (in Kubernetes the pod name): a restarted
-    /// worker with the same id takes its partitions back at once.
+    /// worker with the same id takes its partitions back at once. Without
+    /// it, membership is dynamic. A pinned worker (`--partition`) is no
+    /// member and only names its client after it.
     #[arg(long, env = "HOOKLINE_INSTANCE_ID")]
-    pub instance_id: String,
+    pub instance_id: Option<String>,
 
     /// Address to serve health and metrics on.
     #[arg(long, env = "HOOKLINE_LISTEN", default_value = "127.0.0.1:9090")]
@@ -60,9 +72,32 @@ pub struct Args {
     #[arg(long, env = "HOOKLINE_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,
 
-    /// Longest a record waits for its batch to fill (`100ms`, `1s`; at least 1ms).
-    #[arg(long, env = "HOOKLINE_BATCH_WAIT", default_value = "100ms", value_parser = parse_duration)]
+    /// Bytes of keys and values per batch at most (a larger record is a batch
+    /// of its own).
+    #[arg(long, env = "HOOKLINE_BATCH_BYTES", default_value_t = 8 << 20)]
+    pub batch_bytes: usize,
+
+    /// How long a batch waits for more records once the consumer has none
+    /// ready. `0ms` (the default) writes it at once: a lone event is stored
+    /// without delay, and a flood still makes large batches, since records
+    /// arrive a whole fetch at a time.
+    #[arg(long, env = "HOOKLINE_BATCH_WAIT", default_value = "0ms", value_parser = parse_duration)]
     pub batch_wait: Duration,
+
+    /// How long the broker may hold a fetch when it has no records to send
+    /// (`fetch.wait.max.ms`; 1ms to 30s). On Kafka a fetch returns as soon as
+    /// records arrive, so the wait only sets how often an idle worker asks;
+    /// a broker that holds every fetch its whole wait (tansu) adds the wait
+    /// to every event's latency, and wants it short.
+    #[arg(long, env = "HOOKLINE_FETCH_WAIT", default_value = "500ms", value_parser = parse_duration)]
+    pub fetch_wait: Duration,
+
+    /// How often offsets are committed at most while records flow (a batch
+    /// after a quiet spell is committed at once). Longer costs the broker
+    /// fewer commits; a crash reads at most this much again, and finds it
+    /// stored.
+    #[arg(long, env = "HOOKLINE_COMMIT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub commit_interval: Duration,
 
     /// Longest delay between retries of a failing write (`10s`, `1m`; at
     /// least 100ms).
@@ -74,13 +109,25 @@ pub struct Args {
     pub shard_connections: u32,
 }
 
+/// How the worker gets its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Membership {
+    /// Exactly this partition, by assignment; offsets committed to the group.
+    Pinned(i32),
+    /// A member of the group, static when an instance id is given.
+    Group { instance_id: Option<String> },
+}
+
 /// Everything the worker needs, loaded and checked.
 pub struct Config {
     pub kafka: ClientSettings,
     pub topic: String,
     pub dlq: String,
+    /// Where offsets are committed (and, in group mode, the group joined).
     pub group: String,
-    pub instance_id: String,
+    pub membership: Membership,
+    /// Names the worker's Kafka clients.
+    pub client_id: String,
     /// What the topic carries: where its columns are, which tables hold it.
     pub event_type: &'static EventType,
     pub inspector: Inspector,
@@ -88,7 +135,10 @@ pub struct Config {
     /// shard index is `murmur2(user_id) % shards`).
     pub shard_urls: Vec<(String, String)>,
     pub batch_size: usize,
+    pub batch_bytes: usize,
     pub batch_wait: Duration,
+    pub fetch_wait: Duration,
+    pub commit_interval: Duration,
     pub max_backoff: Duration,
     pub shard_connections: u32,
     pub migrate: bool,
@@ -123,17 +173,45 @@ impl Config {
                 "--batch-size must be between 1 and 10000",
             ));
         }
+        if args.batch_bytes == 0 {
+            return Err(Error::InvalidSetting("--batch-bytes must be at least 1"));
+        }
+        if !(MIN_FETCH_WAIT..=MAX_FETCH_WAIT).contains(&args.fetch_wait) {
+            return Err(Error::InvalidSetting(
+                "--fetch-wait must be between 1ms and 30s",
+            ));
+        }
+        let (membership, client_id) = match (args.partition, &args.instance_id) {
+            (Some(partition), _) => (
+                Membership::Pinned(partition),
+                format!("hookline-worker-{}-{partition}", topic.name),
+            ),
+            (None, Some(id)) => (
+                Membership::Group {
+                    instance_id: Some(id.clone()),
+                },
+                format!("hookline-worker-{id}"),
+            ),
+            (None, None) => (
+                Membership::Group { instance_id: None },
+                "hookline-worker".to_owned(),
+            ),
+        };
         Ok(Self {
             kafka: ClientSettings::of(&manifest.spec.kafka),
             dlq: dlq_topic(&topic.name),
             group: topic.name.clone(),
             topic: topic.name.clone(),
-            instance_id: args.instance_id.clone(),
+            membership,
+            client_id,
             event_type,
             inspector,
             shard_urls,
             batch_size: args.batch_size,
-            batch_wait: args.batch_wait.max(MIN_BATCH_WAIT),
+            batch_bytes: args.batch_bytes,
+            batch_wait: args.batch_wait,
+            fetch_wait: args.fetch_wait,
+            commit_interval: args.commit_interval,
             max_backoff: args.max_backoff.max(MIN_MAX_BACKOFF),
             shard_connections: args.shard_connections.max(1),
             migrate: !args.no_migrate,
@@ -152,7 +230,6 @@ mod tests {
             "--pipeline=p.yaml",
             "--secrets-dir=s",
             "--topic=orders.webhooks",
-            "--instance-id=w1",
         ];
         Args::try_parse_from(base.iter().chain(extra))
     }
@@ -160,11 +237,26 @@ mod tests {
     #[test]
     fn durations_default_and_parse_as_humans_write_them() {
         let defaults = parse(&[]).unwrap();
-        assert_eq!(defaults.batch_wait, Duration::from_millis(100));
+        assert_eq!(defaults.batch_wait, Duration::ZERO);
+        assert_eq!(defaults.fetch_wait, Duration::from_millis(500));
         assert_eq!(defaults.max_backoff, Duration::from_secs(10));
-        let set = parse(&["--batch-wait=50ms", "--max-backoff", "1m 30s"]).unwrap();
+        let set = parse(&[
+            "--batch-wait=50ms",
+            "--fetch-wait=10ms",
+            "--max-backoff",
+            "1m 30s",
+        ])
+        .unwrap();
         assert_eq!(set.batch_wait, Duration::from_millis(50));
+        assert_eq!(set.fetch_wait, Duration::from_millis(10));
         assert_eq!(set.max_backoff, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn a_partition_is_a_number_from_zero() {
+        assert_eq!(parse(&["--partition=3"]).unwrap().partition, Some(3));
+        assert_eq!(parse(&[]).unwrap().partition, None);
+        assert!(parse(&["--partition=-1"]).is_err());
     }
 
     #[test]

@@ -1,128 +1,36 @@
-//! The consumer loop: fill a batch on size or time, write it, commit its
-//! offsets, and on a transient failure pause the partitions and retry with
-//! backoff, never skipping and never committing past the failure.
+//! The consumer loop: fill a batch with what the consumer has ready, write
+//! it, commit its offsets, and on a transient failure pause the partitions
+//! and retry with backoff, never skipping and never committing past the
+//! failure.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use hookline_contract::Storage;
 use hookline_runtime::root_cause;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::OwnedMessage;
-use rdkafka::statistics::Statistics;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::batch::Batch;
+use crate::commits::{Commits, Offsets};
 use crate::config::Config;
+use crate::consumer::WorkerConsumer;
 use crate::dlq::DeadLetters;
+use crate::filling::{Caps, Filling};
 use crate::metrics::Metrics;
 use crate::store::{DisputeEvent, Event, OrderEvent, Pools};
-use crate::{Error, Result};
 
 /// How long shutdown may spend on a last attempt at a failing batch.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// How often the consumer reports statistics (lag).
-const STATISTICS_INTERVAL_MS: &str = "5000";
-/// How long the broker may hold a fetch for want of data. The default (500 ms)
-/// is added to the receipt-to-row latency of every event of a quiet topic;
-/// 100 ms costs an idle worker ten small fetches a second.
-const FETCH_WAIT_MS: &str = "100";
-
-/// Consumer callbacks: lag from statistics, and revoked partitions.
-pub struct WorkerContext {
-    topic: String,
-    metrics: Arc<Metrics>,
-    revoked: Mutex<Vec<i32>>,
-    /// The partitions assigned to this consumer.
-    held: Mutex<std::collections::BTreeSet<i32>>,
-}
-
-impl ClientContext for WorkerContext {
-    fn stats(&self, statistics: Statistics) {
-        if let Some(topic) = statistics.topics.get(&self.topic) {
-            for (&partition, stats) in &topic.partitions {
-                // librdkafka reports an internal partition -1 and -1 lag when unknown.
-                if partition >= 0 && stats.consumer_lag >= 0 {
-                    self.metrics.lag(partition, stats.consumer_lag);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for WorkerContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(partitions) = rebalance
-            && let Ok(mut revoked) = self.revoked.lock()
-        {
-            revoked.extend(partitions.elements().iter().map(|e| e.partition()));
-        }
-    }
-
-    /// Cooperative rebalances hand out increments; the gauge follows the sum
-    /// of them, kept here rather than asked of the consumer, since asking
-    /// from inside a rebalance callback can wait on a consumer that is closing.
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Ok(mut held) = self.held.lock() else {
-            return;
-        };
-        match rebalance {
-            Rebalance::Assign(partitions) => {
-                held.extend(partitions.elements().iter().map(|e| e.partition()));
-            }
-            Rebalance::Revoke(partitions) => {
-                for e in partitions.elements() {
-                    held.remove(&e.partition());
-                }
-            }
-            Rebalance::Error(_) => return,
-        }
-        self.metrics.assigned(held.len());
-    }
-}
-
-impl WorkerContext {
-    fn take_revoked(&self) -> Vec<i32> {
-        self.revoked
-            .lock()
-            .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default()
-    }
-}
-
-/// Creates the consumer of `config.topic` in group `config.group`, with static
-/// membership, cooperative-sticky assignment and manual commits.
-pub fn consumer(config: &Config, metrics: Arc<Metrics>) -> Result<StreamConsumer<WorkerContext>> {
-    let context = WorkerContext {
-        topic: config.topic.clone(),
-        metrics,
-        revoked: Mutex::new(Vec::new()),
-        held: Mutex::default(),
-    };
-    let client_id = format!("hookline-worker-{}", config.instance_id);
-    let consumer: StreamConsumer<WorkerContext> = config
-        .kafka
-        .consumer(&client_id, &config.group)
-        .set("group.instance.id", &config.instance_id)
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
-        .set("fetch.wait.max.ms", FETCH_WAIT_MS)
-        .create_with_context(context)
-        .map_err(Error::CreateConsumer)?;
-    consumer
-        .subscribe(&[&config.topic])
-        .map_err(Error::Subscribe)?;
-    Ok(consumer)
-}
 
 /// The loop's collaborators.
 pub struct Worker {
     pub config: Config,
-    pub consumer: Arc<StreamConsumer<WorkerContext>>,
+    pub consumer: Arc<WorkerConsumer>,
     pub pools: Pools,
     pub dead_letters: DeadLetters,
     pub metrics: Arc<Metrics>,
@@ -135,84 +43,8 @@ impl Worker {
         // The one place a storage meets the Rust type its rows are written
         // from; everything below is the same for every storage.
         match self.config.event_type.storage {
-            Storage::Orders => self.consume::<OrderEvent>(shutdown).await,
-            Storage::Disputes => self.consume::<DisputeEvent>(shutdown).await,
-        }
-    }
-
-    async fn consume<E: Event>(self, shutdown: CancellationToken) {
-        let mut filling: Vec<OwnedMessage> = Vec::with_capacity(self.config.batch_size);
-        let mut failing: Option<Batch<E>> = None;
-        let mut backoff = Backoff::new(Duration::from_millis(100), self.config.max_backoff);
-        let mut retry_at = tokio::time::Instant::now();
-        let mut flush_tick = tokio::time::interval(self.config.batch_wait);
-        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-        loop {
-            // Rebalance callbacks run inside `recv`, which may also return a
-            // record of a partition revoked and assigned again in the same
-            // poll: revoked records are dropped before anything is pushed,
-            // written or committed, and never after.
-            self.abandon_revoked(&mut filling, &mut failing);
-            // A failing batch holds the partitions: nothing new is written until
-            // it is, so records are never committed past a gap.
-            let can_receive = filling.len() < self.config.batch_size;
-            tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep_until(retry_at), if failing.is_some() => {
-                    self.abandon_revoked(&mut filling, &mut failing);
-                    if let Some(mut batch) = failing.take() {
-                        match self.write(&mut batch).await {
-                            Ok(()) => {
-                                backoff.reset();
-                                self.resume();
-                            }
-                            Err(()) => {
-                                retry_at = tokio::time::Instant::now() + backoff.next_delay();
-                                failing = Some(batch);
-                            }
-                        }
-                    }
-                }
-                _ = flush_tick.tick(), if failing.is_none() && !filling.is_empty() => {
-                    self.abandon_revoked(&mut filling, &mut failing);
-                    failing = self.flush(&mut filling, &mut backoff, &mut retry_at).await;
-                }
-                received = self.consumer.recv(), if can_receive => match received {
-                    Ok(message) => {
-                        self.abandon_revoked(&mut filling, &mut failing);
-                        filling.push(message.detach());
-                        if failing.is_none() && filling.len() >= self.config.batch_size {
-                            failing = self.flush(&mut filling, &mut backoff, &mut retry_at).await;
-                        }
-                    }
-                    Err(error) => tracing::warn!(error = %error, "consumer error"),
-                },
-            }
-        }
-        self.shut_down(failing, filling).await;
-    }
-
-    /// Writes the filled records as one batch; the batch back when it failed.
-    async fn flush<E: Event>(
-        &self,
-        filling: &mut Vec<OwnedMessage>,
-        backoff: &mut Backoff,
-        retry_at: &mut tokio::time::Instant,
-    ) -> Option<Batch<E>> {
-        if filling.is_empty() {
-            return None;
-        }
-        let records = std::mem::replace(filling, Vec::with_capacity(self.config.batch_size));
-        let mut batch = self.batch(records);
-        match self.write(&mut batch).await {
-            Ok(()) => None,
-            Err(()) => {
-                self.pause();
-                *retry_at = tokio::time::Instant::now() + backoff.next_delay();
-                Some(batch)
-            }
+            Storage::Orders => Run::<OrderEvent>::new(&self).until(shutdown).await,
+            Storage::Disputes => Run::<DisputeEvent>::new(&self).until(shutdown).await,
         }
     }
 
@@ -223,62 +55,6 @@ impl Worker {
             &self.config.inspector,
             self.pools.count(),
         )
-    }
-
-    /// One attempt at a batch: write, dead-letter, commit.
-    async fn write<E: Event>(&self, batch: &mut Batch<E>) -> Result<(), ()> {
-        let started = Instant::now();
-        match batch.write(&self.pools, &self.dead_letters).await {
-            Ok(summary) => {
-                self.metrics.processed(summary.inserted, summary.duplicates);
-                for reason in &summary.dead_lettered {
-                    self.metrics.dead_lettered(reason);
-                }
-                self.commit(batch).await;
-                self.metrics.batch(started.elapsed().as_secs_f64());
-                tracing::debug!(
-                    records = batch.len(),
-                    inserted = summary.inserted,
-                    duplicates = summary.duplicates,
-                    dead_lettered = summary.dead_lettered.len(),
-                    "batch written"
-                );
-                Ok(())
-            }
-            Err(error) => {
-                self.metrics.retried(error.label());
-                tracing::warn!(error = %error, cause = %root_cause(&error), records = batch.len(), "batch failed; retrying");
-                Err(())
-            }
-        }
-    }
-
-    /// Commits the batch's offsets synchronously. A failed commit is not an
-    /// error for the data: the records are read again and their writes are
-    /// idempotent.
-    async fn commit<E: Event>(&self, batch: &Batch<E>) {
-        let mut offsets = TopicPartitionList::new();
-        for (partition, next) in batch.next_offsets() {
-            if let Err(error) =
-                offsets.add_partition_offset(&self.config.topic, partition, Offset::Offset(next))
-            {
-                tracing::error!(error = %error, partition, "building the commit failed");
-                return;
-            }
-        }
-        if offsets.count() == 0 {
-            return;
-        }
-        let consumer = self.consumer.clone();
-        let committed =
-            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync)).await;
-        match committed {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(error = %error, "committing offsets failed; records will be read again")
-            }
-            Err(error) => tracing::warn!(error = %error, "committing offsets did not complete"),
-        }
     }
 
     fn pause(&self) {
@@ -297,22 +73,226 @@ impl Worker {
         }
     }
 
-    fn abandon_revoked<E: Event>(
-        &self,
-        filling: &mut Vec<OwnedMessage>,
-        failing: &mut Option<Batch<E>>,
-    ) {
-        let revoked = self.consumer.context().take_revoked();
+    /// Commits `next` (the next offset to read, per partition) in `mode`.
+    /// Asynchronous commits let the next batch be written while the broker
+    /// stores the offsets: they are sent in batch order, each only once its
+    /// batch is durable, and a later one covers an earlier one, so whatever
+    /// becomes of one of them the committed position never passes a record
+    /// that is not written. At worst it stays behind, and the records after
+    /// it are read again and found stored.
+    async fn commit(&self, next: &Offsets, mode: CommitMode) {
+        let mut offsets = TopicPartitionList::new();
+        for (&partition, &next) in next {
+            if let Err(error) =
+                offsets.add_partition_offset(&self.config.topic, partition, Offset::Offset(next))
+            {
+                tracing::error!(error = %error, partition, "building the commit failed");
+                return;
+            }
+        }
+        if offsets.count() == 0 {
+            return;
+        }
+        let committed = match mode {
+            CommitMode::Async => self.consumer.commit(&offsets, mode),
+            CommitMode::Sync => {
+                let consumer = self.consumer.clone();
+                match tokio::task::spawn_blocking(move || consumer.commit(&offsets, mode)).await {
+                    Ok(committed) => committed,
+                    Err(error) => {
+                        tracing::warn!(error = %error, "committing offsets did not complete");
+                        return;
+                    }
+                }
+            }
+        };
+        if let Err(error) = committed {
+            self.metrics.commit_failed();
+            tracing::warn!(error = %error, "committing offsets failed; records will be read again");
+        }
+    }
+}
+
+/// The loop's state between records.
+struct Run<'w, E> {
+    worker: &'w Worker,
+    /// Records received and not yet handed to a write.
+    filling: Filling,
+    /// A batch that failed; it holds its partitions (paused) until written,
+    /// so nothing is committed past it.
+    failing: Option<Batch<E>>,
+    backoff: Backoff,
+    retry_at: tokio::time::Instant,
+    /// Offsets of written batches, committed at most once per interval.
+    commits: Commits,
+}
+
+impl<'w, E: Event> Run<'w, E> {
+    fn new(worker: &'w Worker) -> Self {
+        let config = &worker.config;
+        Self {
+            worker,
+            filling: Filling::new(Caps {
+                records: config.batch_size,
+                bytes: config.batch_bytes,
+            }),
+            failing: None,
+            backoff: Backoff::new(Duration::from_millis(100), config.max_backoff),
+            retry_at: tokio::time::Instant::now(),
+            commits: Commits::new(config.commit_interval),
+        }
+    }
+
+    async fn until(mut self, shutdown: CancellationToken) {
+        let worker = self.worker;
+        let consumer = &worker.consumer;
+        let wait = worker.config.batch_wait;
+        loop {
+            // Rebalance callbacks run inside `recv`, which may also return a
+            // record of a partition revoked and assigned again in the same
+            // poll: revoked records are dropped before anything is pushed,
+            // written or committed, and never after.
+            self.abandon_revoked();
+            // A failing batch holds the partitions: nothing new is written until
+            // it is, so records are never committed past a gap. Records still
+            // come in meanwhile (up to the caps), which keeps a group member
+            // polling, and so a member.
+            let closes_at = match self.failing {
+                None => self.filling.closes_at(wait),
+                Some(_) => None,
+            };
+            let commit_at = self.commits.due_at();
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep_until(self.retry_at), if self.failing.is_some() => {
+                    self.retry().await;
+                }
+                () = tokio::time::sleep_until(commit_at.unwrap_or(self.retry_at)), if commit_at.is_some() => {
+                    self.commit_due().await;
+                }
+                () = tokio::time::sleep_until(closes_at.unwrap_or(self.retry_at)), if closes_at.is_some() => {
+                    self.flush().await;
+                }
+                received = consumer.recv(), if !self.filling.is_full() => match received {
+                    Ok(message) => {
+                        self.receive(message.detach());
+                        self.receive_ready();
+                        let now = tokio::time::Instant::now();
+                        if self.failing.is_none() && self.filling.is_due(wait, now) {
+                            self.flush().await;
+                        }
+                    }
+                    Err(error) => tracing::warn!(error = %error, "consumer error"),
+                },
+            }
+        }
+        self.shut_down().await;
+    }
+
+    fn receive(&mut self, record: OwnedMessage) {
+        self.abandon_revoked();
+        self.filling.push(record);
+    }
+
+    /// Takes every record the consumer has ready, without waiting: the batch
+    /// then closes as soon as nothing more is ready (or a cap is hit).
+    fn receive_ready(&mut self) {
+        while !self.filling.is_full() {
+            match self.worker.consumer.recv().now_or_never() {
+                Some(Ok(message)) => self.receive(message.detach()),
+                Some(Err(error)) => {
+                    tracing::warn!(error = %error, "consumer error");
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Writes the filled records as one batch; on failure it becomes the
+    /// failing batch and the partitions pause.
+    async fn flush(&mut self) {
+        let records = self.filling.take();
+        if records.is_empty() {
+            return;
+        }
+        let mut batch = self.worker.batch(records);
+        if self.write(&mut batch).await.is_err() {
+            self.worker.pause();
+            self.retry_at = tokio::time::Instant::now() + self.backoff.next_delay();
+            self.failing = Some(batch);
+        }
+    }
+
+    async fn retry(&mut self) {
+        self.abandon_revoked();
+        let Some(mut batch) = self.failing.take() else {
+            return;
+        };
+        match self.write(&mut batch).await {
+            Ok(()) => {
+                self.backoff.reset();
+                self.worker.resume();
+            }
+            Err(()) => {
+                self.retry_at = tokio::time::Instant::now() + self.backoff.next_delay();
+                self.failing = Some(batch);
+            }
+        }
+    }
+
+    /// One attempt at a batch: write, dead-letter, commit.
+    async fn write(&mut self, batch: &mut Batch<E>) -> Result<(), ()> {
+        let worker = self.worker;
+        let started = Instant::now();
+        match batch.write(&worker.pools, &worker.dead_letters).await {
+            Ok(summary) => {
+                worker
+                    .metrics
+                    .processed(summary.inserted, summary.duplicates);
+                for reason in &summary.dead_lettered {
+                    worker.metrics.dead_lettered(reason);
+                }
+                self.commits.written(batch.next_offsets());
+                self.commit_due().await;
+                worker
+                    .metrics
+                    .batch(batch.len(), started.elapsed().as_secs_f64());
+                tracing::debug!(
+                    records = batch.len(),
+                    inserted = summary.inserted,
+                    duplicates = summary.duplicates,
+                    dead_lettered = summary.dead_lettered.len(),
+                    "batch written"
+                );
+                Ok(())
+            }
+            Err(error) => {
+                worker.metrics.retried(error.label());
+                tracing::warn!(error = %error, cause = %root_cause(&error), records = batch.len(), "batch failed; retrying");
+                Err(())
+            }
+        }
+    }
+
+    fn abandon_revoked(&mut self) {
+        let revoked = self.worker.consumer.context().take_revoked();
         if revoked.is_empty() {
             return;
         }
-        filling.retain(|m| !revoked.contains(&m.partition()));
-        let dropped = failing.as_mut().map_or(0, |batch| batch.abandon(&revoked));
+        let mut dropped = self.filling.abandon(&revoked);
+        dropped += self
+            .failing
+            .as_mut()
+            .map_or(0, |batch| batch.abandon(&revoked));
         // A failing batch of only revoked records is nobody's to retry now.
-        if failing.as_ref().is_some_and(Batch::is_empty) {
-            *failing = None;
-            self.resume();
+        if self.failing.as_ref().is_some_and(Batch::is_empty) {
+            self.failing = None;
+            self.worker.resume();
         }
+        // Their commits are the next owner's now.
+        self.commits.forget(&revoked);
         tracing::info!(
             ?revoked,
             dropped,
@@ -320,20 +300,33 @@ impl Worker {
         );
     }
 
-    async fn shut_down<E: Event>(&self, failing: Option<Batch<E>>, filling: Vec<OwnedMessage>) {
-        let mut batch = match failing {
+    async fn shut_down(mut self) {
+        let mut batch = match self.failing.take() {
             Some(batch) => batch,
-            None => self.batch(filling),
+            None => self.worker.batch(self.filling.take()),
         };
-        if batch.is_empty() {
-            return;
+        if !batch.is_empty() {
+            match tokio::time::timeout(SHUTDOWN_GRACE, self.write(&mut batch)).await {
+                Ok(Ok(())) => {
+                    tracing::info!(records = batch.len(), "last batch written at shutdown");
+                }
+                _ => tracing::warn!(
+                    records = batch.len(),
+                    "last batch not written at shutdown; it will be read again"
+                ),
+            }
         }
-        match tokio::time::timeout(SHUTDOWN_GRACE, self.write(&mut batch)).await {
-            Ok(Ok(())) => tracing::info!(records = batch.len(), "last batch written at shutdown"),
-            _ => tracing::warn!(
-                records = batch.len(),
-                "last batch not written at shutdown; it will be read again"
-            ),
+        // Everything written, once more and waited for: the asynchronous
+        // commits may still be on their way, and some offsets not yet sent.
+        self.worker
+            .commit(&self.commits.all(), CommitMode::Sync)
+            .await;
+    }
+
+    /// Sends the written offsets, if their interval is over.
+    async fn commit_due(&mut self) {
+        if let Some(due) = self.commits.take_due(tokio::time::Instant::now()) {
+            self.worker.commit(&due, CommitMode::Async).await;
         }
     }
 }

@@ -11,8 +11,9 @@ use crate::metrics::Metrics;
 /// The worker's readiness and metrics.
 pub struct Health {
     metrics: Arc<Metrics>,
-    /// Set once the shards are migrated and the consumer subscribed: before
-    /// that a rollout must not count the pod as serving.
+    /// Set once the shards are migrated and the consumer subscribed (or
+    /// assigned its partition): before that a rollout must not count the pod
+    /// as serving.
     ready: AtomicBool,
 }
 
@@ -24,7 +25,7 @@ impl Health {
         }
     }
 
-    /// The shards are migrated and the consumer subscribed.
+    /// The shards are migrated and the consumer subscribed or assigned.
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
     }
@@ -35,7 +36,7 @@ impl Probe for Health {
         if self.ready.load(Ordering::Acquire) {
             Ok(())
         } else {
-            Err("starting: migrating the shards and subscribing to the topic".to_owned())
+            Err("starting: migrating the shards and joining the topic".to_owned())
         }
     }
 

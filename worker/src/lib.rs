@@ -4,15 +4,20 @@
 //! [`store`] is the repository layer every shard is written through, with the
 //! shards' pools; [`decode`] and [`batch`] decide what a record is, where it
 //! goes and what is left to do for it; [`dlq`] sends what can never be
-//! written to the topic's DLQ; [`consume`] is the loop that commits offsets
-//! only after the shards' transactions committed.
+//! written to the topic's DLQ; [`consumer`] gets the partitions (one pinned
+//! partition, or a group's share), [`filling`] closes a batch once nothing
+//! more is ready, and [`consume`] is the loop that commits offsets only after
+//! the shards' transactions committed.
 
 pub mod backoff;
 pub mod batch;
+pub mod commits;
 pub mod config;
 pub mod consume;
+pub mod consumer;
 pub mod decode;
 pub mod dlq;
+pub mod filling;
 pub mod health;
 pub mod metrics;
 pub mod store;
@@ -44,6 +49,18 @@ pub enum Error {
     CreateConsumer(#[source] rdkafka::error::KafkaError),
     #[error("subscribing to the topic failed")]
     Subscribe(#[source] rdkafka::error::KafkaError),
+    #[error("assigning the partition failed")]
+    Assign(#[source] rdkafka::error::KafkaError),
+    #[error("fetching the topic's metadata failed")]
+    FetchMetadata(#[source] rdkafka::error::KafkaError),
+    #[error("fetching the group's committed offset failed")]
+    FetchCommitted(#[source] rdkafka::error::KafkaError),
+    #[error("topic {topic} has no partition {partition} (it has {partitions})")]
+    NoSuchPartition {
+        topic: String,
+        partition: i32,
+        partitions: i32,
+    },
     /// Boxed: the Kafka crate's errors carry topic and group names, and
     /// every `Result` of the worker would otherwise be as large.
     #[error("creating the DLQ producer failed")]

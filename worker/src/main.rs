@@ -9,7 +9,8 @@ use clap::Parser;
 use hookline_worker::Error;
 use hookline_worker::backoff::Backoff;
 use hookline_worker::config::{Args, Config};
-use hookline_worker::consume::{self, Worker};
+use hookline_worker::consume::Worker;
+use hookline_worker::consumer::{self, WorkerConsumer};
 use hookline_worker::dlq::DeadLetters;
 use hookline_worker::health::Health;
 use hookline_worker::metrics::Metrics;
@@ -45,17 +46,19 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let dead_letters = DeadLetters::new(&config.kafka, config.dlq.clone())?;
-    let consumer = Arc::new(consume::consumer(&config, metrics.clone())?);
+    let Some(consumer) = connect(&config, &metrics, &shutdown).await? else {
+        return Ok(());
+    };
     health.set_ready();
     tracing::info!(
-        topic = %config.topic, group = %config.group, instance_id = %config.instance_id,
+        topic = %config.topic, group = %config.group, membership = ?config.membership,
         event_type = config.event_type.name, shards = pools.count(), listen = %args.listen,
-        "hookline-worker consuming"
+        fetch_wait = ?config.fetch_wait, "hookline-worker consuming"
     );
 
     let worker = Worker {
         config,
-        consumer,
+        consumer: Arc::new(consumer),
         pools,
         dead_letters,
         metrics,
@@ -83,4 +86,30 @@ async fn migrate(pools: &Pools, shutdown: &CancellationToken) -> bool {
         tracing::info!(shard, "shard schema up to date");
     }
     true
+}
+
+/// Creates the consumer, retrying while the broker does not answer (a
+/// pinned worker asks it where to resume); `None` when shutdown came first.
+/// A partition the topic does not have is an error, not worth a retry.
+async fn connect(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+) -> Result<Option<WorkerConsumer>, Error> {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        // The pinned worker's requests block: off the async threads.
+        let created = tokio::task::block_in_place(|| consumer::create(config, metrics.clone()));
+        let error = match created {
+            Ok(consumer) => return Ok(Some(consumer)),
+            Err(error @ (Error::FetchMetadata(_) | Error::FetchCommitted(_))) => error,
+            Err(error) => return Err(error),
+        };
+        let delay = backoff.next_delay();
+        tracing::warn!(error = %error, cause = %hookline_runtime::root_cause(&error), ?delay, "the broker did not answer; retrying");
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
 }

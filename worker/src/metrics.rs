@@ -1,6 +1,8 @@
 //! Prometheus metrics of the worker. Labels are bounded: outcomes and reasons
 //! come from fixed sets, partitions from the topic's partition count.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,6 +32,11 @@ pub struct Metrics {
     dead_lettered: Family<ReasonLabels, Counter>,
     retries: Family<ReasonLabels, Counter>,
     batch_seconds: Histogram,
+    batch_records: Histogram,
+    commit_failures: Counter,
+    fetch_requests: Counter,
+    /// librdkafka's running count of fetch requests when last reported.
+    fetches_reported: AtomicU64,
     lag: Family<PartitionLabels, Gauge>,
     assigned: Gauge,
 }
@@ -67,6 +74,24 @@ impl Metrics {
             "Time to write a batch and commit its offsets",
             batch_seconds.clone(),
         );
+        let batch_records = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        registry.register(
+            "batch_records",
+            "Records per written batch: one for a lone event, many for a backlog",
+            batch_records.clone(),
+        );
+        let commit_failures = Counter::default();
+        registry.register(
+            "commit_failures",
+            "Offset commits the broker refused or never answered (the records are written; a later commit covers them)",
+            commit_failures.clone(),
+        );
+        let fetch_requests = Counter::default();
+        registry.register(
+            "fetch_requests",
+            "Fetch requests sent to the brokers, as the consumer's statistics report them (every 5 s): the idle cost of --fetch-wait",
+            fetch_requests.clone(),
+        );
         let lag = Family::<PartitionLabels, Gauge>::default();
         registry.register(
             "consumer_lag",
@@ -76,7 +101,7 @@ impl Metrics {
         let assigned = Gauge::default();
         registry.register(
             "assigned_partitions",
-            "Partitions the consumer group assigned to this worker",
+            "Partitions this worker holds: the one it is pinned to, or those the consumer group assigned it",
             assigned.clone(),
         );
         Self {
@@ -85,6 +110,10 @@ impl Metrics {
             dead_lettered,
             retries,
             batch_seconds,
+            batch_records,
+            commit_failures,
+            fetch_requests,
+            fetches_reported: AtomicU64::new(0),
             lag,
             assigned,
         }
@@ -106,8 +135,21 @@ impl Metrics {
         self.retries.get_or_create(&ReasonLabels { reason }).inc();
     }
 
-    pub fn batch(&self, seconds: f64) {
+    /// A batch of `records` was written and its commit sent in `seconds`.
+    pub fn batch(&self, records: usize, seconds: f64) {
         self.batch_seconds.observe(seconds);
+        self.batch_records.observe(records as f64);
+    }
+
+    /// librdkafka's running count of fetch requests is `reported` now.
+    pub fn fetches(&self, reported: i64) {
+        let reported = reported.max(0) as u64;
+        let before = self.fetches_reported.swap(reported, Ordering::Relaxed);
+        self.fetch_requests.inc_by(reported.saturating_sub(before));
+    }
+
+    pub fn commit_failed(&self) {
+        self.commit_failures.inc();
     }
 
     pub fn lag(&self, partition: i32, lag: i64) {
@@ -137,7 +179,18 @@ mod tests {
         metrics.dead_lettered("misrouted");
         metrics.lag(2, 17);
         metrics.assigned(2);
+        metrics.batch(3, 0.01);
+        metrics.fetches(40);
+        metrics.fetches(100);
         let text = metrics.render();
+        assert!(
+            text.contains("hookline_worker_fetch_requests_total 100"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hookline_worker_batch_records_sum 3.0"),
+            "{text}"
+        );
         assert!(
             text.contains("hookline_worker_assigned_partitions 2"),
             "{text}"

@@ -2,9 +2,15 @@
 //! authenticates the webhook, validates it and writes it to its user's shard
 //! inside the request, answering only once the row is committed. It runs the
 //! same signature check, schema, decoding and store code as the pipeline, so
-//! the two differ only in where the write happens.
+//! the two differ only in where the write happens. It runs as a process of
+//! its own (the benchmark's binary again, `hookline-bench baseline`), like
+//! ingest and the workers, so that its CPU time is its own and not the load
+//! generator's.
 
+use std::net::SocketAddr;
+use std::process::Stdio;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -19,6 +25,7 @@ use hookline_ingest::auth::Keys;
 use hookline_kafka::Envelope;
 use hookline_worker::decode::{RecordView, decode};
 use hookline_worker::store::{ErrorClass, OrderEvent, Pools};
+use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::load::SECRET;
@@ -27,6 +34,19 @@ use crate::load::SECRET;
 const CONNECTIONS: u32 = 16;
 /// The signature timestamp tolerance ingest uses by default.
 const TOLERANCE_SECS: u32 = 300;
+/// How long the baseline's process may take to answer, and to stop.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Arguments of the baseline's process.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Where to serve `POST /webhooks/orders` and `GET /readyz`.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Shard connection strings, in shard order.
+    #[arg(long = "shard", required = true)]
+    shards: Vec<String>,
+}
 
 struct Baseline {
     keys: Keys,
@@ -34,46 +54,88 @@ struct Baseline {
     shards: Pools,
 }
 
-/// A running baseline server.
+/// The baseline's process: serves until SIGTERM.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut keys = Keys::default();
+    keys.add_standard_webhooks(SECRET)?;
+    let shards: Vec<(String, String)> = args
+        .shards
+        .iter()
+        .enumerate()
+        .map(|(i, url)| (i.to_string(), url.clone()))
+        .collect();
+    let baseline = Arc::new(Baseline {
+        keys,
+        inspector: Inspector::builtin("orders", Pointers::default())?,
+        shards: Pools::connect_lazy(&shards, CONNECTIONS)?,
+    });
+    let app = Router::new()
+        .route("/webhooks/orders", post(receive))
+        .route("/readyz", axum::routing::get(|| async { StatusCode::OK }))
+        .with_state(baseline);
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(hookline_runtime::shutdown::on_signal(shutdown.clone()));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// A running baseline process.
 pub struct Server {
     pub url: String,
-    shutdown: CancellationToken,
-    served: tokio::task::JoinHandle<std::io::Result<()>>,
+    child: Child,
 }
 
 impl Server {
-    /// Serves `POST /webhooks/orders` on a free port, writing to `shards`
-    /// (name, URL) in order.
-    pub async fn start(shards: &[(String, String)]) -> anyhow::Result<Self> {
-        let mut keys = Keys::default();
-        keys.add_standard_webhooks(SECRET)?;
-        let baseline = Arc::new(Baseline {
-            keys,
-            inspector: Inspector::builtin("orders", Pointers::default())?,
-            shards: Pools::connect_lazy(shards, CONNECTIONS)?,
-        });
-        let app = Router::new()
-            .route("/webhooks/orders", post(receive))
-            .with_state(baseline);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}/webhooks/orders", listener.local_addr()?);
-        let shutdown = CancellationToken::new();
-        let stopping = shutdown.clone();
-        let served = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopping.cancelled_owned())
-                .await
-        });
-        Ok(Self {
-            url,
-            shutdown,
-            served,
-        })
+    /// Starts the baseline on `port`, writing to `shards` (URLs in shard
+    /// order); returns once it answers.
+    pub async fn start(shards: &[String], port: u16) -> anyhow::Result<Self> {
+        let listen = format!("127.0.0.1:{port}");
+        let mut command = Command::new(std::env::current_exe()?);
+        command.args(["baseline", "--listen", &listen]);
+        for url in shards {
+            command.args(["--shard", url]);
+        }
+        let child = command
+            // Its own start and stop are the benchmark's business, not news.
+            .env("RUST_LOG", "warn,sqlx=error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let server = Self {
+            url: format!("http://{listen}/webhooks/orders"),
+            child,
+        };
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            let ready = client.get(format!("http://{listen}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(server);
+            }
+            if started.elapsed() > DEADLINE {
+                anyhow::bail!("the baseline did not answer on {listen} within {DEADLINE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
-    pub async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.served.await??;
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// SIGTERM, and waits for it to stop.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()?;
+        }
+        let status = tokio::time::timeout(DEADLINE, self.child.wait()).await??;
+        anyhow::ensure!(status.success(), "the baseline exited with {status}");
         Ok(())
     }
 }

@@ -15,13 +15,16 @@ mod baseline;
 mod pipeline;
 mod target;
 
+pub use baseline::{ServeArgs, serve as serve_baseline};
+
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use serde_json::json;
 
+use super::Stack;
+use super::cpu::Usage;
+use super::load::{self, body, succeeded};
 use super::stats::{Latencies, ms, rate};
-use super::{Stack, load};
 use target::{Design, Target};
 
 /// Arguments of `hookline bench e2e`.
@@ -50,16 +53,20 @@ pub struct Args {
     /// How long a sender waits for an answer, as a provider would.
     #[arg(long, default_value = "10s", value_parser = hookline_runtime::parse_duration)]
     request_timeout: Duration,
-    /// Ingest listens here; the workers on the ports after `--first-port`.
+    /// Ingest (or the baseline) listens here; the workers on the ports after
+    /// `--first-port`.
     #[arg(long, default_value_t = 9300)]
     first_port: u16,
+    /// The workers' fetch wait, as `hookline up` passes it.
+    #[arg(long, default_value = hookline::local::processes::FETCH_WAIT, value_parser = hookline_runtime::parse_duration)]
+    fetch_wait: Duration,
 }
 
 /// How long the rows may take to arrive once the sending is over.
 const SETTLE_DEADLINE: Duration = Duration::from_secs(300);
 /// Warm-up webhooks: sent and stored before anything is measured, so that
 /// connections are open and the consumer group has formed.
-const WARM_UP: usize = 64;
+pub const WARM_UP: usize = 64;
 /// Requests open at once in the outage run.
 const IN_FLIGHT: usize = 8_192;
 
@@ -73,8 +80,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.clients)
         .build()?;
     println!(
-        "hookline bench e2e: signed order webhooks, {} partitions and workers, 2 shards, broker {}",
-        args.partitions, args.stack.broker.bootstrap
+        "hookline bench e2e: signed order webhooks, {} partitions and workers (fetch wait {:?}), 2 shards, broker {}",
+        args.partitions, args.fetch_wait, args.stack.broker.bootstrap
     );
 
     println!(
@@ -85,13 +92,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "  {:<10} {:>9} {:>11} {:>22} {:>28}",
         "system", "2xx", "HTTP req/s", "HTTP to rows, rows/s", "receipt to row p50/p99/max ms"
     );
+    let mut cpu = Vec::new();
     for kind in [Design::Pipeline, Design::Baseline] {
         let target = Target::start(kind, &args, &format!("{run}s{}", kind.tag())).await?;
         let figures = steady(&client, &args, &target).await;
         let stopped = target.stop(&args).await;
-        print_steady(kind, &figures?);
+        let figures = figures?;
+        print_steady(kind, &figures);
+        cpu.push((kind, figures.cpu.per_thousand(figures.succeeded)));
         stopped?;
     }
+    print_cpu(&cpu);
 
     println!(
         "\nshard b stopped for {} s in the middle of {} s at {} webhooks/s ({} webhooks, no provider retries)",
@@ -114,23 +125,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `i`-th webhook of `phase`.
-fn body(phase: &str, i: usize) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": format!("evt_{phase}_{i}"), "type": "order.paid", "created": 1_700_000_000 + i as i64,
-        "data": {"user_id": format!("user-{}", i % 1_000), "order_id": format!("ord_{phase}_{i}"),
-                 "amount": 1250, "currency": "eur", "status": "paid"}
-    }))
-    .unwrap_or_default()
-}
-
-fn succeeded(answers: &[load::Answer]) -> usize {
-    answers
-        .iter()
-        .filter(|(s, _)| (200..300).contains(s))
-        .count()
-}
-
 /// Sends the warm-up webhooks and waits for their rows.
 async fn warm_up(client: &reqwest::Client, target: &Target) -> anyhow::Result<()> {
     let bodies = (0..WARM_UP).map(|i| body("w", i)).collect();
@@ -148,17 +142,23 @@ struct Steady {
     rows: i64,
     to_rows: Duration,
     latencies: Option<Latencies>,
+    /// From the first request to the last row.
+    cpu: Usage,
 }
 
 async fn steady(client: &reqwest::Client, args: &Args, target: &Target) -> anyhow::Result<Steady> {
     warm_up(client, target).await?;
     let bodies = (0..args.events).map(|i| body("s", i)).collect();
+    let pids = target.pids();
+    let bootstrap = &args.stack.broker.bootstrap;
+    let before = Usage::now(&pids, bootstrap);
     let started_at = chrono::Utc::now();
     let started = Instant::now();
     let answers = load::closed_loop(client, &target.url, bodies, args.clients).await;
     let http = started.elapsed();
     let succeeded = succeeded(&answers);
     target.settle("s", succeeded).await?;
+    let cpu = Usage::now(&pids, bootstrap).since(&before);
     let stored = target.stored("s").await?;
     Ok(Steady {
         succeeded,
@@ -166,7 +166,35 @@ async fn steady(client: &reqwest::Client, args: &Args, target: &Target) -> anyho
         rows: stored.rows,
         to_rows: (stored.last - started_at).to_std().unwrap_or_default(),
         latencies: Latencies::of(stored.latencies),
+        cpu,
     })
+}
+
+/// CPU seconds per 1,000 webhooks of the steady run, by design.
+fn print_cpu(cpu: &[(Design, Usage)]) {
+    println!(
+        "
+CPU seconds per 1,000 webhooks of the steady run (/proc utime+stime; the load generator not counted)"
+    );
+    println!(
+        "  {:<10} {:>30} {:>12} {:>8}",
+        "system", "hookline (HTTP side + workers)", "PostgreSQL", "broker"
+    );
+    for (kind, usage) in cpu {
+        let hookline = format!(
+            "{:.3} ({:.3} + {:.3})",
+            usage.hookline(),
+            usage.front,
+            usage.workers
+        );
+        println!(
+            "  {:<10} {:>30} {:>12.3} {:>8.3}",
+            kind.label(),
+            hookline,
+            usage.postgres,
+            usage.broker
+        );
+    }
 }
 
 fn print_steady(kind: Design, s: &Steady) {
@@ -210,17 +238,18 @@ async fn outage(client: &reqwest::Client, args: &Args, target: &Target) -> anyho
     });
     let (answers, back) = tokio::join!(send, shard_b);
     back?;
-    let sent = Instant::now();
+    let sent = chrono::Utc::now();
     let succeeded = succeeded(&answers);
     target.settle("o", succeeded).await?;
-    let caught_up = sent.elapsed();
+    let stored = target.stored("o").await?;
     Ok(Outage {
         succeeded,
         failed: answers.iter().filter(|(s, _)| *s >= 500).count(),
         unanswered: answers.iter().filter(|(s, _)| *s == 0).count(),
-        stored: target.stored("o").await?.rows,
+        stored: stored.rows,
         sent: answers.len(),
-        caught_up,
+        // The last row's own time: the workers' commits trail their rows.
+        caught_up: (stored.last - sent).to_std().unwrap_or_default(),
     })
 }
 

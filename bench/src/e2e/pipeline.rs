@@ -6,6 +6,7 @@ use std::path::Path;
 use hookline_contract::pipeline::PipelineManifest;
 use hookline_kafka::{ClientSettings, offsets};
 
+use crate::cpu::Pids;
 use crate::load::SECRET;
 use hookline::local::processes::{self, Layout, Process};
 use hookline::local::topics;
@@ -18,10 +19,11 @@ pub struct Pipeline {
     _dir: tempfile::TempDir,
 }
 
-/// Where the processes listen.
+/// Where the processes listen, and the workers' fetch wait.
 pub struct Ports {
     pub ingest: u16,
     pub first_worker: u16,
+    pub fetch_wait: std::time::Duration,
 }
 
 impl Pipeline {
@@ -55,6 +57,7 @@ impl Pipeline {
             logs: &dir.path().join("logs"),
             ingest_listen: &ingest,
             first_worker_port: ports.first_worker,
+            fetch_wait: ports.fetch_wait,
         };
         let mut running = processes::start(&spec, &layout)?;
         if let Err(error) = processes::wait_ready(&mut running).await {
@@ -74,6 +77,19 @@ impl Pipeline {
     pub async fn drained(&self) -> anyhow::Result<bool> {
         let partitions = offsets::offsets(&self.kafka, &self.topic, &self.topic).await?;
         Ok(partitions.iter().all(|p| p.committed.unwrap_or(0) == p.end))
+    }
+
+    /// Ingest's and the workers' process ids.
+    pub fn pids(&self) -> Pids {
+        let mut pids = Pids::default();
+        for process in &self.processes {
+            let Some(pid) = process.pid() else { continue };
+            match process.spec.topic {
+                Some(_) => pids.workers.push(pid),
+                None => pids.front.push(pid),
+            }
+        }
+        pids
     }
 
     pub async fn stop(self) {

@@ -4,14 +4,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
 use hookline_testkit::proxy::Proxy;
 use sqlx::PgPool;
 
 use super::baseline::Server;
 use super::pipeline::{Pipeline, Ports};
 use super::{Args, SETTLE_DEADLINE};
-use crate::databases;
+use crate::cpu::Pids;
+use crate::databases::{self, PhaseRows};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Design {
@@ -53,15 +53,6 @@ pub struct Target {
     system: System,
 }
 
-/// The rows of one phase.
-pub struct PhaseRows {
-    pub rows: i64,
-    /// When the last row was inserted.
-    pub last: DateTime<Utc>,
-    /// Receipt to row, one per row.
-    pub latencies: Vec<Duration>,
-}
-
 impl Target {
     pub async fn start(kind: Design, args: &Args, run: &str) -> anyhow::Result<Self> {
         let databases = databases::create(&args.stack.admin_url, run).await?;
@@ -84,14 +75,7 @@ impl Target {
         let mut pools = Vec::new();
         for url in &databases {
             let pool = PgPool::connect(url).await?;
-            // The insert's time, for receipt-to-row latency; the store names
-            // its columns, so it leaves this one to its default.
-            sqlx::query(
-                "ALTER TABLE order_events ADD COLUMN stored_at timestamptz NOT NULL DEFAULT clock_timestamp()",
-            )
-            .execute(&pool)
-            .await
-            .context("adding stored_at")?;
+            databases::add_stored_at(&pool).await?;
             pools.push(pool);
         }
         let (authority, _) = through_proxy(&databases[1], 0)?;
@@ -107,16 +91,13 @@ impl Target {
                     Ports {
                         ingest: args.first_port,
                         first_worker: args.first_port + 1,
+                        fetch_wait: args.fetch_wait,
                     },
                 )
                 .await?,
             ),
             Design::Baseline => System::Baseline(
-                Server::start(&[
-                    ("a".to_owned(), databases[0].clone()),
-                    ("b".to_owned(), shard_b),
-                ])
-                .await?,
+                Server::start(&[databases[0].clone(), shard_b], args.first_port).await?,
             ),
         };
         let url = match &system {
@@ -173,27 +154,18 @@ impl Target {
     }
 
     pub async fn stored(&self, phase: &str) -> anyhow::Result<PhaseRows> {
-        let mut stored = PhaseRows {
-            rows: 0,
-            last: DateTime::<Utc>::MIN_UTC,
-            latencies: Vec::new(),
-        };
-        for pool in &self.pools {
-            let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-                "SELECT received_at, stored_at FROM order_events WHERE provider_event_id LIKE $1",
-            )
-            .bind(format!("evt_{phase}_%"))
-            .fetch_all(pool)
-            .await?;
-            for (received, inserted) in rows {
-                stored.rows += 1;
-                stored.last = stored.last.max(inserted);
-                stored
-                    .latencies
-                    .push((inserted - received).to_std().unwrap_or_default());
-            }
+        databases::phase_rows(&self.pools, phase).await
+    }
+
+    /// hookline's processes: ingest and the workers, or the baseline.
+    pub fn pids(&self) -> Pids {
+        match &self.system {
+            System::Pipeline(p) => p.pids(),
+            System::Baseline(b) => Pids {
+                front: b.pid().into_iter().collect(),
+                workers: Vec::new(),
+            },
         }
-        Ok(stored)
     }
 
     pub async fn stop(self, args: &Args) -> anyhow::Result<()> {

@@ -1,14 +1,16 @@
 //! Whether every partition of every topic is held by a worker, from the
-//! workers' `assigned_partitions` gauges. A group that never hands out its
-//! partitions looks healthy otherwise: every process is up and ready.
+//! workers' `assigned_partitions` gauges: a pinned worker reports its one
+//! partition once it is assigned, a group member what the group gave it. A
+//! topic short of partitions has a worker that keeps dying, cannot reach the
+//! broker, or (in group mode) a group that does not hand them out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::processes::{self, Process};
 
-/// How long a topic may have partitions no worker holds (a group forming, a
-/// rebalance) before it is reported.
+/// How long a topic may have partitions no worker holds (a worker starting
+/// again, a group forming) before it is reported.
 pub const GRACE: Duration = Duration::from_secs(60);
 
 const GAUGE: &str = "hookline_worker_assigned_partitions ";

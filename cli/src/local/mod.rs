@@ -8,6 +8,7 @@ use hookline_contract::secrets::SecretsDir;
 
 pub mod assignment;
 pub mod processes;
+pub mod restarts;
 pub mod shards;
 pub mod topics;
 

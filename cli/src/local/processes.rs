@@ -1,9 +1,9 @@
-//! The pipeline's processes: one ingest, and one worker per partition of each
-//! topic, each with its own log file, stopped together.
+//! The pipeline's processes: one ingest, and one worker pinned to each
+//! partition of each topic, each with its own log file, stopped together.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hookline_contract::pipeline::PipelineSpec;
@@ -11,6 +11,12 @@ use tokio::process::{Child, Command};
 
 /// How long a process may take to become ready, and to stop.
 const DEADLINE: Duration = Duration::from_secs(60);
+/// The workers' fetch wait on this machine, unless `up --fetch-wait` says
+/// otherwise. The local broker (tansu) holds every fetch for its whole wait
+/// even when records arrive meanwhile, so the wait is the floor of every
+/// event's latency; a short one costs the broker's CPU for idle fetches
+/// (README, "One machine", has the figures).
+pub const FETCH_WAIT: &str = "10ms";
 
 /// A process the pipeline should have: what to run and where it answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +43,8 @@ pub struct Process {
     pub health: String,
     pub log: PathBuf,
     pub spec: ProcessSpec,
+    /// When it was started.
+    pub started: Instant,
     child: Child,
 }
 
@@ -48,6 +56,8 @@ pub struct Layout<'a> {
     /// Ingest listens here; workers on the ports after `first_worker_port`.
     pub ingest_listen: &'a str,
     pub first_worker_port: u16,
+    /// The workers' `--fetch-wait`.
+    pub fetch_wait: Duration,
 }
 
 /// Every process of `spec`: ingest, then one worker per partition of each
@@ -70,7 +80,9 @@ pub fn specs(
     all
 }
 
-/// One worker per partition of each topic of `spec`.
+/// One worker pinned to each partition of each topic of `spec`: no consumer
+/// group to form when one starts or dies, so a restarted worker is back at
+/// its partition's committed offset at once.
 pub fn worker_specs(
     spec: &PipelineSpec,
     partitions: &std::collections::BTreeMap<String, i32>,
@@ -91,8 +103,10 @@ pub fn worker_specs(
             args.extend([
                 "--topic".to_owned(),
                 topic.name.clone(),
-                "--instance-id".to_owned(),
-                id.clone(),
+                "--partition".to_owned(),
+                partition.to_string(),
+                "--fetch-wait".to_owned(),
+                millis(layout.fetch_wait),
                 "--listen".to_owned(),
                 listen.clone(),
             ]);
@@ -118,6 +132,36 @@ pub fn start(spec: &PipelineSpec, layout: &Layout<'_>) -> anyhow::Result<Vec<Pro
 pub fn start_workers(spec: &PipelineSpec, layout: &Layout<'_>) -> anyhow::Result<Vec<Process>> {
     let all = worker_specs(spec, &Default::default(), layout);
     all.iter().map(|w| spawn(w, layout.logs)).collect()
+}
+
+/// One worker for every partition of `topic`, as the only member of its
+/// consumer group (the way a Kubernetes worker runs), on the first worker
+/// port.
+pub fn group_worker(topic: &str, layout: &Layout<'_>) -> ProcessSpec {
+    let listen = format!("127.0.0.1:{}", layout.first_worker_port);
+    let mut args = common_args(layout);
+    args.extend([
+        "--topic".to_owned(),
+        topic.to_owned(),
+        "--instance-id".to_owned(),
+        format!("{topic}-group"),
+        "--fetch-wait".to_owned(),
+        millis(layout.fetch_wait),
+        "--listen".to_owned(),
+        listen.clone(),
+    ]);
+    ProcessSpec {
+        name: format!("worker {topic}"),
+        topic: Some(topic.to_owned()),
+        binary: "hookline-worker",
+        args,
+        listen,
+    }
+}
+
+/// A duration as a flag's value, to the millisecond.
+fn millis(duration: Duration) -> String {
+    format!("{}ms", duration.as_millis())
 }
 
 fn common_args(layout: &Layout<'_>) -> Vec<String> {
@@ -156,6 +200,7 @@ pub fn spawn(spec: &ProcessSpec, logs: &Path) -> anyhow::Result<Process> {
         health: spec.health(),
         log,
         spec: spec.clone(),
+        started: Instant::now(),
         child,
     })
 }
@@ -306,6 +351,11 @@ pub async fn metric(client: &reqwest::Client, process: &Process, prefix: &str) -
 }
 
 impl Process {
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Whether the process is gone.
     pub fn has_exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
@@ -313,55 +363,4 @@ impl Process {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-    use std::path::Path;
-
-    use hookline_contract::pipeline::PipelineManifest;
-
-    use super::{Layout, specs};
-
-    const MANIFEST: &str = "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {name: t}\nspec:\n  kafka: {bootstrapServers: \"127.0.0.1:9092\"}\n  topics:\n    - {name: o, eventType: orders, partitions: 2}\n    - {name: d, eventType: disputes, partitions: 2}\n  shards:\n    - {name: a, databaseUrlSecretRef: {name: pg-a, key: url}}\n    - {name: b, databaseUrlSecretRef: {name: pg-b, key: url}}\n  ingest: {signingSecretRef: {name: provider}}\n";
-
-    fn layout() -> Layout<'static> {
-        Layout {
-            pipeline: Path::new("p.yaml"),
-            secrets: Path::new("s"),
-            logs: Path::new("l"),
-            ingest_listen: "127.0.0.1:8080",
-            first_worker_port: 9100,
-        }
-    }
-
-    #[test]
-    fn one_worker_per_partition_the_broker_has_each_on_its_own_port() {
-        let spec = PipelineManifest::from_yaml(MANIFEST).unwrap().spec;
-        // The broker grew topic o to 4 partitions: 4 of its workers, 2 of d's.
-        let grown = BTreeMap::from([("o".to_owned(), 4)]);
-        let all = specs(&spec, &grown, &layout());
-        let names: Vec<&str> = all.iter().map(|w| w.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "ingest",
-                "worker o-0",
-                "worker o-1",
-                "worker o-2",
-                "worker o-3",
-                "worker d-0",
-                "worker d-1"
-            ]
-        );
-        let health: Vec<String> = all[1..].iter().map(|w| w.health()).collect();
-        assert_eq!(health[0], "http://127.0.0.1:9100/readyz");
-        assert_eq!(health[5], "http://127.0.0.1:9105/readyz");
-        // Static membership: each worker's instance id is its topic and index.
-        assert!(
-            all[3]
-                .args
-                .windows(2)
-                .any(|a| a[0] == "--instance-id" && a[1] == "o-2")
-        );
-        assert_eq!(specs(&spec, &BTreeMap::new(), &layout()).len(), 5);
-    }
-}
+mod tests;

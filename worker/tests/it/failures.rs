@@ -29,23 +29,23 @@ async fn worker_killed_mid_stream_and_restarted_stores_every_event_once() {
         pipeline.produce(&numbered(i, 97)).await;
     }
 
-    // Batches of 10, each committed before the next: the stream takes a few
-    // hundred commits, long enough to be cut in the middle.
-    let mut worker = pipeline.worker_with_batch("w1", 10).await;
+    // Batches of 2: the stream takes some fifteen hundred transactions and
+    // commits, long enough to be cut in the middle.
+    let mut workers = pipeline.workers_with_batch(2).await;
     eventually("some but not all events stored", || async {
         let stored = pipeline.total("order_events").await;
         stored >= 300
     })
     .await;
-    worker.kill().await;
+    workers.kill().await;
     let at_kill = pipeline.total("order_events").await;
     assert!(
         at_kill < total,
         "the stream was over before the kill ({at_kill})"
     );
 
-    // Static membership: the same id takes its partitions back at once.
-    worker.restart().await;
+    // Each pinned worker resumes its partition at the group's commit.
+    workers.restart().await;
     eventually("every event stored", || async {
         pipeline.total("order_events").await == total
     })
@@ -58,7 +58,7 @@ async fn worker_killed_mid_stream_and_restarted_stores_every_event_once() {
 
     assert_eq!(pipeline.total("order_events").await, total, "none doubled");
     assert_eq!(pipeline.total("orders").await, total);
-    worker.terminate().await;
+    workers.terminate().await;
     pipeline.drop_shards().await;
 }
 
@@ -72,7 +72,7 @@ async fn shard_outage_is_retried_without_dlq_or_commits_past_the_gap() {
             .produce(&ev(user, &format!("evt_a{i}"), &format!("ord_a{i}")))
             .await;
     }
-    let mut worker = pipeline.worker("w1").await;
+    let mut workers = pipeline.workers().await;
     eventually("the first events stored", || async {
         pipeline.total("order_events").await == 40
     })
@@ -89,8 +89,8 @@ async fn shard_outage_is_retried_without_dlq_or_commits_past_the_gap() {
             .produce(&ev(user, &format!("evt_b{i}"), &format!("ord_b{i}")))
             .await;
     }
-    eventually("the worker retries the failing batch", || async {
-        worker.metric("hookline_worker_batch_retries_total").await >= 3.0
+    eventually("the workers retry the failing batch", || async {
+        workers.metric("hookline_worker_batch_retries_total").await >= 3.0
     })
     .await;
 
@@ -106,7 +106,7 @@ async fn shard_outage_is_retried_without_dlq_or_commits_past_the_gap() {
         );
     }
     assert_eq!(
-        worker.metric("hookline_worker_dead_lettered_total").await,
+        workers.metric("hookline_worker_dead_lettered_total").await,
         0.0
     );
     let on_b = users.iter().filter(|u| shard_for(u, 2) == Some(1)).count() as i64;
@@ -127,18 +127,19 @@ async fn shard_outage_is_retried_without_dlq_or_commits_past_the_gap() {
     })
     .await;
     assert_eq!(
-        worker.metric("hookline_worker_dead_lettered_total").await,
+        workers.metric("hookline_worker_dead_lettered_total").await,
         0.0
     );
-    worker.terminate().await;
+    workers.terminate().await;
     pipeline.drop_shards().await;
 }
 
 #[tokio::test]
 async fn two_workers_in_one_group_share_the_partitions_and_store_everything_once() {
+    // Group mode, as the Kubernetes workers run: no --partition.
     let pipeline = Pipeline::orders().await;
-    let mut first = pipeline.worker("w1").await;
-    let mut second = pipeline.worker("w2").await;
+    let mut first = pipeline.group_worker("w1").await;
+    let mut second = pipeline.group_worker("w2").await;
     let total = 400;
     for i in 0..total {
         pipeline.produce(&numbered(i, 61)).await;
@@ -154,6 +155,12 @@ async fn two_workers_in_one_group_share_the_partitions_and_store_everything_once
     })
     .await;
 
+    let held = "hookline_worker_assigned_partitions";
+    eventually("the group split the 4 partitions between them", || async {
+        let (a, b) = (first.metric(held).await, second.metric(held).await);
+        a >= 1.0 && b >= 1.0 && a + b == f64::from(PARTITIONS)
+    })
+    .await;
     let inserted = "hookline_worker_processed_total{outcome=\"inserted\"}";
     let (a, b) = (first.metric(inserted).await, second.metric(inserted).await);
     assert!(a > 0.0 && b > 0.0, "both workers wrote: {a} and {b}");

@@ -20,7 +20,7 @@ async fn every_event_lands_on_its_users_shard_and_nowhere_else() {
         pipeline.produce(e).await;
     }
 
-    let mut worker = pipeline.worker("w1").await;
+    let mut worker = pipeline.workers().await;
     eventually("all 200 events stored", || async {
         pipeline.total("order_events").await == 200
     })
@@ -62,7 +62,7 @@ async fn the_same_event_produced_three_times_is_one_row() {
         .produce(&ev("user-7", "evt_after", "ord_after"))
         .await;
 
-    let mut worker = pipeline.worker("w1").await;
+    let mut worker = pipeline.workers().await;
     eventually("the later event stored", || async {
         pipeline.total("orders").await == 2
     })
@@ -94,7 +94,7 @@ async fn events_out_of_order_leave_the_newest_state() {
         .produce(&ev(user, "evt_2", "ord_1").at(2_000).status("paid"))
         .await;
 
-    let mut worker = pipeline.worker("w1").await;
+    let mut worker = pipeline.workers().await;
     eventually("three events stored", || async {
         pipeline.total("order_events").await == 3
     })
@@ -123,7 +123,7 @@ async fn disputes_are_stored_in_the_dispute_tables() {
             .await;
     }
 
-    let mut worker = pipeline.worker("w1").await;
+    let mut worker = pipeline.workers().await;
     eventually("20 disputes stored", || async {
         pipeline.total("disputes").await == 20
     })

@@ -1,9 +1,8 @@
-//! A topic, two shard databases and worker processes per test: the real broker,
-//! the real PostgreSQL, the real `hookline-worker` binary.
+//! A topic and two shard databases per test, with the worker processes of
+//! [`crate::workers`]: the real broker, the real PostgreSQL, the real
+//! `hookline-worker` binary.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Stdio;
 
 use chrono::{TimeZone, Utc};
 use hookline_contract::{event_id, partition_for};
@@ -13,9 +12,9 @@ use hookline_kafka::produce::{Producer, Record};
 use hookline_kafka::{ClientSettings, Envelope};
 use rdkafka::message::OwnedHeaders;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
 use crate::support::TestDb;
+use crate::workers::{Membership, WorkerProcess, Workers};
 
 pub use hookline_testkit::{DEADLINE, eventually};
 pub const PARTITIONS: i32 = 4;
@@ -111,15 +110,34 @@ impl Pipeline {
         }
     }
 
-    /// Starts a worker process with static membership id `instance`.
-    pub async fn worker(&self, instance: &str) -> WorkerProcess {
-        WorkerProcess::start(self, instance, 100).await
+    /// One worker pinned to each partition, as `hookline up` runs them.
+    pub async fn workers(&self) -> Workers {
+        Workers::start(self, 100).await
     }
 
-    /// A worker writing batches of at most `batch_size` records: small batches
-    /// make a stream last long enough to interrupt it.
-    pub async fn worker_with_batch(&self, instance: &str, batch_size: usize) -> WorkerProcess {
-        WorkerProcess::start(self, instance, batch_size).await
+    /// Pinned workers writing batches of at most `batch_size` records: small
+    /// batches make a stream last long enough to interrupt it.
+    pub async fn workers_with_batch(&self, batch_size: usize) -> Workers {
+        Workers::start(self, batch_size).await
+    }
+
+    /// A worker pinned to `partition` alone.
+    pub async fn pinned(&self, partition: i32, batch_size: usize) -> WorkerProcess {
+        WorkerProcess::start(self, Membership::Pinned(partition), batch_size).await
+    }
+
+    /// A member of the topic's consumer group with static membership id
+    /// `instance`, as the Kubernetes workers run.
+    pub async fn group_worker(&self, instance: &str) -> WorkerProcess {
+        WorkerProcess::start(self, Membership::Group(instance.to_owned()), 100).await
+    }
+
+    pub fn manifest(&self) -> std::path::PathBuf {
+        self.dir.path().join("pipeline.yaml")
+    }
+
+    pub fn secrets(&self) -> std::path::PathBuf {
+        self.dir.path().join("secrets")
     }
 
     /// The payload of `ev` for this pipeline's event type.
@@ -248,136 +266,4 @@ pub async fn create_topics(topics: &[(&str, i32)]) {
             panic!("creating {name}: {error}");
         }
     }
-}
-
-/// A running `hookline-worker`.
-pub struct WorkerProcess {
-    child: Option<Child>,
-    pub metrics_url: String,
-    pub log: PathBuf,
-    args: Vec<String>,
-}
-
-impl WorkerProcess {
-    async fn start(pipeline: &Pipeline, instance: &str, batch_size: usize) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let args = vec![
-            "--pipeline".into(),
-            pipeline
-                .dir
-                .path()
-                .join("pipeline.yaml")
-                .display()
-                .to_string(),
-            "--secrets-dir".into(),
-            pipeline.dir.path().join("secrets").display().to_string(),
-            "--topic".into(),
-            pipeline.topic.clone(),
-            "--instance-id".into(),
-            instance.into(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--batch-size".into(),
-            batch_size.to_string(),
-            "--batch-wait".into(),
-            "50ms".into(),
-            "--max-backoff".into(),
-            "500ms".into(),
-        ];
-        let mut worker = Self {
-            child: None,
-            metrics_url: format!("http://127.0.0.1:{port}/metrics"),
-            log: pipeline.dir.path().join(format!("worker-{instance}.log")),
-            args,
-        };
-        worker.restart().await;
-        worker
-    }
-
-    /// Starts the process (again, after [`WorkerProcess::kill`]) with the same
-    /// arguments, and waits until it is consuming.
-    pub async fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_hookline-worker"))
-            .args(&self.args)
-            .env("RUST_LOG", "info,hookline_worker=debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let ready = self.metrics_url.replace("/metrics", "/readyz");
-        eventually("the worker is ready", || async {
-            reqwest_get(&ready)
-                .await
-                .is_some_and(|(status, _)| status == 200)
-        })
-        .await;
-    }
-
-    /// SIGKILL: no shutdown, no commit, no goodbye to the group.
-    pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.unwrap();
-        }
-    }
-
-    /// SIGTERM, and waits for a clean exit.
-    pub async fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = child.id().unwrap().to_string();
-            std::process::Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap();
-            let status = tokio::time::timeout(DEADLINE, child.wait())
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(
-                status.success(),
-                "worker exited with {status}; log: {}",
-                self.log.display()
-            );
-        }
-    }
-
-    /// The value of a counter or gauge line of `/metrics` (0 when absent).
-    pub async fn metric(&self, line_prefix: &str) -> f64 {
-        let Some((_, text)) = reqwest_get(&self.metrics_url).await else {
-            return 0.0;
-        };
-        text.lines()
-            .filter(|l| l.starts_with(line_prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-}
-
-/// A plain HTTP GET over TCP: status and body.
-async fn reqwest_get(url: &str) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://")?;
-    let (addr, path) = rest.split_once('/')?;
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.ok()?;
-    let status = answer.split(' ').nth(1)?.parse().ok()?;
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
 }

@@ -101,7 +101,7 @@ async fn poison_records_go_to_the_dlq_with_their_reason_and_the_rest_is_stored()
         .produce(&ev("user-4", "evt_nul", "ord_z").status("paid\u{0}"))
         .await;
 
-    let mut worker = pipeline.worker("w1").await;
+    let mut worker = pipeline.workers().await;
     eventually("10 valid events stored", || async {
         pipeline.total("order_events").await == 10
     })

@@ -1,0 +1,218 @@
+//! The worker's Kafka consumer, in one of two memberships: pinned to one
+//! partition by assignment, resuming at the group's committed offset, or a
+//! member of the topic's consumer group, with the callbacks a group needs.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::config::{Config, Membership};
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+
+/// How often the consumer reports statistics (lag).
+const STATISTICS_INTERVAL_MS: &str = "5000";
+/// How long one metadata or committed-offset request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The worker's consumer.
+pub type WorkerConsumer = StreamConsumer<WorkerContext>;
+
+/// Consumer callbacks: lag and fetch requests from statistics, revoked
+/// partitions, and the outcome of asynchronous commits.
+pub struct WorkerContext {
+    topic: String,
+    metrics: Arc<Metrics>,
+    revoked: Mutex<Vec<i32>>,
+    /// The partitions the group assigned to this consumer.
+    held: Mutex<BTreeSet<i32>>,
+}
+
+impl ClientContext for WorkerContext {
+    fn stats(&self, statistics: Statistics) {
+        let fetches: i64 = statistics
+            .brokers
+            .values()
+            .filter_map(|broker| broker.req.get("Fetch"))
+            .sum();
+        self.metrics.fetches(fetches);
+        if let Some(topic) = statistics.topics.get(&self.topic) {
+            for (&partition, stats) in &topic.partitions {
+                // librdkafka reports an internal partition -1 and -1 lag when unknown.
+                if partition >= 0 && stats.consumer_lag >= 0 {
+                    self.metrics.lag(partition, stats.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for WorkerContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance
+            && let Ok(mut revoked) = self.revoked.lock()
+        {
+            revoked.extend(partitions.elements().iter().map(|e| e.partition()));
+        }
+    }
+
+    /// Cooperative rebalances hand out increments; the gauge follows the sum
+    /// of them, kept here rather than asked of the consumer, since asking
+    /// from inside a rebalance callback can wait on a consumer that is closing.
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Ok(mut held) = self.held.lock() else {
+            return;
+        };
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                held.extend(partitions.elements().iter().map(|e| e.partition()));
+            }
+            Rebalance::Revoke(partitions) => {
+                for e in partitions.elements() {
+                    held.remove(&e.partition());
+                }
+            }
+            Rebalance::Error(_) => return,
+        }
+        self.metrics.assigned(held.len());
+    }
+
+    /// Commits are asynchronous: a failed one is only told. The records stay
+    /// written; the next commit covers them, or a restart reads them again
+    /// and finds them stored.
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            self.metrics.commit_failed();
+            tracing::warn!(error = %error, "committing offsets failed; a later commit covers them");
+        }
+    }
+}
+
+impl WorkerContext {
+    /// Partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<i32> {
+        self.revoked
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+    }
+}
+
+/// Creates the consumer of `config.topic` with manual commits to
+/// `config.group`: pinned, it is assigned its partition at the committed
+/// offset (blocking on the broker: call it off the async executor); in the
+/// group, it subscribes with cooperative-sticky assignment, static
+/// membership when it has an instance id.
+pub fn create(config: &Config, metrics: Arc<Metrics>) -> Result<WorkerConsumer> {
+    let context = WorkerContext {
+        topic: config.topic.clone(),
+        metrics: metrics.clone(),
+        revoked: Mutex::new(Vec::new()),
+        held: Mutex::default(),
+    };
+    let mut settings = config.kafka.consumer(&config.client_id, &config.group);
+    settings
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
+        .set(
+            "fetch.wait.max.ms",
+            config.fetch_wait.as_millis().to_string(),
+        );
+    match &config.membership {
+        Membership::Pinned(partition) => {
+            let consumer: WorkerConsumer = settings
+                .create_with_context(context)
+                .map_err(Error::CreateConsumer)?;
+            let start = resume_offset(&consumer, &config.topic, *partition)?;
+            let mut assignment = TopicPartitionList::new();
+            assignment
+                .add_partition_offset(&config.topic, *partition, start)
+                .map_err(Error::Assign)?;
+            consumer.assign(&assignment).map_err(Error::Assign)?;
+            metrics.assigned(1);
+            match start {
+                Offset::Offset(offset) => {
+                    tracing::info!(
+                        partition,
+                        offset,
+                        "resuming at the group's committed offset"
+                    );
+                }
+                _ => tracing::info!(partition, "nothing committed: reading from the beginning"),
+            }
+            Ok(consumer)
+        }
+        Membership::Group { instance_id } => {
+            if let Some(id) = instance_id {
+                settings.set("group.instance.id", id);
+            }
+            let consumer: WorkerConsumer = settings
+                .set("partition.assignment.strategy", "cooperative-sticky")
+                .create_with_context(context)
+                .map_err(Error::CreateConsumer)?;
+            consumer
+                .subscribe(&[&config.topic])
+                .map_err(Error::Subscribe)?;
+            Ok(consumer)
+        }
+    }
+}
+
+/// Where a pinned worker starts: the group's committed offset (the next
+/// record to read), or the partition's beginning when nothing was committed.
+/// A partition the topic does not have is refused: the worker would
+/// otherwise wait on it for ever, looking healthy.
+fn resume_offset(consumer: &WorkerConsumer, topic: &str, partition: i32) -> Result<Offset> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+        .map_err(Error::FetchMetadata)?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .filter(|t| t.error().is_none())
+        .map_or(0, |t| t.partitions().len() as i32);
+    if partition >= partitions {
+        return Err(Error::NoSuchPartition {
+            topic: topic.to_owned(),
+            partition,
+            partitions,
+        });
+    }
+    let mut wanted = TopicPartitionList::new();
+    wanted.add_partition(topic, partition);
+    let committed = consumer
+        .committed_offsets(wanted, REQUEST_TIMEOUT)
+        .map_err(Error::FetchCommitted)?;
+    Ok(start_of(
+        committed
+            .find_partition(topic, partition)
+            .map(|e| e.offset()),
+    ))
+}
+
+/// The offset to assign, given what the group committed.
+fn start_of(committed: Option<Offset>) -> Offset {
+    match committed {
+        Some(Offset::Offset(next)) if next >= 0 => Offset::Offset(next),
+        // Nothing committed (librdkafka says `Invalid`): from the oldest
+        // record kept.
+        _ => Offset::Beginning,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pinned_worker_starts_at_the_commit_or_the_beginning() {
+        assert_eq!(start_of(Some(Offset::Offset(42))), Offset::Offset(42));
+        assert_eq!(start_of(Some(Offset::Offset(0))), Offset::Offset(0));
+        assert_eq!(start_of(Some(Offset::Invalid)), Offset::Beginning);
+        assert_eq!(start_of(None), Offset::Beginning);
+    }
+}
