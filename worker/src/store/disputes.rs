@@ -1,57 +1,36 @@
 //! `dispute_events` and `disputes`.
 
+use std::ops::{Deref, DerefMut};
+
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
-use uuid::Uuid;
 
 use super::fold::{self, Foldable, column};
 use super::{Error, Fields, Result, Stored};
 
-/// One dispute event, as decoded from its Kafka record.
+/// One dispute event: the fields every event has. `entity_id` is the dispute
+/// id; with `provider_event_id` and `occurred_at` (the same on every retry,
+/// and the key `dispute_events` is partitioned by) the event's identity.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DisputeEvent {
-    /// hookline's deterministic event id.
-    pub event_id: Uuid,
-    /// The provider's event id; with `dispute_id` and `occurred_at`, the
-    /// event's identity.
-    pub provider_event_id: String,
-    /// `dispute.created`, `dispute.closed`, …
-    pub event_type: String,
-    pub dispute_id: String,
-    /// The disputed order.
-    pub order_id: String,
-    /// The shard key.
-    pub user_id: String,
-    pub status: String,
-    /// Minor units.
-    pub amount: i64,
-    /// ISO 4217, lowercase.
-    pub currency: String,
-    /// The provider's event time: the same on every retry, part of the key
-    /// (`dispute_events` is partitioned by it) and the order of the events.
-    pub occurred_at: DateTime<Utc>,
-    /// When ingest received this copy of the event.
-    pub received_at: DateTime<Utc>,
-    /// The provider's payload.
-    pub payload: serde_json::Value,
-}
+pub struct DisputeEvent(pub Fields);
 
 impl From<Fields> for DisputeEvent {
     fn from(fields: Fields) -> Self {
-        Self {
-            event_id: fields.event_id,
-            provider_event_id: fields.provider_event_id,
-            event_type: fields.event_type,
-            dispute_id: fields.entity_id,
-            order_id: fields.order_id,
-            user_id: fields.user_id,
-            status: fields.status,
-            amount: fields.amount,
-            currency: fields.currency,
-            occurred_at: fields.occurred_at,
-            received_at: fields.received_at,
-            payload: fields.payload,
-        }
+        Self(fields)
+    }
+}
+
+impl Deref for DisputeEvent {
+    type Target = Fields;
+
+    fn deref(&self) -> &Fields {
+        &self.0
+    }
+}
+
+impl DerefMut for DisputeEvent {
+    fn deref_mut(&mut self) -> &mut Fields {
+        &mut self.0
     }
 }
 
@@ -60,11 +39,11 @@ impl Foldable for DisputeEvent {
     type Entity<'a> = &'a str;
 
     fn event_key(&self) -> Self::EventKey<'_> {
-        (&self.dispute_id, &self.provider_event_id, self.occurred_at)
+        (&self.entity_id, &self.provider_event_id, self.occurred_at)
     }
 
     fn entity(&self) -> Self::Entity<'_> {
-        &self.dispute_id
+        &self.entity_id
     }
 
     fn ordering(&self) -> (DateTime<Utc>, &str) {
@@ -115,7 +94,7 @@ async fn insert_events(
         SELECT input.n AS "n!"
         FROM input JOIN inserted USING (dispute_id, provider_event_id, created_at)
         "#,
-        &column(events, rows, |e| e.dispute_id.clone()),
+        &column(events, rows, |e| e.entity_id.clone()),
         &column(events, rows, |e| e.provider_event_id.clone()),
         &column(events, rows, |e| e.occurred_at),
         &column(events, rows, |e| e.event_id),
@@ -155,7 +134,7 @@ async fn upsert_state(
         WHERE (stored.last_event_at, stored.last_event_id)
             < (EXCLUDED.last_event_at, EXCLUDED.last_event_id)
         "#,
-        &column(events, rows, |e| e.dispute_id.clone()),
+        &column(events, rows, |e| e.entity_id.clone()),
         &column(events, rows, |e| e.order_id.clone()),
         &column(events, rows, |e| e.user_id.clone()),
         &column(events, rows, |e| e.status.clone()),

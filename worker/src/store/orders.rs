@@ -1,53 +1,36 @@
 //! `order_events` and `orders`.
 
+use std::ops::{Deref, DerefMut};
+
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
-use uuid::Uuid;
 
 use super::fold::{self, Foldable, column};
 use super::{Error, Fields, Result, Stored};
 
-/// One order event, as decoded from its Kafka record.
+/// One order event: the fields every event has. An order is its own entity:
+/// `entity_id` is the order id, and with `provider_event_id` the event's
+/// identity.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OrderEvent {
-    /// hookline's deterministic event id.
-    pub event_id: Uuid,
-    /// The provider's event id; with `order_id`, the event's identity.
-    pub provider_event_id: String,
-    /// `order.created`, `order.paid`, …
-    pub event_type: String,
-    pub order_id: String,
-    /// The shard key.
-    pub user_id: String,
-    pub status: String,
-    /// Minor units.
-    pub amount: i64,
-    /// ISO 4217, lowercase.
-    pub currency: String,
-    /// The provider's event time: orders the events of an order.
-    pub occurred_at: DateTime<Utc>,
-    /// When ingest received this copy of the event.
-    pub received_at: DateTime<Utc>,
-    /// The provider's payload.
-    pub payload: serde_json::Value,
-}
+pub struct OrderEvent(pub Fields);
 
 impl From<Fields> for OrderEvent {
-    /// An order is its own entity: the entity id is the order id.
     fn from(fields: Fields) -> Self {
-        Self {
-            event_id: fields.event_id,
-            provider_event_id: fields.provider_event_id,
-            event_type: fields.event_type,
-            order_id: fields.entity_id,
-            user_id: fields.user_id,
-            status: fields.status,
-            amount: fields.amount,
-            currency: fields.currency,
-            occurred_at: fields.occurred_at,
-            received_at: fields.received_at,
-            payload: fields.payload,
-        }
+        Self(fields)
+    }
+}
+
+impl Deref for OrderEvent {
+    type Target = Fields;
+
+    fn deref(&self) -> &Fields {
+        &self.0
+    }
+}
+
+impl DerefMut for OrderEvent {
+    fn deref_mut(&mut self) -> &mut Fields {
+        &mut self.0
     }
 }
 
@@ -56,11 +39,11 @@ impl Foldable for OrderEvent {
     type Entity<'a> = &'a str;
 
     fn event_key(&self) -> Self::EventKey<'_> {
-        (&self.order_id, &self.provider_event_id)
+        (&self.entity_id, &self.provider_event_id)
     }
 
     fn entity(&self) -> Self::Entity<'_> {
-        &self.order_id
+        &self.entity_id
     }
 
     fn ordering(&self) -> (DateTime<Utc>, &str) {
@@ -112,7 +95,7 @@ async fn insert_events(
         SELECT input.n AS "n!"
         FROM input JOIN inserted USING (order_id, provider_event_id)
         "#,
-        &column(events, rows, |e| e.order_id.clone()),
+        &column(events, rows, |e| e.entity_id.clone()),
         &column(events, rows, |e| e.provider_event_id.clone()),
         &column(events, rows, |e| e.event_id),
         &column(events, rows, |e| e.user_id.clone()),
@@ -151,7 +134,7 @@ async fn upsert_state(
         WHERE (stored.last_event_at, stored.last_event_id)
             < (EXCLUDED.last_event_at, EXCLUDED.last_event_id)
         "#,
-        &column(events, rows, |e| e.order_id.clone()),
+        &column(events, rows, |e| e.entity_id.clone()),
         &column(events, rows, |e| e.user_id.clone()),
         &column(events, rows, |e| e.status.clone()),
         &column(events, rows, |e| e.amount),

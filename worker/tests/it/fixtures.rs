@@ -1,7 +1,7 @@
 //! Events for tests, as builders: `order("o1", "evt_1").at(100).status("paid")`.
 
 use chrono::{DateTime, TimeZone, Utc};
-use hookline_worker::store::{DisputeEvent, OrderEvent};
+use hookline_worker::store::{DisputeEvent, Fields, OrderEvent};
 use serde_json::json;
 
 /// Unix seconds as a UTC time.
@@ -11,10 +11,11 @@ pub fn at(seconds: i64) -> DateTime<Utc> {
 
 /// An `order.created` event of order `order_id` for user `u1`, at t=1000.
 pub fn order(order_id: &str, provider_event_id: &str) -> OrderEvent {
-    OrderEvent {
+    OrderEvent(Fields {
         event_id: hookline_contract::event_id("test", provider_event_id),
         provider_event_id: provider_event_id.to_owned(),
         event_type: "order.created".to_owned(),
+        entity_id: order_id.to_owned(),
         order_id: order_id.to_owned(),
         user_id: "u1".to_owned(),
         status: "created".to_owned(),
@@ -23,16 +24,16 @@ pub fn order(order_id: &str, provider_event_id: &str) -> OrderEvent {
         occurred_at: at(1_000),
         received_at: Utc::now(),
         payload: json!({"id": provider_event_id, "data": {"order_id": order_id}}),
-    }
+    })
 }
 
 /// A `dispute.created` event of dispute `dispute_id` for user `u1`, at t=1000.
 pub fn dispute(dispute_id: &str, provider_event_id: &str) -> DisputeEvent {
-    DisputeEvent {
+    DisputeEvent(Fields {
         event_id: hookline_contract::event_id("test", provider_event_id),
         provider_event_id: provider_event_id.to_owned(),
         event_type: "dispute.created".to_owned(),
-        dispute_id: dispute_id.to_owned(),
+        entity_id: dispute_id.to_owned(),
         order_id: "o1".to_owned(),
         user_id: "u1".to_owned(),
         status: "needs_response".to_owned(),
@@ -41,7 +42,7 @@ pub fn dispute(dispute_id: &str, provider_event_id: &str) -> DisputeEvent {
         occurred_at: at(1_000),
         received_at: Utc::now(),
         payload: json!({"id": provider_event_id, "data": {"dispute_id": dispute_id}}),
-    }
+    })
 }
 
 /// Builder methods shared by both event kinds.
