@@ -26,6 +26,8 @@ const REFRESH_EVERY: Duration = Duration::from_secs(10);
 /// How long a readiness probe waits for the broker: less than the probe's
 /// own timeout, so that a silent broker is reported rather than timed out.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the periodic refresh of partition counts may wait for the broker.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Room in a request for the record's headers and framing, beyond the body.
 const RECORD_OVERHEAD_BYTES: usize = 256 * 1024;
 /// librdkafka's own default `message.max.bytes`, never lowered.
@@ -105,7 +107,7 @@ impl Producer {
     pub async fn refresh(&self, topics: &[String]) -> Result<Vec<String>> {
         let seen = self
             .kafka
-            .partition_counts()
+            .partition_counts(REFRESH_TIMEOUT)
             .await
             .map_err(|e| Error::FetchPartitionCounts(Box::new(e)))?;
         let mut missing = Vec::new();
@@ -142,8 +144,7 @@ impl Producer {
     /// before that, a webhook could only be answered 503. Otherwise why not,
     /// for an operator.
     pub async fn readiness(&self, topics: &[String]) -> Result<(), String> {
-        let answered = tokio::time::timeout(PROBE_TIMEOUT, self.kafka.partition_counts()).await;
-        if !matches!(answered, Ok(Ok(_))) {
+        if self.kafka.partition_counts(PROBE_TIMEOUT).await.is_err() {
             return Err("the broker does not answer".to_owned());
         }
         let unseen: Vec<&str> = topics

@@ -101,9 +101,6 @@ pub struct Producer {
     ack_timeout: Duration,
 }
 
-/// How long a metadata request may take.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
-
 impl Producer {
     /// Creates the producer from `config` (made by
     /// [`crate::ClientSettings::producer`], with the caller's limits added);
@@ -146,18 +143,19 @@ impl Producer {
         }
     }
 
-    /// The partition counts of every topic the broker lists.
-    pub async fn partition_counts(&self) -> Result<HashMap<String, i32>> {
+    /// The partition counts of every topic the broker lists, asked within
+    /// `timeout`: the blocking call ends then, so a silent broker holds no
+    /// thread longer than the caller waits.
+    pub async fn partition_counts(&self, timeout: Duration) -> Result<HashMap<String, i32>> {
         let producer = self.inner.clone();
-        let metadata = tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(None, METADATA_TIMEOUT)
-        })
-        .await
-        .map_err(Error::BlockingTask)?
-        .map_err(|source| Error::FetchMetadata {
-            topic: "*".to_owned(),
-            source: Box::new(source),
-        })?;
+        let metadata =
+            tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout))
+                .await
+                .map_err(Error::BlockingTask)?
+                .map_err(|source| Error::FetchMetadata {
+                    topic: "*".to_owned(),
+                    source: Box::new(source),
+                })?;
         Ok(metadata
             .topics()
             .iter()

@@ -11,7 +11,7 @@ use crate::support::*;
 #[tokio::test]
 async fn a_new_up_stops_the_processes_a_killed_up_left_behind() {
     let mut up = Up::start(|run| manifest(&format!("up-{run}.orders"), 2, "/id"), 2).await;
-    let pid_file = up.logs.join(format!("worker-{}-0.pid", up.topic));
+    let pid_file = up.first_worker_pid_file();
     let left = std::fs::read_to_string(&pid_file).unwrap();
     // `up` alone is killed: its workers and ingest run on, orphaned.
     std::process::Command::new("kill")

@@ -14,12 +14,7 @@ async fn up_runs_the_example_manifest_through_retries_invalid_webhooks_and_a_kil
     // 222 webhooks: 200 unique events (160 orders, 40 disputes), 20 retries
     // (10%) and 2 invalid ones (1%), in two halves with a worker killed between.
     traffic(&client, &up.ingest, 0, 80, false).await;
-    let pid_file = up.logs.join(format!("worker-{}-0.pid", up.topic));
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
-    std::process::Command::new("kill")
-        .args(["-KILL", pid.trim()])
-        .status()
-        .unwrap();
+    up.kill_first_worker();
     // The second half goes in at once, while the killed worker's partition
     // waits for its replacement: ingest answers for the broker, not for it.
     traffic(&client, &up.ingest, 80, 160, true).await;

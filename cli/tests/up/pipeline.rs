@@ -204,6 +204,21 @@ impl Up {
         self.ready().await;
     }
 
+    /// The pid file `up` keeps for the first worker of the topic.
+    pub fn first_worker_pid_file(&self) -> std::path::PathBuf {
+        self.logs.join(format!("worker-{}-0.pid", self.topic))
+    }
+
+    /// SIGKILLs the first worker of the topic, as a crash would; its pid.
+    pub fn kill_first_worker(&self) -> String {
+        let pid = std::fs::read_to_string(self.first_worker_pid_file()).unwrap();
+        std::process::Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .unwrap();
+        pid
+    }
+
     /// What `hookline up` wrote to standard error so far.
     pub fn errors(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()

@@ -69,12 +69,8 @@ async fn a_sigkilled_worker_is_replaced_at_once_and_events_sent_after_the_kill_l
     })
     .await;
 
-    let pid_file = up.logs.join(format!("worker-{}-0.pid", up.topic));
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
-    std::process::Command::new("kill")
-        .args(["-KILL", pid.trim()])
-        .status()
-        .unwrap();
+    let pid_file = up.first_worker_pid_file();
+    let pid = up.kill_first_worker();
     let killed = Instant::now();
     let noticed = tokio::spawn({
         let pid_file = pid_file.clone();
