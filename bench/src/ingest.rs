@@ -193,7 +193,11 @@ async fn start_ingest(
         pipeline: dir.join("pipeline.yaml"),
         secrets_dir: dir.join("secrets"),
         listen: "127.0.0.1:0".parse()?,
-        max_body_bytes: 1024 * 1024,
+        metrics_listen: "127.0.0.1:0".parse()?,
+        max_message_bytes: 1_048_588,
+        max_body_bytes: None,
+        body_timeout: Duration::from_secs(5),
+        max_reading_bytes: 64 * 1024 * 1024,
         timestamp_tolerance: Duration::from_secs(300),
         ack_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(15),
@@ -201,6 +205,7 @@ async fn start_ingest(
         producer_queue_kbytes: 256 * 1024,
         max_concurrent_requests: 1_024,
         retry_after: Duration::from_secs(5),
+        log_format: None,
     };
     let app = hookline_ingest::App::new(Config::load(&ingest_args)?)?;
     let listener = hookline_ingest::bind(ingest_args.listen).await?;

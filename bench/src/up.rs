@@ -131,6 +131,9 @@ fn start_up(
         .arg(dir.join("secrets"))
         .args(["--ingest-addr", ingest, "--first-worker-port"])
         .arg(first_worker.to_string())
+        // After the workers' ports: ingest serves no metrics on its own.
+        .arg("--ingest-metrics-addr")
+        .arg(format!("127.0.0.1:{}", first_worker + WORKERS))
         .arg("--logs")
         .arg(dir.join("logs"))
         .args(["--fetch-wait", fetch_wait])

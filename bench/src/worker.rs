@@ -145,6 +145,7 @@ async fn worker_run(
         secrets: &secrets,
         logs: &dir.path().join("logs"),
         ingest_listen: "127.0.0.1:0",
+        ingest_metrics: "127.0.0.1:0",
         first_worker_port: 9200,
         fetch_wait: hookline_runtime::parse_duration(processes::FETCH_WAIT)?,
     };

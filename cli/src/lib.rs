@@ -7,7 +7,9 @@
 pub mod dlq;
 pub mod local;
 pub mod migrate;
+pub mod output;
 pub mod sample;
+pub mod scan;
 pub mod status;
 pub mod up;
 pub mod verify;

@@ -32,6 +32,13 @@ pub struct Args {
     /// Address of the ingest service.
     #[arg(long, env = "HOOKLINE_INGEST_ADDR", default_value = "127.0.0.1:8080")]
     ingest_addr: String,
+    /// Where the ingest service serves its metrics (not on its public address).
+    #[arg(
+        long,
+        env = "HOOKLINE_INGEST_METRICS_ADDR",
+        default_value = "127.0.0.1:9099"
+    )]
+    ingest_metrics_addr: String,
     /// Workers serve health and metrics on this port and the ones after it.
     #[arg(long, default_value_t = 9100)]
     first_worker_port: u16,
@@ -134,6 +141,7 @@ impl<'a> Supervisor<'a> {
                 secrets: &args.pipeline.secrets_dir,
                 logs: &args.logs,
                 ingest_listen: &args.ingest_addr,
+                ingest_metrics: &args.ingest_metrics_addr,
                 first_worker_port: args.first_worker_port,
                 fetch_wait: args.fetch_wait,
             },
@@ -234,8 +242,8 @@ impl<'a> Supervisor<'a> {
             args.pipeline.secrets_dir.display()
         );
         println!(
-            "  ingest:    http://{0}/readyz, http://{0}/metrics",
-            args.ingest_addr
+            "  ingest:    http://{}/readyz, http://{}/metrics",
+            args.ingest_addr, args.ingest_metrics_addr
         );
         let mut workers: Vec<&Process> = self
             .running

@@ -34,6 +34,13 @@ pub mod dlq {
     pub const MESSAGE: &str = "hookline.errors.message";
     /// When the record was dead-lettered, RFC 3339 in UTC.
     pub const TIMESTAMP: &str = "hookline.errors.timestamp";
+    /// A cut copy (`dead_letter_too_large`): SHA-256 of the original value,
+    /// lowercase hex.
+    pub const ORIGINAL_SHA256: &str = "hookline.errors.original.sha256";
+    /// A cut copy: the size of the original value in bytes.
+    pub const ORIGINAL_BYTES: &str = "hookline.errors.original.bytes";
+    /// A cut copy: the reason code the original was refused for.
+    pub const ORIGINAL_REASON: &str = "hookline.errors.original.reason";
 }
 
 /// Name of the dead-letter topic of `topic`.

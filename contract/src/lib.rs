@@ -10,6 +10,7 @@
 pub mod event_id;
 pub mod event_types;
 pub mod headers;
+pub mod ordering;
 #[cfg(feature = "payload")]
 pub mod payload;
 pub mod pipeline;
@@ -21,5 +22,6 @@ pub mod status;
 
 pub use event_id::event_id;
 pub use event_types::{EventType, Storage};
+pub use ordering::StateOrder;
 pub use reason::Reason;
 pub use routing::{is_placed_correctly, murmur2, partition_for, shard_for, to_positive};

@@ -2,9 +2,11 @@
 //! with the user id, event id, type and time read at the topic's JSON Pointers.
 //! Pure: bytes in, a verdict out.
 
-use crate::Reason;
-use crate::pipeline::Pointers;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
+
+use crate::pipeline::Pointers;
+use crate::{EventType, Reason, ordering};
 
 /// At most this many schema violations are reported, so that a hostile payload
 /// cannot make the answer or the DLQ header large.
@@ -33,16 +35,34 @@ pub struct Inspector {
     schema_id: String,
     validator: jsonschema::Validator,
     pointers: Pointers,
+    event_type: &'static EventType,
 }
 
-/// What ingest needs from a valid payload.
+/// What a valid payload says: everything ingest needs for the record and
+/// everything the worker stores. Ingest and the worker read it with the same
+/// [`Inspector`], so a payload ingest accepts is one the worker can store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspected {
     pub provider_event_id: String,
     pub user_id: String,
     pub event_type: String,
-    /// Unix seconds.
-    pub event_time: i64,
+    /// The provider's event time, within [`ordering::event_time`]'s range.
+    pub occurred_at: DateTime<Utc>,
+    /// The lifecycle rank of `event_type` ([`EventType::rank`]).
+    pub rank: i16,
+    /// The values at the event type's column pointers.
+    pub columns: ColumnValues,
+}
+
+/// The values at an event type's [`Columns`](crate::event_types::Columns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnValues {
+    pub entity_id: String,
+    pub order_id: String,
+    pub status: String,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
 }
 
 /// An authentic payload that cannot go to the main topic.
@@ -60,29 +80,30 @@ impl Inspector {
     pub fn builtin(event_type: &str, pointers: Pointers) -> Result<Self, SchemaError> {
         let known = crate::event_types::lookup(event_type)
             .ok_or_else(|| SchemaError::Unknown(event_type.to_owned()))?;
-        Self::new(event_type, known.schema, pointers)
+        Self::new(known, pointers)
     }
 
-    /// Compiles `schema` (JSON text) for `event_type`.
-    pub fn new(event_type: &str, schema: &str, pointers: Pointers) -> Result<Self, SchemaError> {
+    /// Compiles the schema of `event_type`.
+    pub fn new(event_type: &'static EventType, pointers: Pointers) -> Result<Self, SchemaError> {
         let schema: Value =
-            serde_json::from_str(schema).map_err(|source| SchemaError::NotJson {
-                event_type: event_type.to_owned(),
+            serde_json::from_str(event_type.schema).map_err(|source| SchemaError::NotJson {
+                event_type: event_type.name.to_owned(),
                 source,
             })?;
         let validator = jsonschema::validator_for(&schema).map_err(|e| SchemaError::Compile {
-            event_type: event_type.to_owned(),
+            event_type: event_type.name.to_owned(),
             message: e.to_string(),
         })?;
         let schema_id = schema
             .get("$id")
             .and_then(Value::as_str)
-            .unwrap_or(event_type)
+            .unwrap_or(event_type.name)
             .to_owned();
         Ok(Self {
             schema_id,
             validator,
             pointers,
+            event_type,
         })
     }
 
@@ -91,15 +112,20 @@ impl Inspector {
         &self.schema_id
     }
 
-    /// Reads and validates a payload. Missing ids are reported before schema
-    /// violations, since they are the more specific reasons.
-    pub fn inspect(&self, body: &[u8]) -> Result<Inspected, Invalid> {
+    /// Reads and validates a payload received at `received_at`. Missing ids
+    /// are reported before schema violations, since they are the more
+    /// specific reasons.
+    pub fn inspect(&self, body: &[u8], received_at: DateTime<Utc>) -> Result<Inspected, Invalid> {
         let payload = parse(body)?;
-        self.inspect_value(&payload)
+        self.inspect_value(&payload, received_at)
     }
 
     /// [`Inspector::inspect`] for a payload already parsed with [`parse`].
-    pub fn inspect_value(&self, payload: &Value) -> Result<Inspected, Invalid> {
+    pub fn inspect_value(
+        &self,
+        payload: &Value,
+        received_at: DateTime<Utc>,
+    ) -> Result<Inspected, Invalid> {
         let provider_event_id = identifier(payload, &self.pointers.event_id);
         let user_id = identifier(payload, &self.pointers.user_id);
         let invalid = |reason, message: String| Invalid {
@@ -136,33 +162,99 @@ impl Inspector {
         if !violations.is_empty() {
             return Err(invalid(Reason::SchemaInvalid, violations.join("; ")));
         }
-        let Some(event_type) = payload
-            .pointer(&self.pointers.event_type)
-            .and_then(Value::as_str)
-        else {
-            return Err(invalid(
-                Reason::SchemaInvalid,
-                format!("no event type (a string) at {}", self.pointers.event_type),
-            ));
-        };
-        let Some(event_time) = payload
-            .pointer(&self.pointers.event_time)
-            .and_then(Value::as_i64)
-        else {
+        if let Some(at) = nul_at(payload, &mut String::new()) {
             return Err(invalid(
                 Reason::SchemaInvalid,
                 format!(
-                    "no event time (Unix seconds) at {}",
-                    self.pointers.event_time
+                    "{}: holds U+0000, which PostgreSQL cannot store",
+                    pointer_or_root(&at)
                 ),
             ));
+        }
+        let text = |pointer: &str, what: &str| {
+            payload
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    invalid(
+                        Reason::SchemaInvalid,
+                        format!("no {what} (a string) at {pointer}"),
+                    )
+                })
+        };
+        let integer_at = |pointer: &str, what: &str| {
+            payload.pointer(pointer).and_then(integer).ok_or_else(|| {
+                invalid(
+                    Reason::SchemaInvalid,
+                    format!("no {what} (an integer within ±{}) at {pointer}", i64::MAX),
+                )
+            })
+        };
+        let event_type = text(&self.pointers.event_type, "event type")?;
+        let seconds = integer_at(&self.pointers.event_time, "event time in Unix seconds")?;
+        let occurred_at = ordering::event_time(seconds, received_at)
+            .map_err(|e| invalid(Reason::EventTimeOutOfRange, e.to_string()))?;
+        let pointers = &self.event_type.columns;
+        let columns = ColumnValues {
+            entity_id: text(pointers.entity_id, "entity id")?,
+            order_id: text(pointers.order_id, "order id")?,
+            status: text(pointers.status, "status")?,
+            amount: integer_at(pointers.amount, "amount")?,
+            currency: text(pointers.currency, "currency")?,
         };
         Ok(Inspected {
+            rank: i16::from(self.event_type.rank(&event_type)),
             provider_event_id: event_id,
             user_id: user,
-            event_type: event_type.to_owned(),
-            event_time,
+            event_type,
+            occurred_at,
+            columns,
         })
+    }
+}
+
+/// A JSON number that is an integer of `i64`'s range: `1250` and `1250.0`
+/// alike (JSON Schema's `integer` accepts both), never `1250.5` or 2^63.
+pub fn integer(value: &Value) -> Option<i64> {
+    let number = value.as_number()?;
+    if let Some(i) = number.as_i64() {
+        return Some(i);
+    }
+    if number.is_u64() {
+        return None;
+    }
+    let f = number.as_f64()?;
+    // -2^63 is exact in f64 and an i64; 2^63 is exact and is not.
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    (f.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&f)).then_some(f as i64)
+}
+
+/// The pointer of the first string or key holding U+0000, if any: PostgreSQL
+/// stores it neither in `text` nor in `jsonb`.
+fn nul_at(value: &Value, at: &mut String) -> Option<String> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(at.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = at.len();
+            at.push_str(&format!("/{i}"));
+            let found = nul_at(item, at);
+            at.truncate(len);
+            found
+        }),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let len = at.len();
+            at.push('/');
+            at.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            let found = if key.contains('\0') {
+                Some(at.clone())
+            } else {
+                nul_at(item, at)
+            };
+            at.truncate(len);
+            found
+        }),
+        _ => None,
     }
 }
 
@@ -288,8 +380,13 @@ mod tests {
         })
     }
 
+    /// A day after the example orders' event time.
+    fn received() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_086_400, 0).unwrap()
+    }
+
     fn inspect(inspector: &Inspector, payload: &Value) -> Result<Inspected, Invalid> {
-        inspector.inspect(&serde_json::to_vec(payload).unwrap())
+        inspector.inspect(&serde_json::to_vec(payload).unwrap(), received())
     }
 
     #[test]
@@ -301,9 +398,79 @@ mod tests {
                 provider_event_id: "evt_1".into(),
                 user_id: "u1".into(),
                 event_type: "order.paid".into(),
-                event_time: 1_700_000_000,
+                occurred_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+                rank: 2,
+                columns: ColumnValues {
+                    entity_id: "o1".into(),
+                    order_id: "o1".into(),
+                    status: "paid".into(),
+                    amount: 1250,
+                    currency: "eur".into(),
+                },
             }
         );
+    }
+
+    #[test]
+    fn whole_floats_are_integers_and_nothing_else_is() {
+        for (amount, read) in [
+            (json!(1250.0), Some(1250)),
+            (json!(1.25e3), Some(1250)),
+            (json!(i64::MAX), Some(i64::MAX)),
+            (json!(-(2.0_f64.powi(63))), Some(i64::MIN)),
+            (json!(1250.5), None),
+            (json!(2.0_f64.powi(63)), None),
+            (json!(u64::MAX), None),
+            (json!("1250"), None),
+        ] {
+            assert_eq!(integer(&amount), read, "{amount}");
+        }
+    }
+
+    #[test]
+    fn an_amount_the_worker_could_not_store_is_refused_at_the_edge() {
+        let mut payload = order();
+        payload["data"]["amount"] = json!(1250.0);
+        assert_eq!(inspect(&orders(), &payload).unwrap().columns.amount, 1250);
+        payload["data"]["amount"] = json!(u64::MAX);
+        let err = inspect(&orders(), &payload).unwrap_err();
+        assert_eq!(err.reason, Reason::SchemaInvalid);
+        assert!(err.message.contains("/data/amount"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_nul_anywhere_is_refused_with_where() {
+        let mut payload = order();
+        payload["data"]["metadata"] = json!({"a/b": ["x", "y\u{0}z"]});
+        let err = inspect(&orders(), &payload).unwrap_err();
+        assert_eq!(err.reason, Reason::SchemaInvalid);
+        assert!(
+            err.message.starts_with("/data/metadata/a~1b/1:"),
+            "{}",
+            err.message
+        );
+        let mut payload = order();
+        payload["data"]["metadata"] = json!({"k\u{0}": 1});
+        assert!(inspect(&orders(), &payload).is_err());
+    }
+
+    #[test]
+    fn event_times_out_of_range_have_their_own_reason() {
+        for created in [
+            1_700_000_000_000_i64,
+            0,
+            946_684_799,
+            1_700_086_400 + 86_401,
+        ] {
+            let mut payload = order();
+            payload["created"] = json!(created);
+            let err = inspect(&orders(), &payload).unwrap_err();
+            assert_eq!(err.reason, Reason::EventTimeOutOfRange, "{created}");
+            assert_eq!(err.user_id.as_deref(), Some("u1"));
+        }
+        let mut payload = order();
+        payload["created"] = json!(1_700_086_400 + 86_400);
+        assert!(inspect(&orders(), &payload).is_ok());
     }
 
     #[test]
@@ -316,7 +483,7 @@ mod tests {
 
     #[test]
     fn non_json_is_invalid_json() {
-        let err = orders().inspect(b"{not json").unwrap_err();
+        let err = orders().inspect(b"{not json", received()).unwrap_err();
         assert_eq!(err.reason, Reason::InvalidJson);
         assert_eq!((err.provider_event_id, err.user_id), (None, None));
     }
@@ -430,7 +597,7 @@ mod tests {
                     amount: 5,
                 },
             );
-            let inspected = inspector.inspect_value(&payload).unwrap();
+            let inspected = inspector.inspect_value(&payload, received()).unwrap();
             assert_eq!(inspected.user_id, "u1");
             assert_eq!(inspected.provider_event_id, "evt_1");
             assert_eq!(

@@ -23,11 +23,17 @@ pub enum Reason {
     Misrouted,
     /// The database refused the row for good (a check or foreign-key violation).
     ConstraintViolation,
+    /// The event time is before 2000-01-01 or more than a day after receipt
+    /// (milliseconds sent as seconds, say): never state.
+    EventTimeOutOfRange,
+    /// The broker refused a dead letter as too large; what is kept is a copy
+    /// whose payload was cut to fit, with the original's digest and coordinates.
+    DeadLetterTooLarge,
 }
 
 impl Reason {
     /// Every code, for metrics pre-registration and documentation.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 9] = [
         Reason::InvalidJson,
         Reason::SchemaInvalid,
         Reason::MissingUserId,
@@ -35,6 +41,8 @@ impl Reason {
         Reason::Undecodable,
         Reason::Misrouted,
         Reason::ConstraintViolation,
+        Reason::EventTimeOutOfRange,
+        Reason::DeadLetterTooLarge,
     ];
 
     /// The code as written in headers, logs and metric labels.
@@ -47,6 +55,8 @@ impl Reason {
             Reason::Undecodable => "undecodable",
             Reason::Misrouted => "misrouted",
             Reason::ConstraintViolation => "constraint_violation",
+            Reason::EventTimeOutOfRange => "event_time_out_of_range",
+            Reason::DeadLetterTooLarge => "dead_letter_too_large",
         }
     }
 }

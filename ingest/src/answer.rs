@@ -38,6 +38,8 @@ pub enum Refusal {
     TooLarge { limit: usize },
     /// The body could not be read whole: 400.
     UnreadableBody,
+    /// The body did not arrive within the body timeout: 408.
+    BodyTimeout { timeout: Duration },
     /// No topic serves the event type: 404.
     UnknownType(String),
     /// Nothing was acknowledged but a retry may succeed: 503.
@@ -73,6 +75,7 @@ impl Refusal {
             Refusal::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Refusal::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::UnreadableBody => StatusCode::BAD_REQUEST,
+            Refusal::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Refusal::UnknownType(_) => StatusCode::NOT_FOUND,
             Refusal::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -106,6 +109,10 @@ impl IntoResponse for Refusal {
                 problem("body_too_large", format!("the body exceeds {limit} bytes"))
             }
             Refusal::UnreadableBody => problem("unreadable_body", "the body could not be read"),
+            Refusal::BodyTimeout { timeout } => problem(
+                "body_timeout",
+                format!("the body did not arrive within {}", humantime(timeout)),
+            ),
             Refusal::UnknownType(event_type) => problem(
                 "unknown_event_type",
                 format!("no topic serves event type {event_type:?}"),
@@ -129,6 +136,15 @@ fn problem(code: &str, detail: impl Into<String>) -> Value {
     json!({"code": code, "detail": detail.into()})
 }
 
+/// A duration as the flags take it: `5s`, `1500ms`.
+fn humantime(wait: Duration) -> String {
+    if wait.subsec_millis() == 0 {
+        format!("{}s", wait.as_secs())
+    } else {
+        format!("{}ms", wait.as_millis())
+    }
+}
+
 /// `Retry-After` counts whole seconds; a fraction rounds up, so that the
 /// provider never comes back sooner than asked.
 fn whole_seconds(wait: Duration) -> u64 {
@@ -144,6 +160,8 @@ mod tests {
             max_body_bytes: 1024,
             tolerance_secs: 300,
             max_concurrent_requests: 4,
+            max_reading_bytes: 1 << 20,
+            body_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(15),
             retry_after: Duration::from_secs(7),
         }
@@ -206,6 +224,32 @@ mod tests {
         assert_eq!(
             body,
             json!({"event_id": event_id, "quarantined": true, "reason": "schema_invalid"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_did_not_arrive_in_time_is_408_with_its_bound() {
+        let refusal = Refusal::BodyTimeout {
+            timeout: Duration::from_millis(1500),
+        };
+        let (status, retry_after, body) = read(refusal.into_response()).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(retry_after, None);
+        assert_eq!(
+            body,
+            json!({"code": "body_timeout", "detail": "the body did not arrive within 1500ms"})
+        );
+    }
+
+    #[tokio::test]
+    async fn too_many_signatures_is_401_saying_the_bound() {
+        let refusal = Refusal::Unauthenticated(AuthError::TooManySignatures { max: 8 });
+        let (status, _, body) = read(refusal.into_response()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            body,
+            json!({"code": "too_many_signatures",
+                   "detail": "the signature header carries more than 8 signatures"})
         );
     }
 

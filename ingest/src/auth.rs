@@ -17,9 +17,18 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Default tolerance between the signed timestamp and now, both ways.
 pub const DEFAULT_TOLERANCE_SECS: u32 = 300;
-/// Signatures of one header that are checked at most: every candidate costs a
-/// MAC comparison or an ed25519 verification, and the header is the caller's.
-pub const MAX_CANDIDATES: usize = 16;
+/// Signatures one header may carry; a header with more is refused (401)
+/// before the body is read. The header is the caller's, and every candidate
+/// costs work; providers send one, or two during a rotation.
+pub const MAX_SIGNATURES: usize = 8;
+/// ed25519 verifications one request may cost: its `v1a` signatures times the
+/// trusted public keys. Each one hashes the whole signed body (SHA-512) and
+/// then does a scalar multiplication, so this bounds what one anonymous
+/// request can make the service compute; a request with more `v1a`
+/// signatures than this allows for the configured keys is refused (401).
+pub const MAX_ED25519_VERIFICATIONS: usize = 8;
+/// Length of an HMAC-SHA256; a signature of another length never matches.
+const MAC_BYTES: usize = 32;
 /// Shortest secret accepted: anything shorter is a placeholder, not a key.
 pub const MIN_SECRET_BYTES: usize = 16;
 
@@ -61,6 +70,10 @@ pub enum AuthError {
     TimestampOutOfTolerance { tolerance: u32 },
     #[error("no signature matched a configured secret")]
     NoMatchingSignature,
+    #[error("the signature header carries more than {max} signatures")]
+    TooManySignatures { max: usize },
+    #[error("the webhook-signature header carries more than {max} v1a signatures")]
+    TooManyEd25519Signatures { max: usize },
     /// Reported to the caller like a signature that did not match, so that an
     /// anonymous caller does not learn which schemes are configured.
     #[error("no signature matched a configured secret")]
@@ -76,6 +89,9 @@ impl AuthError {
             AuthError::TimestampOutOfTolerance { .. } => "timestamp_out_of_tolerance",
             AuthError::NoMatchingSignature | AuthError::SchemeNotConfigured(_) => {
                 "invalid_signature"
+            }
+            AuthError::TooManySignatures { .. } | AuthError::TooManyEd25519Signatures { .. } => {
+                "too_many_signatures"
             }
         }
     }
@@ -94,6 +110,12 @@ pub enum KeyError {
     BadPublicKey { line: usize },
     #[error("line {line}: a secret must be at least {MIN_SECRET_BYTES} bytes")]
     ShortSecret { line: usize },
+    #[error(
+        "line {line}: more than {MAX_ED25519_VERIFICATIONS} whpk_ public keys; every v1a \
+         signature is verified against each, and a request may cost at most \
+         {MAX_ED25519_VERIFICATIONS} verifications"
+    )]
+    TooManyPublicKeys { line: usize },
 }
 
 /// The secrets of one endpoint.
@@ -141,6 +163,9 @@ impl Keys {
                     .ok()
                     .filter(|key| !key.is_weak())
                     .ok_or(KeyError::BadPublicKey { line: n })?;
+                if self.ed25519.len() == MAX_ED25519_VERIFICATIONS {
+                    return Err(KeyError::TooManyPublicKeys { line: n });
+                }
                 self.ed25519.push(key);
             } else {
                 return Err(KeyError::UnknownPrefix { line: n });
@@ -165,8 +190,11 @@ impl Keys {
         self.hmac.is_empty() && self.ed25519.is_empty() && self.stripe.is_empty()
     }
 
-    /// Verifies a request: `header` looks a header up by lowercase name, `body`
-    /// is the raw body, `now` the current Unix time.
+    /// Verifies a request whole: [`Keys::claim`] on its headers, then
+    /// [`Keys::verify_claim`] on the signed bytes. `header` looks a header up
+    /// by lowercase name, `body` is the raw body, `now` the current Unix time.
+    /// The service itself makes the two steps apart, reading the body between
+    /// them; this is for callers that hold a body already.
     pub fn verify<'h>(
         &self,
         header: impl Fn(&str) -> Option<&'h str>,
@@ -174,16 +202,29 @@ impl Keys {
         now: i64,
         tolerance: u32,
     ) -> Result<Scheme, AuthError> {
+        let claim = self.claim(header, now, tolerance)?;
+        let signed = [claim.prefix(), body].concat();
+        self.verify_claim(&claim, &signed)
+    }
+
+    /// What the headers of a request claim, checked before its body is read:
+    /// the scheme, the tolerance of the signed timestamp, and signatures that
+    /// could match a configured secret. Cheap, so that a request these
+    /// headers already condemn is refused without reading its body.
+    pub fn claim<'h>(
+        &self,
+        header: impl Fn(&str) -> Option<&'h str>,
+        now: i64,
+        tolerance: u32,
+    ) -> Result<Claim, AuthError> {
         if let Some(signatures) = header(header::WEBHOOK_SIGNATURE) {
             let id =
                 header(header::WEBHOOK_ID).ok_or(AuthError::MissingHeader(header::WEBHOOK_ID))?;
             let timestamp = header(header::WEBHOOK_TIMESTAMP)
                 .ok_or(AuthError::MissingHeader(header::WEBHOOK_TIMESTAMP))?;
-            self.verify_standard(id, timestamp, signatures, body, now, tolerance)?;
-            Ok(Scheme::StandardWebhooks)
+            self.claim_standard(id, timestamp, signatures, now, tolerance)
         } else if let Some(signature) = header(header::STRIPE_SIGNATURE) {
-            self.verify_stripe(signature, body, now, tolerance)?;
-            Ok(Scheme::Stripe)
+            self.claim_stripe(signature, now, tolerance)
         } else if header(header::WEBHOOK_ID).is_some()
             || header(header::WEBHOOK_TIMESTAMP).is_some()
         {
@@ -193,67 +234,59 @@ impl Keys {
         }
     }
 
-    fn verify_standard(
+    fn claim_standard(
         &self,
         id: &str,
         timestamp: &str,
         signatures: &str,
-        body: &[u8],
         now: i64,
         tolerance: u32,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Claim, AuthError> {
         if self.hmac.is_empty() && self.ed25519.is_empty() {
             return Err(AuthError::SchemeNotConfigured(
                 Scheme::StandardWebhooks.source(),
             ));
         }
         check_timestamp(timestamp, now, tolerance)?;
-        let mut signed = Vec::with_capacity(id.len() + timestamp.len() + body.len() + 2);
-        signed.extend_from_slice(id.as_bytes());
-        signed.push(b'.');
-        signed.extend_from_slice(timestamp.as_bytes());
-        signed.push(b'.');
-        signed.extend_from_slice(body);
-
-        // The body is hashed once per key, whatever the number of candidates.
-        let macs: Vec<HmacSha256> = self
-            .hmac
-            .iter()
-            .filter_map(|key| mac_of(key, &signed))
-            .collect();
-        let matched = signatures
+        let candidates: Vec<&str> = signatures
             .split(' ')
             .filter(|candidate| !candidate.is_empty())
-            .take(MAX_CANDIDATES)
-            .any(|candidate| {
-                let Some((version, encoded)) = candidate.split_once(',') else {
-                    return false;
-                };
-                let Ok(signature) = BASE64.decode(encoded) else {
-                    return false;
-                };
-                match version {
-                    "v1" => macs
-                        .iter()
-                        .any(|mac| mac.clone().verify_slice(&signature).is_ok()),
-                    "v1a" => Signature::from_slice(&signature).is_ok_and(|signature| {
-                        self.ed25519
-                            .iter()
-                            .any(|key| key.verify_strict(&signed, &signature).is_ok())
-                    }),
-                    _ => false,
-                }
+            .collect();
+        if candidates.len() > MAX_SIGNATURES {
+            return Err(AuthError::TooManySignatures {
+                max: MAX_SIGNATURES,
             });
-        matched.then_some(()).ok_or(AuthError::NoMatchingSignature)
+        }
+        let mut claim = Claim::new(Scheme::StandardWebhooks, format!("{id}.{timestamp}."));
+        for candidate in candidates {
+            let Some((version, encoded)) = candidate.split_once(',') else {
+                continue;
+            };
+            let Ok(signature) = BASE64.decode(encoded) else {
+                continue;
+            };
+            match version {
+                // Only a signature that could match is kept: one of another
+                // length never does, nor one for a kind of key not configured.
+                "v1" if !self.hmac.is_empty() && signature.len() == MAC_BYTES => {
+                    claim.macs.push(signature);
+                }
+                "v1a" if !self.ed25519.is_empty() => {
+                    if let Ok(signature) = Signature::from_slice(&signature) {
+                        claim.ed25519.push(signature);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let allowed = self.ed25519_signatures_allowed();
+        if claim.ed25519.len() > allowed {
+            return Err(AuthError::TooManyEd25519Signatures { max: allowed });
+        }
+        claim.could_match()
     }
 
-    fn verify_stripe(
-        &self,
-        header: &str,
-        body: &[u8],
-        now: i64,
-        tolerance: u32,
-    ) -> Result<(), AuthError> {
+    fn claim_stripe(&self, header: &str, now: i64, tolerance: u32) -> Result<Claim, AuthError> {
         if self.stripe.is_empty() {
             return Err(AuthError::SchemeNotConfigured(Scheme::Stripe.source()));
         }
@@ -264,32 +297,115 @@ impl Keys {
                 // Two timestamps make the header ambiguous: refuse it.
                 Some(("t", _)) if timestamp.is_some() => return Err(AuthError::InvalidTimestamp),
                 Some(("t", t)) => timestamp = Some(t),
-                Some(("v1", hex_signature)) if candidates.len() < MAX_CANDIDATES => {
-                    candidates.push(hex_signature);
-                }
-                // v0, unknown schemes and candidates past the cap are ignored.
+                Some(("v1", hex_signature)) => candidates.push(hex_signature),
+                // v0 and unknown schemes are ignored.
                 _ => {}
             }
         }
+        if candidates.len() > MAX_SIGNATURES {
+            return Err(AuthError::TooManySignatures {
+                max: MAX_SIGNATURES,
+            });
+        }
         let timestamp = timestamp.ok_or(AuthError::InvalidTimestamp)?;
         check_timestamp(timestamp, now, tolerance)?;
-        let mut signed = Vec::with_capacity(timestamp.len() + 1 + body.len());
-        signed.extend_from_slice(timestamp.as_bytes());
-        signed.push(b'.');
-        signed.extend_from_slice(body);
-
-        let macs: Vec<HmacSha256> = self
-            .stripe
+        let mut claim = Claim::new(Scheme::Stripe, format!("{timestamp}."));
+        claim.macs = candidates
             .iter()
-            .filter_map(|key| mac_of(key, &signed))
+            .filter_map(|candidate| hex::decode(candidate).ok())
+            .filter(|signature| signature.len() == MAC_BYTES)
             .collect();
-        let matched = candidates.iter().any(|candidate| {
-            hex::decode(candidate).is_ok_and(|signature| {
-                macs.iter()
-                    .any(|mac| mac.clone().verify_slice(&signature).is_ok())
-            })
+        claim.could_match()
+    }
+
+    /// `v1a` signatures one request may carry: each is verified against every
+    /// public key, and the product is capped.
+    fn ed25519_signatures_allowed(&self) -> usize {
+        MAX_ED25519_VERIFICATIONS / self.ed25519.len().max(1)
+    }
+
+    /// Verifies `claim`'s signatures over `signed`, which is the claim's
+    /// [`prefix`](Claim::prefix) followed by the raw body. Costs a hash of
+    /// `signed` per secret of the scheme, plus one per ed25519 verification
+    /// (at most [`MAX_ED25519_VERIFICATIONS`]): the caller decides where that
+    /// runs.
+    pub fn verify_claim(&self, claim: &Claim, signed: &[u8]) -> Result<Scheme, AuthError> {
+        let secrets = match claim.scheme {
+            Scheme::StandardWebhooks => &self.hmac,
+            Scheme::Stripe => &self.stripe,
+        };
+        // The body is hashed once per secret, whatever the number of candidates.
+        let macs: Vec<HmacSha256> = if claim.macs.is_empty() {
+            Vec::new()
+        } else {
+            secrets
+                .iter()
+                .filter_map(|key| mac_of(key, signed))
+                .collect()
+        };
+        let mac_matched = claim.macs.iter().any(|signature| {
+            macs.iter()
+                .any(|mac| mac.clone().verify_slice(signature).is_ok())
         });
-        matched.then_some(()).ok_or(AuthError::NoMatchingSignature)
+        let matched = mac_matched
+            || claim.ed25519.iter().any(|signature| {
+                self.ed25519
+                    .iter()
+                    .any(|key| key.verify_strict(signed, signature).is_ok())
+            });
+        matched
+            .then_some(claim.scheme)
+            .ok_or(AuthError::NoMatchingSignature)
+    }
+}
+
+/// What a request's headers claim, before its body is read: the scheme, the
+/// bytes signed ahead of the body, and the signatures that could match.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    scheme: Scheme,
+    /// `{id}.{timestamp}.` (Standard Webhooks) or `{t}.` (Stripe).
+    prefix: String,
+    /// HMAC-SHA256 signatures, decoded, of the right length.
+    macs: Vec<Vec<u8>>,
+    /// `v1a` signatures, at most [`MAX_ED25519_VERIFICATIONS`] per key.
+    ed25519: Vec<Signature>,
+}
+
+impl Claim {
+    fn new(scheme: Scheme, prefix: String) -> Self {
+        Self {
+            scheme,
+            prefix,
+            macs: Vec::new(),
+            ed25519: Vec::new(),
+        }
+    }
+
+    /// A claim without a signature that could match is refused before the
+    /// body is read: reading it could change nothing.
+    fn could_match(self) -> Result<Self, AuthError> {
+        if self.macs.is_empty() && self.ed25519.is_empty() {
+            Err(AuthError::NoMatchingSignature)
+        } else {
+            Ok(self)
+        }
+    }
+
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The bytes signed ahead of the body: a reader that puts them in front
+    /// of the body in one buffer verifies without copying the body.
+    pub fn prefix(&self) -> &[u8] {
+        self.prefix.as_bytes()
+    }
+
+    /// Whether verifying costs ed25519 verifications, which take tens of
+    /// microseconds each plus a SHA-512 of the body.
+    pub fn has_ed25519(&self) -> bool {
+        !self.ed25519.is_empty()
     }
 }
 

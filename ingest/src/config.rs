@@ -16,6 +16,8 @@ use hookline_kafka::ClientSettings;
 use hookline_runtime::parse_duration;
 
 use crate::auth::Keys;
+use crate::body::READ_SLOT_BYTES;
+use crate::limits;
 use crate::produce::ProducerSettings;
 use crate::{Error, Result};
 
@@ -26,6 +28,9 @@ pub const STRIPE_KEY: &str = "stripe";
 /// Time a request keeps, past its ack timeout, to answer before the request
 /// timeout does.
 const ACK_MARGIN: Duration = Duration::from_secs(1);
+/// Room in the read budget, beyond the largest body, for the signed bytes
+/// before it (`{id}.{timestamp}.`).
+const MAX_READ_PREFIX_BYTES: usize = 4 * 1024;
 
 /// `hookline-ingest`'s command line; every flag has an environment fallback.
 /// Durations are written as humans write them: `5s`, `250ms`, `5m`.
@@ -40,13 +45,45 @@ pub struct Args {
     #[arg(long, env = "HOOKLINE_SECRETS_DIR")]
     pub secrets_dir: PathBuf,
 
-    /// Address to serve webhooks, health and metrics on.
+    /// Address to serve webhooks and health (/healthz, /readyz) on: the
+    /// public one, which providers reach.
     #[arg(long, env = "HOOKLINE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Address to serve /metrics (and health) on, apart from the public
+    /// listener: what the service counts is for the operator's scraper, not
+    /// for anyone who can reach the webhooks.
+    #[arg(
+        long,
+        env = "HOOKLINE_METRICS_LISTEN",
+        default_value = "127.0.0.1:9091"
+    )]
+    pub metrics_listen: SocketAddr,
+
+    /// Largest record the broker takes on the pipeline's topics and DLQs
+    /// (Kafka's `message.max.bytes` / a topic's `max.message.bytes`; Kafka's
+    /// default is 1048588). The body limit is derived from it.
+    #[arg(long, env = "HOOKLINE_MAX_MESSAGE_BYTES", default_value_t = limits::KAFKA_DEFAULT_MESSAGE_MAX_BYTES)]
+    pub max_message_bytes: usize,
+
     /// Largest accepted body in bytes; a larger one is answered 413 unread.
-    #[arg(long, env = "HOOKLINE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
-    pub max_body_bytes: usize,
+    /// Default and ceiling: --max-message-bytes less room for the record's
+    /// headers and for the reason headers of its dead letter, so that the
+    /// dead letter of any accepted body fits the broker.
+    #[arg(long, env = "HOOKLINE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Longest a request's body may take to arrive once its headers have
+    /// (408 after): a slow client holds read budget no longer than this.
+    #[arg(long, env = "HOOKLINE_BODY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Bytes that bodies not yet verified may hold together, each counted at
+    /// least 4 KiB; beyond, 503 at once. Bounds what callers without a valid
+    /// signature can hold, apart from --max-concurrent-requests, which only
+    /// authenticated webhooks use.
+    #[arg(long, env = "HOOKLINE_MAX_READING_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_reading_bytes: usize,
 
     /// Largest accepted distance between a signature's timestamp and now, both
     /// ways; whole seconds, as signed timestamps are.
@@ -69,8 +106,9 @@ pub struct Args {
     #[arg(long, env = "HOOKLINE_PRODUCER_QUEUE_KBYTES", default_value_t = 256 * 1024)]
     pub producer_queue_kbytes: usize,
 
-    /// Webhook requests handled at once; beyond, 503 at once. Bounds memory:
-    /// each may hold a body of up to --max-body-bytes.
+    /// Authenticated webhooks being produced at once; beyond, 503 at once.
+    /// Bounds memory: each holds a body of up to --max-body-bytes. Slow or
+    /// unauthenticated bodies never take one (see --max-reading-bytes).
     #[arg(long, env = "HOOKLINE_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
 
@@ -78,6 +116,11 @@ pub struct Args {
     /// rounded up).
     #[arg(long, env = "HOOKLINE_RETRY_AFTER", default_value = "5s", value_parser = parse_duration)]
     pub retry_after: Duration,
+
+    /// Log format: `json` (one object per line) or `text`. Default: text on
+    /// a terminal, JSON anywhere else (a pod, a pipe, a file).
+    #[arg(long, env = "HOOKLINE_LOG_FORMAT")]
+    pub log_format: Option<hookline_runtime::telemetry::LogFormat>,
 }
 
 /// Everything the service needs, loaded and checked.
@@ -107,8 +150,12 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Signed timestamps are whole seconds, and so is their tolerance.
     pub tolerance_secs: u32,
-    /// Beyond, 503 at once.
+    /// Authenticated webhooks being produced; beyond, 503 at once.
     pub max_concurrent_requests: usize,
+    /// Bytes of bodies being read and verified; beyond, 503 at once.
+    pub max_reading_bytes: usize,
+    /// A body must arrive within this; 408 after.
+    pub body_timeout: Duration,
     /// Beyond, 408.
     pub request_timeout: Duration,
     /// What a 503 asks the provider to wait.
@@ -156,9 +203,23 @@ impl Config {
         let tolerance_secs = u32::try_from(args.timestamp_tolerance.as_secs()).map_err(|_| {
             Error::InvalidSetting("--timestamp-tolerance must be less than 136 years")
         })?;
+        // Reading the body, then waiting for the ack, must both fit in the
+        // request, so that each answers for itself (408, 503).
+        if args.body_timeout + args.ack_timeout + ACK_MARGIN > args.request_timeout {
+            return Err(Error::InvalidSetting(
+                "--body-timeout plus --ack-timeout plus one second must not exceed --request-timeout",
+            ));
+        }
         if args.max_concurrent_requests == 0 {
             return Err(Error::InvalidSetting(
                 "--max-concurrent-requests must be at least 1",
+            ));
+        }
+        let max_body_bytes = limits::max_body_bytes(args.max_message_bytes, args.max_body_bytes)?;
+        // One body of the largest size must be readable when nothing else is.
+        if args.max_reading_bytes < max_body_bytes + MAX_READ_PREFIX_BYTES + READ_SLOT_BYTES {
+            return Err(Error::InvalidSetting(
+                "--max-reading-bytes must exceed --max-body-bytes by at least 8 KiB",
             ));
         }
         Ok(Self {
@@ -166,16 +227,18 @@ impl Config {
                 client: ClientSettings::of(&manifest.spec.kafka),
                 queue_capacity: args.producer_queue,
                 queue_kbytes: args.producer_queue_kbytes,
-                max_value_bytes: args.max_body_bytes,
+                max_record_bytes: limits::max_record_bytes(args.max_message_bytes),
                 ack_timeout: args.ack_timeout,
             },
             manifest,
             keys,
             routes,
             settings: Settings {
-                max_body_bytes: args.max_body_bytes,
+                max_body_bytes,
                 tolerance_secs,
                 max_concurrent_requests: args.max_concurrent_requests,
+                max_reading_bytes: args.max_reading_bytes,
+                body_timeout: args.body_timeout,
                 request_timeout: args.request_timeout,
                 retry_after: args.retry_after,
             },
@@ -285,6 +348,7 @@ mod tests {
         assert_eq!(args.ack_timeout, Duration::from_secs(5));
         assert_eq!(args.request_timeout, Duration::from_secs(15));
         assert_eq!(args.retry_after, Duration::from_secs(5));
+        assert_eq!(args.body_timeout, Duration::from_secs(5));
         assert_eq!(
             args.timestamp_tolerance,
             Duration::from_secs(DEFAULT_TOLERANCE_SECS.into())
@@ -302,7 +366,10 @@ mod tests {
             "90s",
             "--retry-after",
             "2s",
+            "--body-timeout",
+            "1500ms",
         ]);
+        assert_eq!(args.body_timeout, Duration::from_millis(1500));
         assert_eq!(args.ack_timeout, Duration::from_millis(250));
         assert_eq!(args.request_timeout, Duration::from_secs(60));
         assert_eq!(args.timestamp_tolerance, Duration::from_secs(90));
@@ -314,5 +381,25 @@ mod tests {
         let required = ["hookline-ingest", "--pipeline", "p", "--secrets-dir", "s"];
         let bare = required.iter().chain(&["--ack-timeout", "5000"]);
         assert!(Args::try_parse_from(bare).is_err());
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use hookline_contract::pipeline::InvalidPolicy;
+
+    use super::*;
+
+    #[test]
+    fn the_default_body_limit_is_derived_from_the_broker_limit() {
+        let config = test(InvalidPolicy::Quarantine);
+        assert_eq!(
+            config.settings.max_body_bytes,
+            limits::KAFKA_DEFAULT_MESSAGE_MAX_BYTES - limits::HEADROOM_BYTES
+        );
+        assert_eq!(
+            config.producer.max_record_bytes,
+            limits::KAFKA_DEFAULT_MESSAGE_MAX_BYTES - limits::DEAD_LETTER_HEADROOM_BYTES
+        );
     }
 }

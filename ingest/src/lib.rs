@@ -6,14 +6,17 @@
 //!
 //! - [`config`]: the command line, the pipeline manifest and the signing
 //!   secrets, checked before the first request; one route per event type.
-//! - [`server`]: the state every request shares, the router, and serving until
-//!   shutdown.
+//! - [`server`]: the state every request shares, the public router, the
+//!   metrics listener, and serving until shutdown.
+//! - [`limits`]: the body limit, derived from the broker's record limit so
+//!   that the dead letter of any accepted body fits.
 //!
 //! Then one webhook, from its route to Kafka and back to the provider:
 //!
-//! - [`signed`]: the extractor that admits a request: its route, a free slot,
-//!   a body within the limit, a valid signature ([`auth`] decides that last
-//!   one, without I/O).
+//! - [`signed`]: the extractor that admits a request: its route, what its
+//!   headers claim, its body read within a deadline and a budget of its own
+//!   ([`body`]), a valid signature ([`auth`] decides that, without I/O), and
+//!   only then a produce slot.
 //! - [`routes`]: the handler: inspect the payload, then accept or refuse it.
 //! - [`record`]: the Kafka record of either: placement, envelope, quarantine
 //!   headers.
@@ -24,11 +27,13 @@
 //! - [`metrics`]: what was counted along the way.
 
 pub mod config;
+pub mod limits;
 pub mod server;
 
 pub mod signed;
 
 pub mod auth;
+pub mod body;
 
 pub mod routes;
 
@@ -43,7 +48,7 @@ pub mod metrics;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use server::{App, bind, serve};
+pub use server::{App, bind, serve, serve_metrics};
 
 /// Result of the ingest service's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,6 +5,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -34,6 +35,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     produce_seconds: HistogramFamily<ProduceLabels>,
     dead_lettered: Family<DlqLabels, Counter>,
+    reading_bodies: Gauge,
+    reading_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -64,11 +67,25 @@ impl Metrics {
             "Authentic webhooks quarantined to the DLQ, by event type and reason",
             dead_lettered.clone(),
         );
+        let reading_bodies = Gauge::default();
+        registry.register(
+            "reading_bodies",
+            "Bodies being read or verified: requests not yet authenticated",
+            reading_bodies.clone(),
+        );
+        let reading_bytes = Gauge::default();
+        registry.register(
+            "reading_bytes",
+            "Read budget held by bodies not yet authenticated (see --max-reading-bytes)",
+            reading_bytes.clone(),
+        );
         Self {
             registry,
             requests,
             produce_seconds,
             dead_lettered,
+            reading_bodies,
+            reading_bytes,
         }
     }
 
@@ -97,6 +114,19 @@ impl Metrics {
                 reason,
             })
             .inc();
+    }
+
+    /// The gauge of bodies being read, for the reader to move.
+    pub fn reading_bodies(&self) -> Gauge {
+        self.reading_bodies.clone()
+    }
+
+    /// The Prometheus text exposition, with `reading_bytes` of read budget
+    /// held now.
+    pub fn render_with(&self, reading_bytes: usize) -> String {
+        self.reading_bytes
+            .set(i64::try_from(reading_bytes).unwrap_or(i64::MAX));
+        self.render()
     }
 
     /// The Prometheus text exposition.

@@ -7,10 +7,15 @@
 //! the size of its queue and the partition counts it places records with:
 //! ingest places every record itself (see [`crate::record`]), so it must know
 //! each topic's count, and it is not ready until it knows all of them.
+//!
+//! One background task asks the broker for the counts every few seconds, and
+//! its verdict is what `/readyz` answers: a probe never waits on the broker,
+//! so a burst of probes costs the broker nothing and a silent broker cannot
+//! make the probe itself time out.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookline_kafka::ClientSettings;
 use hookline_kafka::produce::{self, Acked, ProduceError, Record};
@@ -21,17 +26,13 @@ use crate::{Error, Result};
 
 /// The `client.id` the broker sees.
 const CLIENT_ID: &str = "hookline-ingest";
-/// How often partition counts are re-read, so that grown topics are used.
-const REFRESH_EVERY: Duration = Duration::from_secs(10);
-/// How long a readiness probe waits for the broker: less than the probe's
-/// own timeout, so that a silent broker is reported rather than timed out.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long the periodic refresh of partition counts may wait for the broker.
-const REFRESH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Room in a request for the record's headers and framing, beyond the body.
-const RECORD_OVERHEAD_BYTES: usize = 256 * 1024;
-/// librdkafka's own default `message.max.bytes`, never lowered.
-const MIN_MESSAGE_MAX_BYTES: usize = 1_000_000;
+/// How often the broker is asked for partition counts: that is also how
+/// stale a readiness verdict may be, and how soon a grown topic is used.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How long one check may wait for the broker.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A verdict older than this means the checks stopped: not ready.
+const STALE_AFTER: Duration = Duration::from_secs(15);
 
 /// What ingest sets on its producer beyond the shared Kafka settings.
 #[derive(Debug, Clone)]
@@ -41,8 +42,9 @@ pub struct ProducerSettings {
     pub queue_capacity: usize,
     /// Kilobytes the local queue holds before sends are refused.
     pub queue_kbytes: usize,
-    /// Largest record value; the producer's own limit is raised to fit it.
-    pub max_value_bytes: usize,
+    /// Largest record, key and headers included (see [`crate::limits`]); the
+    /// producer refuses a larger one at once.
+    pub max_record_bytes: usize,
     /// How long a request waits for the broker's ack.
     pub ack_timeout: Duration,
 }
@@ -61,12 +63,7 @@ impl ProducerSettings {
                 self.queue_capacity.to_string(),
             )
             .set("queue.buffering.max.kbytes", self.queue_kbytes.to_string())
-            .set(
-                "message.max.bytes",
-                (self.max_value_bytes + RECORD_OVERHEAD_BYTES)
-                    .max(MIN_MESSAGE_MAX_BYTES)
-                    .to_string(),
-            );
+            .set("message.max.bytes", self.max_record_bytes.to_string());
         config
     }
 }
@@ -76,6 +73,8 @@ pub struct Producer {
     kafka: produce::Producer,
     /// By topic; only topics the broker listed with at least one partition.
     counts: RwLock<HashMap<String, u32>>,
+    /// The last check's verdict and when it was made; none before the first.
+    verdict: RwLock<Option<(Instant, Result<(), String>)>>,
 }
 
 impl Producer {
@@ -86,6 +85,7 @@ impl Producer {
         Ok(Self {
             kafka,
             counts: RwLock::default(),
+            verdict: RwLock::default(),
         })
     }
 
@@ -107,7 +107,7 @@ impl Producer {
     pub async fn refresh(&self, topics: &[String]) -> Result<Vec<String>> {
         let seen = self
             .kafka
-            .partition_counts(REFRESH_TIMEOUT)
+            .partition_counts(CHECK_TIMEOUT)
             .await
             .map_err(|e| Error::FetchPartitionCounts(Box::new(e)))?;
         let mut missing = Vec::new();
@@ -122,40 +122,60 @@ impl Producer {
         Ok(missing)
     }
 
-    /// Refreshes the counts of `topics` now and every few seconds until
-    /// `shutdown`, so that a topic created late or grown is used.
-    pub async fn keep_counts_fresh(&self, topics: &[String], shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(REFRESH_EVERY);
+    /// Refreshes the counts of `topics` and records the verdict `/readyz`
+    /// answers with: ready when the broker answered and listed every topic;
+    /// before that, a webhook could only be answered 503.
+    pub async fn check(&self, topics: &[String]) -> Result<(), String> {
+        let verdict = match self.refresh(topics).await {
+            Ok(missing) if missing.is_empty() => Ok(()),
+            Ok(missing) => Err(format!("topics not seen yet: {}", missing.join(", "))),
+            Err(error) => {
+                tracing::debug!(error = %error, "the broker check failed");
+                Err("the broker does not answer".to_owned())
+            }
+        };
+        if let Ok(mut last) = self.verdict.write() {
+            let before = last.as_ref().map(|(_, verdict)| verdict.clone());
+            if before.as_ref() != Some(&verdict) {
+                // Logged on change only: the check runs every few seconds.
+                match &verdict {
+                    Ok(()) => tracing::info!("ready: the broker answers and lists every topic"),
+                    Err(why) => tracing::warn!(why = %why, "not ready"),
+                }
+            }
+            *last = Some((Instant::now(), verdict.clone()));
+        }
+        verdict
+    }
+
+    /// Checks `topics` now and every few seconds until `shutdown`.
+    pub async fn keep_checking(&self, topics: &[String], shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(CHECK_EVERY);
+        // A check that took long is not followed by a burst of catching up.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            match self.refresh(topics).await {
-                Ok(missing) if missing.is_empty() => {}
-                Ok(missing) => tracing::warn!(?missing, "topics not found on the broker"),
-                Err(error) => tracing::warn!(error = %error, "refreshing partition counts failed"),
-            }
+            let _ = self.check(topics).await;
         }
     }
 
-    /// Ready when the broker answers and every one of `topics` has a count:
-    /// before that, a webhook could only be answered 503. Otherwise why not,
-    /// for an operator.
-    pub async fn readiness(&self, topics: &[String]) -> Result<(), String> {
-        if self.kafka.partition_counts(PROBE_TIMEOUT).await.is_err() {
-            return Err("the broker does not answer".to_owned());
-        }
-        let unseen: Vec<&str> = topics
-            .iter()
-            .map(String::as_str)
-            .filter(|topic| self.partition_count(topic).is_none())
-            .collect();
-        if unseen.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("topics not seen yet: {}", unseen.join(", ")))
+    /// The last check's verdict, without asking the broker: not ready before
+    /// the first check, and when the checks stopped coming.
+    pub fn readiness(&self) -> Result<(), String> {
+        let last = self
+            .verdict
+            .read()
+            .map_err(|_| "the readiness state is poisoned".to_owned())?;
+        match last.as_ref() {
+            None => Err("the broker has not been checked yet".to_owned()),
+            Some((at, _)) if at.elapsed() > STALE_AFTER => {
+                Err(format!("no broker check for {}s", at.elapsed().as_secs()))
+            }
+            Some((_, verdict)) => verdict.clone(),
         }
     }
 
@@ -187,7 +207,7 @@ mod tests {
             client: ClientSettings::new("127.0.0.1:9"),
             queue_capacity: 10,
             queue_kbytes: 64,
-            max_value_bytes: 4 * 1024 * 1024,
+            max_record_bytes: 4 * 1024 * 1024,
             ack_timeout: Duration::from_secs(1),
         }
     }
@@ -200,18 +220,8 @@ mod tests {
         assert_eq!(config.get("client.id"), Some(CLIENT_ID));
         assert_eq!(config.get("queue.buffering.max.messages"), Some("10"));
         assert_eq!(config.get("queue.buffering.max.kbytes"), Some("64"));
-        let max = (4 * 1024 * 1024 + RECORD_OVERHEAD_BYTES).to_string();
+        let max = (4 * 1024 * 1024).to_string();
         assert_eq!(config.get("message.max.bytes"), Some(max.as_str()));
-    }
-
-    #[test]
-    fn a_small_body_limit_never_lowers_the_record_limit() {
-        let small = ProducerSettings {
-            max_value_bytes: 1024,
-            ..settings()
-        };
-        let config = small.client_config();
-        assert_eq!(config.get("message.max.bytes"), Some("1000000"));
     }
 
     #[test]
@@ -230,7 +240,27 @@ mod tests {
     async fn unknown_counts_and_a_silent_broker_are_not_ready() {
         let producer = Producer::new(&settings()).unwrap();
         assert_eq!(producer.partition_count("orders"), None);
-        let why = producer.readiness(&["orders".to_owned()]).await;
+        assert_eq!(
+            producer.readiness(),
+            Err("the broker has not been checked yet".to_owned())
+        );
+
+        let why = producer.check(&["orders".to_owned()]).await;
+
         assert_eq!(why, Err("the broker does not answer".to_owned()));
+        assert_eq!(producer.readiness(), why);
+    }
+
+    #[test]
+    fn a_stale_verdict_is_not_ready() {
+        let producer = Producer::new(&settings()).unwrap();
+        let long_ago = Instant::now()
+            .checked_sub(STALE_AFTER + Duration::from_secs(1))
+            .unwrap();
+        *producer.verdict.write().unwrap() = Some((long_ago, Ok(())));
+        let why = producer.readiness().unwrap_err();
+        assert!(why.starts_with("no broker check for"), "{why}");
+        *producer.verdict.write().unwrap() = Some((Instant::now(), Ok(())));
+        assert_eq!(producer.readiness(), Ok(()));
     }
 }

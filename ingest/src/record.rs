@@ -15,6 +15,7 @@ use hookline_kafka::{DeadLetter, Envelope};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::limits::MAX_KEY_BYTES;
 use crate::signed::SignedWebhook;
 
 /// The event id of a valid webhook: the same for every retry of the event.
@@ -92,7 +93,13 @@ pub fn to_dlq<'a>(
     Record {
         topic: &route.dlq,
         partition: None,
-        key: invalid.user_id.as_deref().map(str::as_bytes),
+        // An overlong user id (why it is invalid, perhaps) is not kept as the
+        // key: the dead letter must fit beside a body of the largest size.
+        key: invalid
+            .user_id
+            .as_deref()
+            .filter(|user_id| user_id.len() <= MAX_KEY_BYTES)
+            .map(str::as_bytes),
         value: Some(&webhook.body),
         headers: letter.append_to(origin.to_headers()),
     }
@@ -127,7 +134,15 @@ mod tests {
             provider_event_id: "evt_1".into(),
             user_id: user_id.into(),
             event_type: "order.paid".into(),
-            event_time: 1_700_000_000,
+            occurred_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            rank: 2,
+            columns: hookline_contract::payload::ColumnValues {
+                entity_id: "o1".into(),
+                order_id: "o1".into(),
+                status: "paid".into(),
+                amount: 1250,
+                currency: "eur".into(),
+            },
         }
     }
 
@@ -188,6 +203,19 @@ mod tests {
         assert_eq!(letter.stage, Stage::Ingest);
         assert_eq!(letter.reason, Reason::SchemaInvalid);
         assert_eq!(letter.message, invalid.message);
+    }
+
+    #[test]
+    fn an_overlong_user_id_is_not_kept_as_a_dead_letters_key() {
+        let webhook = webhook(BODY);
+        let long = "u".repeat(MAX_KEY_BYTES + 1);
+        let invalid = invalid(Some("evt_1"), Some(&long));
+        let record = to_dlq(&webhook, &invalid, Uuid::nil(), Utc::now());
+        assert_eq!(record.key, None);
+        let fits = "u".repeat(MAX_KEY_BYTES);
+        let invalid = self::invalid(Some("evt_1"), Some(&fits));
+        let record = to_dlq(&webhook, &invalid, Uuid::nil(), Utc::now());
+        assert_eq!(record.key, Some(fits.as_bytes()));
     }
 
     #[test]

@@ -26,7 +26,11 @@ pub async fn webhook(
     State(app): State<Arc<App>>,
     webhook: SignedWebhook,
 ) -> Result<Accepted, Refusal> {
-    match webhook.route.inspector.inspect(&webhook.body) {
+    match webhook
+        .route
+        .inspector
+        .inspect(&webhook.body, webhook.received_at)
+    {
         Ok(inspected) => accept(&app, &webhook, &inspected).await,
         Err(invalid) => refuse(&app, &webhook, &invalid).await,
     }

@@ -1,5 +1,6 @@
-//! The running service: the state every request shares, the router around
-//! the webhook route, and serving until shutdown.
+//! The running service: the state every request shares, the public router
+//! (webhooks and health), the metrics listener apart from it, and serving
+//! until shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +9,8 @@ use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::post;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use hookline_runtime::health::{self, Probe};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
+use crate::body::Reading;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::produce::Producer;
@@ -34,9 +36,14 @@ pub struct App {
     pub config: Config,
     pub producer: Producer,
     pub metrics: Metrics,
-    /// Webhook requests in progress; a request that finds none free is 503.
-    /// Shared so that a request holds its slot without borrowing the state.
+    /// Authenticated webhooks being produced; a webhook that finds none free
+    /// is 503. Taken only once a request is authentic (see
+    /// [`crate::signed`]). Shared so that a request holds its slot without
+    /// borrowing the state.
     pub admission: Arc<Semaphore>,
+    /// Bodies being read and verified, before anyone knows they are
+    /// authentic: their own budget, apart from `admission`.
+    pub reading: Reading,
 }
 
 impl App {
@@ -44,36 +51,49 @@ impl App {
     pub fn new(config: Config) -> Result<Arc<Self>> {
         let producer = Producer::new(&config.producer)?;
         let admission = Arc::new(Semaphore::new(config.settings.max_concurrent_requests));
+        let metrics = Metrics::new();
+        let settings = &config.settings;
+        let reading = Reading::new(
+            settings.max_reading_bytes,
+            settings.max_body_bytes,
+            settings.body_timeout,
+            metrics.reading_bodies(),
+        );
         Ok(Arc::new(Self {
             config,
             producer,
-            metrics: Metrics::new(),
+            metrics,
             admission,
+            reading,
         }))
     }
 }
 
 /// Ready once the broker answers and every topic and DLQ has a partition
-/// count: before, every webhook would be answered 503.
+/// count: before, every webhook would be answered 503. Answered from the
+/// last background check ([`crate::produce`]), never by asking the broker.
 impl Probe for App {
     async fn ready(&self) -> Result<(), String> {
-        self.producer.readiness(&self.config.topics()).await
+        self.producer.readiness()
     }
 
     fn metrics(&self) -> String {
-        self.metrics.render()
+        self.metrics.render_with(self.reading.held_bytes())
     }
 }
 
-/// The router of the whole service: `POST /webhooks/{type}`, and `/healthz`,
-/// `/readyz`, `/metrics` as every hookline binary serves them.
+/// The public router: `POST /webhooks/{type}`, and `/healthz` and `/readyz`
+/// for the kubelet's probes, answered as every hookline binary answers them.
+/// `/metrics` is not here: it is served by [`serve_metrics`] on its own
+/// listener.
 pub fn router(app: Arc<App>) -> Router {
     let timeout = app.config.settings.request_timeout;
     Router::new()
         .route("/webhooks/{event_type}", post(routes::webhook))
         .route_layer(middleware::from_fn_with_state(app.clone(), count_requests))
-        .with_state(app.clone())
-        .merge(health::routes(app))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(app)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
@@ -84,6 +104,23 @@ pub fn router(app: Arc<App>) -> Router {
             TraceLayer::new_for_http()
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
+}
+
+/// `/readyz` as [`health::routes`] answers it: 200 `{"status":"ready"}` or
+/// 503 `{"code":"not_ready","detail":…}`.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.producer.readiness() {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ready"})),
+        )
+            .into_response(),
+        Err(detail) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"code": "not_ready", "detail": detail})),
+        )
+            .into_response(),
+    }
 }
 
 /// Counts every webhook answer by event type and status, the refusals of the
@@ -104,7 +141,8 @@ async fn count_requests(
     response
 }
 
-/// Serves until `shutdown` is cancelled: stops accepting, lets in-flight
+/// Serves the public router until `shutdown` is cancelled, with the broker
+/// checked in the background meanwhile: stops accepting, lets in-flight
 /// requests finish, then flushes the producer.
 pub async fn serve(
     app: Arc<App>,
@@ -115,7 +153,7 @@ pub async fn serve(
         let (app, shutdown) = (app.clone(), shutdown.clone());
         tokio::spawn(async move {
             let topics = app.config.topics();
-            app.producer.keep_counts_fresh(&topics, shutdown).await;
+            app.producer.keep_checking(&topics, shutdown).await;
         })
     };
     let served = axum::serve(listener, router(app.clone()))
@@ -128,6 +166,19 @@ pub async fn serve(
         tracing::error!(error = %error, "records may still be queued at shutdown");
     }
     served
+}
+
+/// Serves `/metrics` (and `/healthz`, `/readyz`) on `listener` until
+/// `shutdown`: the listener for the operator's scraper, apart from the
+/// public one.
+pub async fn serve_metrics(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    health::serve(app, listener, shutdown)
+        .await
+        .map_err(Error::Serve)
 }
 
 /// Binds `addr`, naming it when that fails.
@@ -176,17 +227,66 @@ mod tests {
         assert!(counted(&app, "unknown", 404), "{}", app.metrics.render());
     }
 
+    async fn get(router: Router, path: &str) -> (StatusCode, String) {
+        let request = axum::http::Request::get(path).body(Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
     #[tokio::test]
-    async fn no_free_slot_is_503_before_the_body_is_read() {
+    async fn metrics_are_not_served_on_the_public_router() {
+        let app = App::new(crate::config::test(InvalidPolicy::Quarantine)).unwrap();
+        assert_eq!(
+            get(router(app.clone()), "/metrics").await.0,
+            StatusCode::NOT_FOUND
+        );
+        let (status, text) = get(health::routes(app), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(text.contains("hookline_ingest_reading_bytes 0"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn readiness_is_answered_from_the_last_check_without_the_broker() {
+        // The broker of the test configuration never answers; the probe
+        // answers at once all the same, from the (missing) last check.
+        let app = App::new(crate::config::test(InvalidPolicy::Quarantine)).unwrap();
+        let started = std::time::Instant::now();
+        let (status, body) = get(router(app), "/readyz").await;
+        // Asking the broker would take its 2 s timeout.
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            body,
+            r#"{"code":"not_ready","detail":"the broker has not been checked yet"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn an_authentic_webhook_without_a_free_produce_slot_is_503() {
+        use crate::auth::{header, sign};
+
         let app = App::new(crate::config::test(InvalidPolicy::Quarantine)).unwrap();
         let slots = app.config.settings.max_concurrent_requests as u32;
         let _all = app.admission.clone().try_acquire_many_owned(slots).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let signature = sign::standard_v1(crate::config::TEST_SECRET, "msg_1", now, b"{}").unwrap();
+        let request = axum::http::Request::post("/webhooks/orders")
+            .header(header::WEBHOOK_ID, "msg_1")
+            .header(header::WEBHOOK_TIMESTAMP, now.to_string())
+            .header(header::WEBHOOK_SIGNATURE, signature)
+            .body(Body::from("{}"))
+            .unwrap();
 
-        assert_eq!(
-            post(&app, "/webhooks/orders", "{}").await,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
+        let response = router(app.clone()).oneshot(request).await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(counted(&app, "orders", 503), "{}", app.metrics.render());
+        // Nothing of the read budget stays held by the refused request.
+        assert_eq!(app.reading.held_bytes(), 0);
     }
 
     #[tokio::test]

@@ -2,32 +2,52 @@
 //! sees it.
 //!
 //! The checks run cheapest first, and each refuses with its own answer:
-//! the route of `{type}` (404) before anything is read, a free admission slot
-//! (503) before the body is held in memory, the body's size (413) while it is
-//! read, the signature (401) before the payload is parsed.
+//!
+//! 1. the route of `{type}` (404), before anything is read;
+//! 2. what the headers claim (401): a scheme, a signed timestamp within
+//!    tolerance, at most a few signatures that could match a configured
+//!    secret ([`crate::auth::Keys::claim`]), still before the body;
+//! 3. the declared size (413);
+//! 4. the body, read within the body timeout (408) and the read budget
+//!    (503) that every unverified body shares ([`crate::body`]);
+//! 5. the signature over it (401), off the async threads when it is costly;
+//! 6. only then a produce slot (503), which bounds the authentic webhooks
+//!    held in memory while the broker acks them.
+//!
+//! So a caller without a secret can spend read budget for at most the body
+//! timeout, and never a produce slot: slow or forged requests cannot starve
+//! authentic ones.
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{HeaderMap, header};
 use chrono::{DateTime, Utc};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::App;
 use crate::answer::Refusal;
+use crate::auth::{AuthError, Claim, Scheme};
+use crate::body::ReadError;
 use crate::config::TopicRoute;
 
-/// An authentic webhook, its body read whole, holding one admission slot
-/// until it is answered.
+/// Bodies up to this size are verified on the async thread that read them:
+/// an HMAC of 16 KiB takes tens of microseconds, less than handing it to
+/// another thread. Larger bodies, and any ed25519 verification, go to the
+/// blocking pool (see [`verify`]).
+const INLINE_VERIFY_MAX_BYTES: usize = 16 * 1024;
+
+/// An authentic webhook, its body read whole, holding one produce slot until
+/// it is answered.
 pub struct SignedWebhook {
     /// Where webhooks of its `{type}` go.
     pub route: Arc<TopicRoute>,
     /// The scheme that authenticated it: `hookline-source`, and part of the
     /// event id.
     pub source: &'static str,
-    /// The provider's bytes, as signed; they become the record's value.
+    /// The provider's bytes, as signed; they become the record's value
+    /// without a copy (a slice of the buffer they were read into).
     pub body: Bytes,
     pub received_at: DateTime<Utc>,
     /// Released when the answer is sent: the slot bounds the bodies in memory.
@@ -49,52 +69,93 @@ impl FromRequest<Arc<App>> for SignedWebhook {
             return Err(Refusal::UnknownType(event_type));
         };
         let settings = &app.config.settings;
-        let Ok(admitted) = app.admission.clone().try_acquire_owned() else {
-            tracing::warn!(event_type = %route.event_type, "too many webhook requests in progress");
-            return Err(Refusal::unavailable(settings));
-        };
-        let body = read_body(&parts.headers, body, settings.max_body_bytes).await?;
-        let received_at = Utc::now();
-        let verified = app.config.keys.verify(
-            |name| parts.headers.get(name).and_then(|v| v.to_str().ok()),
-            &body,
-            received_at.timestamp(),
-            settings.tolerance_secs,
-        );
-        let scheme = verified.map_err(|error| {
+        let unauthenticated = |error: AuthError| {
             tracing::info!(event_type = %route.event_type, code = error.code(), "unauthenticated webhook");
             Refusal::Unauthenticated(error)
-        })?;
+        };
+        let claim = app
+            .config
+            .keys
+            .claim(
+                |name| parts.headers.get(name).and_then(|v| v.to_str().ok()),
+                Utc::now().timestamp(),
+                settings.tolerance_secs,
+            )
+            .map_err(unauthenticated)?;
+        // No produce slot free: this webhook could only be refused once read,
+        // so it is refused before. A slot freed meanwhile is taken below.
+        if app.admission.available_permits() == 0 {
+            tracing::warn!(event_type = %route.event_type, "too many webhooks being produced");
+            return Err(Refusal::unavailable(settings));
+        }
+        let read = app
+            .reading
+            .read(claim.prefix(), declared_length(&parts.headers), body)
+            .await
+            .map_err(|error| match error {
+                ReadError::Busy => {
+                    // A flood lands here: debug, the refusals are counted.
+                    tracing::debug!(event_type = %route.event_type, "the read budget is spent");
+                    Refusal::unavailable(settings)
+                }
+                ReadError::TooLarge => Refusal::TooLarge {
+                    limit: settings.max_body_bytes,
+                },
+                ReadError::TimedOut => Refusal::BodyTimeout {
+                    timeout: settings.body_timeout,
+                },
+                ReadError::Unreadable => Refusal::UnreadableBody,
+            })?;
+        let received_at = Utc::now();
+        let scheme = verify(app, claim, read.signed().clone())
+            .await?
+            .map_err(unauthenticated)?;
+        let Ok(admitted) = app.admission.clone().try_acquire_owned() else {
+            tracing::warn!(event_type = %route.event_type, "too many webhooks being produced");
+            return Err(Refusal::unavailable(settings));
+        };
+        // The read budget is given back here (`read` drops): the body is now
+        // an authentic webhook's, held under its produce slot.
         Ok(Self {
             route,
             source: scheme.source(),
-            body,
+            body: read.body(),
             received_at,
             _admitted: admitted,
         })
     }
 }
 
-/// Reads at most `limit` bytes; a declared or actual larger body is 413, and
-/// a declared one is refused without reading any of it.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Refusal> {
-    let declared = headers
+/// The declared Content-Length, if any and readable.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(Refusal::TooLarge { limit });
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Verifies `claim` over `signed`. ed25519 verifications (up to
+/// [`crate::auth::MAX_ED25519_VERIFICATIONS`], each a SHA-512 of the body and
+/// a scalar multiplication) and HMACs of large bodies take milliseconds, and
+/// an async thread busy that long stalls every connection it serves; they go
+/// to tokio's blocking pool. That pool rather than a rayon pool: tokio is
+/// there already, and the number of verifications at once is bounded anyway
+/// by the read budget each request holds while it is verified.
+async fn verify(
+    app: &Arc<App>,
+    claim: Claim,
+    signed: Bytes,
+) -> Result<Result<Scheme, AuthError>, Refusal> {
+    if !claim.has_ed25519() && signed.len() <= INLINE_VERIFY_MAX_BYTES {
+        return Ok(app.config.keys.verify_claim(&claim, &signed));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(Refusal::TooLarge { limit })
-        }
-        Err(error) => {
-            tracing::info!(error = %error, "reading a webhook body failed");
-            Err(Refusal::UnreadableBody)
-        }
-    }
+    let keys = app.clone();
+    tokio::task::spawn_blocking(move || keys.config.keys.verify_claim(&claim, &signed))
+        .await
+        .map_err(|error| {
+            tracing::error!(error = %error, "verifying a signature failed to run");
+            Refusal::Internal
+        })
 }
 
 #[cfg(test)]
@@ -109,50 +170,5 @@ impl SignedWebhook {
             received_at: Utc::now(),
             _admitted: slot.try_acquire_owned().unwrap(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    fn declaring(length: usize) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        headers
-    }
-
-    /// A body that fails after `good`, as a connection reset mid-body does.
-    fn broken(good: &'static [u8]) -> Body {
-        Body::from_stream(futures_util::stream::iter([
-            Ok(Bytes::from_static(good)),
-            Err(std::io::Error::other("connection reset")),
-        ]))
-    }
-
-    #[tokio::test]
-    async fn a_body_of_exactly_the_limit_is_read_whole() {
-        let body = read_body(&declaring(4), Body::from("abcd"), 4).await;
-        assert_eq!(body.ok(), Some(Bytes::from_static(b"abcd")));
-    }
-
-    #[tokio::test]
-    async fn a_declared_length_over_the_limit_is_refused_unread() {
-        // The body itself is short: only the declaration is looked at.
-        let body = read_body(&declaring(5), Body::from("ab"), 4).await;
-        assert!(matches!(body, Err(Refusal::TooLarge { limit: 4 })));
-    }
-
-    #[tokio::test]
-    async fn an_undeclared_body_is_refused_once_it_passes_the_limit() {
-        let body = read_body(&HeaderMap::new(), Body::from("abcde"), 4).await;
-        assert!(matches!(body, Err(Refusal::TooLarge { limit: 4 })));
-    }
-
-    #[tokio::test]
-    async fn a_body_cut_short_is_unreadable() {
-        let body = read_body(&HeaderMap::new(), broken(b"ab"), 4).await;
-        assert!(matches!(body, Err(Refusal::UnreadableBody)));
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 
 use crate::{Error, Result};
 
@@ -94,6 +94,15 @@ impl ProduceError {
     }
 }
 
+/// A record in the producer's queue, whose ack is still to come.
+pub struct Delivery(DeliveryFuture);
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Delivery")
+    }
+}
+
 /// A producer whose sends wait for their ack at most `ack_timeout`.
 #[derive(Clone)]
 pub struct Producer {
@@ -115,6 +124,14 @@ impl Producer {
     /// Produces `record` and waits for the broker's ack, at most the ack
     /// timeout. On timeout the record stays queued (see the module doc).
     pub async fn send(&self, record: Record<'_>) -> Result<Acked, ProduceError> {
+        let mut delivery = self.enqueue(record)?;
+        self.delivered(&mut delivery).await
+    }
+
+    /// Hands `record` to the producer's queue without waiting for its ack: a
+    /// caller that must not send a record twice keeps the [`Delivery`] and,
+    /// after a timeout, waits for the same one again.
+    pub fn enqueue(&self, record: Record<'_>) -> Result<Delivery, ProduceError> {
         let mut out = FutureRecord::<[u8], [u8]>::to(record.topic).headers(record.headers);
         if let Some(key) = record.key {
             out = out.key(key);
@@ -125,14 +142,20 @@ impl Producer {
         if let Some(partition) = record.partition {
             out = out.partition(partition);
         }
-        let delivery = match self.inner.send_result(out) {
-            Ok(delivery) => delivery,
+        match self.inner.send_result(out) {
+            Ok(delivery) => Ok(Delivery(delivery)),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                return Err(ProduceError::QueueFull);
+                Err(ProduceError::QueueFull)
             }
-            Err((error, _)) => return Err(ProduceError::Refused(error)),
-        };
-        match tokio::time::timeout(self.ack_timeout, delivery).await {
+            Err((error, _)) => Err(ProduceError::Refused(error)),
+        }
+    }
+
+    /// Waits for `delivery`'s ack, at most the ack timeout. After
+    /// [`ProduceError::AckTimeout`] the record is still queued and `delivery`
+    /// may be waited for again; after any other outcome it is spent.
+    pub async fn delivered(&self, delivery: &mut Delivery) -> Result<Acked, ProduceError> {
+        match tokio::time::timeout(self.ack_timeout, &mut delivery.0).await {
             Err(_) => Err(ProduceError::AckTimeout(self.ack_timeout)),
             Ok(Err(_canceled)) => Err(ProduceError::Canceled),
             Ok(Ok(Err((error, _)))) => Err(ProduceError::Refused(error)),

@@ -9,6 +9,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format: `json` (one object per line) or `text`. Default: text on
+    /// a terminal, JSON anywhere else (a pod, a pipe, a file).
+    #[arg(long, env = "HOOKLINE_LOG_FORMAT", global = true)]
+    log_format: Option<hookline_runtime::telemetry::LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,8 +31,9 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    hookline_runtime::telemetry::init("info");
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    hookline_runtime::telemetry::init_with_format("info", cli.log_format);
+    match cli.command {
         Command::Run(args) => hookline_operator::run::run(args).await,
         Command::Render { file, images } => {
             print!(

@@ -23,6 +23,8 @@ const PIPELINE_DIR: &str = "/etc/hookline/pipeline";
 const PIPELINE_FILE: &str = "pipeline.yaml";
 const SECRETS_DIR: &str = "/etc/hookline/secrets";
 const INGEST_PORT: i32 = 8080;
+/// Where ingest serves `/metrics`, apart from the webhooks.
+const INGEST_METRICS_PORT: i32 = 9091;
 const WORKER_PORT: i32 = 9090;
 /// Pod-template annotation with a digest of what the pod reads of the
 /// manifest (`workloads/digest.rs`): the binaries read it once at startup, so
@@ -107,16 +109,22 @@ pub fn children(
     };
 
     let signing = pipeline.spec.ingest.signing_secret_ref.name.clone();
-    let ingest = base.deployment(
+    let mut ingest = base.deployment(
         "ingest",
         None,
         pipeline.spec.ingest.replicas,
         &images.ingest,
-        vec![format!("--listen=0.0.0.0:{INGEST_PORT}")],
+        vec![
+            format!("--listen=0.0.0.0:{INGEST_PORT}"),
+            // Metrics stay off the public port, on one the Service does not
+            // expose; a scraper reaches the pods directly.
+            format!("--metrics-listen=0.0.0.0:{INGEST_METRICS_PORT}"),
+        ],
         INGEST_PORT,
         &[signing],
         digest::ingest(&pipeline.spec),
     );
+    add_port(&mut ingest, "metrics", INGEST_METRICS_PORT);
     let ingest_service = Service {
         metadata: base.meta(&format!("{name}-ingest"), "ingest", None),
         spec: Some(ServiceSpec {
@@ -409,6 +417,25 @@ fn container_security() -> SecurityContext {
             ..Capabilities::default()
         }),
         ..SecurityContext::default()
+    }
+}
+
+/// Adds a named port to the first container of `deployment`'s pods.
+fn add_port(deployment: &mut Deployment, name: &str, port: i32) {
+    let container = deployment
+        .spec
+        .as_mut()
+        .and_then(|spec| spec.template.spec.as_mut())
+        .and_then(|pod| pod.containers.first_mut());
+    if let Some(container) = container {
+        container
+            .ports
+            .get_or_insert_with(Vec::new)
+            .push(ContainerPort {
+                container_port: port,
+                name: Some(name.into()),
+                ..ContainerPort::default()
+            });
     }
 }
 

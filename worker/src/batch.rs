@@ -5,19 +5,19 @@
 //! dead-lettered is not done again.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use hookline_contract::payload::Inspector;
 use hookline_contract::reason::Stage;
-use hookline_contract::{EventType, Reason, shard_for};
+use hookline_contract::{Reason, shard_for};
 use hookline_kafka::Envelope;
-use hookline_kafka::produce::ProduceError;
 use hookline_runtime::root_cause;
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
 
 use crate::decode::{Poison, RecordView, decode};
-use crate::dlq::DeadLetters;
+use crate::dlq::{DeadLetterError, DeadLetters, InFlight, Kept};
 use crate::store::{self, ErrorClass, Event, Fields, Pools, Stored};
 
 /// The shard of an event whose user has none, which only a manifest without
@@ -35,8 +35,13 @@ pub enum Transient {
         #[source]
         source: store::Error,
     },
-    #[error("dead-lettering a record failed")]
-    DeadLetter(#[source] ProduceError),
+    #[error("dead-lettering the record at partition {partition} offset {offset} failed")]
+    DeadLetter {
+        partition: i32,
+        offset: i64,
+        #[source]
+        source: DeadLetterError,
+    },
 }
 
 impl Transient {
@@ -44,10 +49,32 @@ impl Transient {
     pub fn label(&self) -> &'static str {
         match self {
             Transient::Write { source, .. } => source.label(),
-            Transient::DeadLetter(ProduceError::AckTimeout(_)) => "dlq_ack_timeout",
-            Transient::DeadLetter(
-                ProduceError::QueueFull | ProduceError::Refused(_) | ProduceError::Canceled,
-            ) => "dlq_produce",
+            Transient::DeadLetter { source, .. } => source.label(),
+        }
+    }
+
+    /// The shard's transaction did not finish within its deadline: a smaller
+    /// batch may, where the same one retried never would.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Transient::Write {
+                source: store::Error::Timeout(_),
+                ..
+            }
+        )
+    }
+
+    /// The broker refuses the DLQ for good: the record's partition stops
+    /// until someone acts, and says so. (partition, offset) of the record.
+    pub fn refused_dead_letter(&self) -> Option<(i32, i64)> {
+        match self {
+            Transient::DeadLetter {
+                partition,
+                offset,
+                source: DeadLetterError::Refused { .. },
+            } => Some((*partition, *offset)),
+            _ => None,
         }
     }
 }
@@ -66,6 +93,11 @@ pub struct Summary {
 enum State<E> {
     /// Decoded; waits for its shard's transaction.
     Pending { shard: usize, event: E },
+    /// Moved into its shard's transaction by the attempt under way (the
+    /// event is moved, not copied, so that its payload is held once); back
+    /// to `Pending` if the transaction fails. An attempt is only ever
+    /// dropped half-way at shutdown, which drops its batch with it.
+    Writing,
     /// Can never be written; waits to be dead-lettered.
     Poison(Poison),
     /// Stored, or found stored already: done.
@@ -92,6 +124,8 @@ impl<E: Event> State<E> {
 struct Slot<E> {
     record: OwnedMessage,
     state: State<E>,
+    /// Its dead letter, handed to the producer and not acknowledged yet.
+    in_flight: Option<InFlight>,
 }
 
 /// The records an attempt still has to deal with, by slot index.
@@ -112,7 +146,7 @@ impl Placement {
                     placement.by_shard.entry(*shard).or_default().push(i);
                 }
                 State::Poison(_) => placement.poison.push(i),
-                State::Written | State::DeadLettered => {}
+                State::Writing | State::Written | State::DeadLettered => {}
             }
         }
         placement
@@ -138,14 +172,9 @@ pub struct Batch<E> {
 }
 
 impl<E: Event> Batch<E> {
-    /// Decodes `records` as events of `event_type` and places them on their
-    /// users' shards.
-    pub fn new(
-        records: Vec<OwnedMessage>,
-        event_type: &EventType,
-        inspector: &Inspector,
-        shards: u32,
-    ) -> Self {
+    /// Decodes `records` with `inspector` (their topic's) and places them on
+    /// their users' shards.
+    pub fn new(records: Vec<OwnedMessage>, inspector: &Inspector, shards: u32) -> Self {
         let slots = records
             .into_iter()
             .map(|record| {
@@ -156,8 +185,12 @@ impl<E: Event> Batch<E> {
                     value: record.payload(),
                     envelope: &envelope,
                 };
-                let state = State::placed(decode(event_type, inspector, view), shards);
-                Slot { record, state }
+                let state = State::placed(decode(inspector, view), shards);
+                Slot {
+                    record,
+                    state,
+                    in_flight: None,
+                }
             })
             .collect();
         Self {
@@ -192,36 +225,50 @@ impl<E: Event> Batch<E> {
         )
     }
 
-    /// Writes every shard's pending records, each shard in one transaction,
-    /// then dead-letters the poison. A shard whose batch hits a permanent
-    /// error is written record by record so that only the bad records are
-    /// dead-lettered.
+    /// Writes every shard's pending records, each shard in one transaction
+    /// that must finish within `deadline`, then dead-letters the poison. A
+    /// shard whose batch hits a permanent error is written record by record
+    /// so that only the bad records are dead-lettered.
     pub async fn write(
         &mut self,
         pools: &Pools,
         dead_letters: &DeadLetters,
+        deadline: Duration,
     ) -> Result<Summary, Transient> {
-        let by_shard = Placement::of(&self.slots).by_shard;
+        let by_shard: Vec<(usize, Vec<usize>, Vec<E>)> = Placement::of(&self.slots)
+            .by_shard
+            .into_iter()
+            .map(|(shard, rows)| {
+                let events = self.take_pending(&rows);
+                (shard, rows, events)
+            })
+            .collect();
         // The shards are independent: their transactions run at once.
-        let attempts = join_all(by_shard.iter().map(|(&shard, rows)| {
-            let events = self.pending(rows);
-            async move { pools.write(shard, &events).await }
+        let attempts = join_all(by_shard.iter().map(|(shard, _, events)| async move {
+            tokio::time::timeout(deadline, pools.write(*shard, events))
+                .await
+                .unwrap_or(Err(store::Error::Timeout(deadline)))
         }))
         .await;
         let mut failure = None;
-        for ((shard, rows), attempt) in by_shard.into_iter().zip(attempts) {
+        for ((shard, rows, events), attempt) in by_shard.into_iter().zip(attempts) {
             let done = match attempt {
                 Ok(outcomes) => {
                     self.written(&rows, &outcomes);
                     Ok(())
                 }
-                Err(error) => match error.class() {
-                    ErrorClass::Transient => Err(Transient::Write {
-                        shard,
-                        source: error,
-                    }),
-                    ErrorClass::Permanent(_) => self.write_one_by_one(pools, shard, &rows).await,
-                },
+                Err(error) => {
+                    self.put_back(shard, &rows, events);
+                    match error.class() {
+                        ErrorClass::Transient => Err(Transient::Write {
+                            shard,
+                            source: error,
+                        }),
+                        ErrorClass::Permanent(_) => {
+                            self.write_one_by_one(pools, shard, &rows, deadline).await
+                        }
+                    }
+                }
             };
             if let Err(error) = done {
                 failure = failure.or(Some(error));
@@ -234,15 +281,51 @@ impl<E: Event> Batch<E> {
         Ok(std::mem::take(&mut self.summary))
     }
 
-    /// Copies of the pending events at `rows`, in order: what one shard
-    /// transaction writes.
-    fn pending(&self, rows: &[usize]) -> Vec<E> {
+    /// Moves the pending events at `rows` out of their slots, in order: what
+    /// one shard transaction writes, without a copy of any payload.
+    fn take_pending(&mut self, rows: &[usize]) -> Vec<E> {
         rows.iter()
-            .filter_map(|&i| match &self.slots[i].state {
-                State::Pending { event, .. } => Some(event.clone()),
-                _ => None,
-            })
+            .filter_map(
+                |&i| match std::mem::replace(&mut self.slots[i].state, State::Writing) {
+                    State::Pending { event, .. } => Some(event),
+                    other => {
+                        self.slots[i].state = other;
+                        None
+                    }
+                },
+            )
             .collect()
+    }
+
+    /// The transaction of `events` (taken from `rows`) failed: they are
+    /// pending again.
+    fn put_back(&mut self, shard: usize, rows: &[usize], events: Vec<E>) {
+        for (&i, event) in rows.iter().zip(events) {
+            self.slots[i].state = State::Pending { shard, event };
+        }
+    }
+
+    /// Splits off the later half of the records still to be dealt with, for
+    /// a batch too large to write within its deadline; `None` when fewer
+    /// than two are left. Records keep their order, so the first half's
+    /// offsets precede the second's in every partition and it can be
+    /// committed first.
+    pub fn split_off(&mut self) -> Option<Batch<E>> {
+        let open: Vec<usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| matches!(slot.state, State::Pending { .. } | State::Poison(_)))
+            .map(|(i, _)| i)
+            .collect();
+        if open.len() < 2 {
+            return None;
+        }
+        let at = open[open.len() / 2];
+        Some(Batch {
+            slots: self.slots.split_off(at),
+            summary: Summary::default(),
+        })
     }
 
     async fn write_one_by_one(
@@ -250,12 +333,17 @@ impl<E: Event> Batch<E> {
         pools: &Pools,
         shard: usize,
         rows: &[usize],
+        deadline: Duration,
     ) -> Result<(), Transient> {
         for &i in rows {
             let State::Pending { event, .. } = &self.slots[i].state else {
                 continue;
             };
-            match pools.write(shard, std::slice::from_ref(event)).await {
+            let write = pools.write(shard, std::slice::from_ref(event));
+            let attempt = tokio::time::timeout(deadline, write)
+                .await
+                .unwrap_or(Err(store::Error::Timeout(deadline)));
+            match attempt {
                 Ok(outcomes) => self.written(&[i], &outcomes),
                 Err(error) => match error.class() {
                     ErrorClass::Transient => {
@@ -277,16 +365,25 @@ impl<E: Event> Batch<E> {
             let State::Poison(poison) = &slot.state else {
                 continue;
             };
-            dead_letters
-                .send(&slot.record, poison)
+            let (partition, offset) = (slot.record.partition(), slot.record.offset());
+            let kept = dead_letters
+                .send(&slot.record, poison, &mut slot.in_flight)
                 .await
-                .map_err(Transient::DeadLetter)?;
+                .map_err(|source| Transient::DeadLetter {
+                    partition,
+                    offset,
+                    source,
+                })?;
+            let reason = match kept {
+                Kept::Whole => poison.reason,
+                Kept::Cut(_) => Reason::DeadLetterTooLarge,
+            };
             tracing::warn!(
-                partition = slot.record.partition(), offset = slot.record.offset(),
-                reason = %poison.reason, stage = %poison.stage, message = %poison.message,
+                partition, offset, reason = %reason, original_reason = %poison.reason,
+                stage = %poison.stage, message = %poison.message, kept = ?kept,
                 "record dead-lettered"
             );
-            self.summary.dead_lettered.push(poison.reason.as_str());
+            self.summary.dead_lettered.push(reason.as_str());
             slot.state = State::DeadLettered;
         }
         Ok(())

@@ -26,6 +26,13 @@ const MIN_FETCH_WAIT: Duration = Duration::from_millis(1);
 /// Longest fetch wait: librdkafka needs its socket timeout (60 s) to exceed
 /// the fetch wait by a margin, and a longer wait only delays shutdown.
 const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
+/// Bounds of `--batch-bytes`: below, most records would be batches of their
+/// own; above, the consumer's fetches (sized from it) pass librdkafka's
+/// largest response (`receive.message.max.bytes`, 100 MB).
+const MIN_BATCH_BYTES: usize = 64 << 10;
+const MAX_BATCH_BYTES: usize = 64 << 20;
+/// Shortest write deadline: a shard transaction needs a few round trips.
+const MIN_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Shortest backoff cap: below the first delay, retries would hammer a shard
 /// that is already failing.
 const MIN_MAX_BACKOFF: Duration = Duration::from_millis(100);
@@ -73,9 +80,23 @@ pub struct Args {
     pub batch_size: usize,
 
     /// Bytes of keys and values per batch at most (a larger record is a batch
-    /// of its own).
+    /// of its own), 64 KiB to 64 MiB. It bounds the worker's memory: the
+    /// consumer prefetches at most about as much again, so the worker holds
+    /// a few times this, whatever the size of the records or the backlog.
     #[arg(long, env = "HOOKLINE_BATCH_BYTES", default_value_t = 8 << 20)]
     pub batch_bytes: usize,
+
+    /// Largest dead letter sent to the DLQ, in bytes (64 KiB to 64 MiB; set it
+    /// to the DLQ topic's `max.message.bytes`). A record that does not fit is
+    /// kept as a copy whose value is cut to fit, with the original's size,
+    /// SHA-256 and coordinates, and the reason `dead_letter_too_large`.
+    #[arg(long, env = "HOOKLINE_DLQ_MAX_BYTES", default_value_t = crate::dlq::DLQ_MAX_BYTES)]
+    pub dlq_max_bytes: usize,
+
+    /// Longest one shard transaction may take (`30s`). A batch that does not
+    /// finish in time is split in halves, and the halves written in order.
+    #[arg(long, env = "HOOKLINE_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
 
     /// How long a batch waits for more records once the consumer has none
     /// ready. `0ms` (the default) writes it at once: a lone event is stored
@@ -107,6 +128,11 @@ pub struct Args {
     /// Connections per shard.
     #[arg(long, env = "HOOKLINE_SHARD_CONNECTIONS", default_value_t = 4)]
     pub shard_connections: u32,
+
+    /// Log format: `json` (one object per line) or `text`. Default: text on
+    /// a terminal, JSON anywhere else (a pod, a pipe, a file).
+    #[arg(long, env = "HOOKLINE_LOG_FORMAT")]
+    pub log_format: Option<hookline_runtime::telemetry::LogFormat>,
 }
 
 /// How the worker gets its partitions.
@@ -123,6 +149,7 @@ pub struct Config {
     pub kafka: ClientSettings,
     pub topic: String,
     pub dlq: String,
+    pub dlq_max_bytes: usize,
     /// Where offsets are committed (and, in group mode, the group joined).
     pub group: String,
     pub membership: Membership,
@@ -136,6 +163,7 @@ pub struct Config {
     pub shard_urls: Vec<(String, String)>,
     pub batch_size: usize,
     pub batch_bytes: usize,
+    pub write_timeout: Duration,
     pub batch_wait: Duration,
     pub fetch_wait: Duration,
     pub commit_interval: Duration,
@@ -173,8 +201,20 @@ impl Config {
                 "--batch-size must be between 1 and 10000",
             ));
         }
-        if args.batch_bytes == 0 {
-            return Err(Error::InvalidSetting("--batch-bytes must be at least 1"));
+        if !(MIN_BATCH_BYTES..=MAX_BATCH_BYTES).contains(&args.batch_bytes) {
+            return Err(Error::InvalidSetting(
+                "--batch-bytes must be between 65536 (64 KiB) and 67108864 (64 MiB)",
+            ));
+        }
+        if !(MIN_BATCH_BYTES..=MAX_BATCH_BYTES).contains(&args.dlq_max_bytes) {
+            return Err(Error::InvalidSetting(
+                "--dlq-max-bytes must be between 65536 (64 KiB) and 67108864 (64 MiB)",
+            ));
+        }
+        if args.write_timeout < MIN_WRITE_TIMEOUT {
+            return Err(Error::InvalidSetting(
+                "--write-timeout must be at least 100ms",
+            ));
         }
         if !(MIN_FETCH_WAIT..=MAX_FETCH_WAIT).contains(&args.fetch_wait) {
             return Err(Error::InvalidSetting(
@@ -200,6 +240,7 @@ impl Config {
         Ok(Self {
             kafka: ClientSettings::of(&manifest.spec.kafka),
             dlq: dlq_topic(&topic.name),
+            dlq_max_bytes: args.dlq_max_bytes,
             group: topic.name.clone(),
             topic: topic.name.clone(),
             membership,
@@ -209,6 +250,7 @@ impl Config {
             shard_urls,
             batch_size: args.batch_size,
             batch_bytes: args.batch_bytes,
+            write_timeout: args.write_timeout,
             batch_wait: args.batch_wait,
             fetch_wait: args.fetch_wait,
             commit_interval: args.commit_interval,
@@ -240,6 +282,8 @@ mod tests {
         assert_eq!(defaults.batch_wait, Duration::ZERO);
         assert_eq!(defaults.fetch_wait, Duration::from_millis(500));
         assert_eq!(defaults.max_backoff, Duration::from_secs(10));
+        assert_eq!(defaults.write_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.batch_bytes, 8 << 20);
         let set = parse(&[
             "--batch-wait=50ms",
             "--fetch-wait=10ms",

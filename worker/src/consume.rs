@@ -1,8 +1,11 @@
 //! The consumer loop: fill a batch with what the consumer has ready, write
 //! it, commit its offsets, and on a transient failure pause the partitions
 //! and retry with backoff, never skipping and never committing past the
-//! failure.
+//! failure. A batch whose transaction cannot finish within the write deadline
+//! is split in halves, written in order: retried whole it would time out for
+//! ever.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,12 +18,13 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::batch::Batch;
+use crate::batch::{Batch, Transient};
 use crate::commits::{Commits, Offsets};
 use crate::config::Config;
 use crate::consumer::WorkerConsumer;
 use crate::dlq::DeadLetters;
 use crate::filling::{Caps, Filling};
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::store::{DisputeEvent, Event, OrderEvent, Pools};
 
@@ -34,6 +38,8 @@ pub struct Worker {
     pub pools: Pools,
     pub dead_letters: DeadLetters,
     pub metrics: Arc<Metrics>,
+    /// Told when a refused DLQ stops a partition, so that `/readyz` says why.
+    pub health: Arc<Health>,
 }
 
 impl Worker {
@@ -49,12 +55,7 @@ impl Worker {
     }
 
     fn batch<E: Event>(&self, records: Vec<OwnedMessage>) -> Batch<E> {
-        Batch::new(
-            records,
-            self.config.event_type,
-            &self.config.inspector,
-            self.pools.count(),
-        )
+        Batch::new(records, &self.config.inspector, self.pools.count())
     }
 
     fn pause(&self) {
@@ -118,9 +119,10 @@ struct Run<'w, E> {
     worker: &'w Worker,
     /// Records received and not yet handed to a write.
     filling: Filling,
-    /// A batch that failed; it holds its partitions (paused) until written,
-    /// so nothing is committed past it.
-    failing: Option<Batch<E>>,
+    /// A batch that failed, possibly split in pieces, in record order; it
+    /// holds its partitions (paused) until written, so nothing is committed
+    /// past it. Empty when nothing failed.
+    failing: VecDeque<Batch<E>>,
     backoff: Backoff,
     retry_at: tokio::time::Instant,
     /// Offsets of written batches, committed at most once per interval.
@@ -136,7 +138,7 @@ impl<'w, E: Event> Run<'w, E> {
                 records: config.batch_size,
                 bytes: config.batch_bytes,
             }),
-            failing: None,
+            failing: VecDeque::new(),
             backoff: Backoff::new(Duration::from_millis(100), config.max_backoff),
             retry_at: tokio::time::Instant::now(),
             commits: Commits::new(config.commit_interval),
@@ -157,15 +159,16 @@ impl<'w, E: Event> Run<'w, E> {
             // it is, so records are never committed past a gap. Records still
             // come in meanwhile (up to the caps), which keeps a group member
             // polling, and so a member.
-            let closes_at = match self.failing {
-                None => self.filling.closes_at(wait),
-                Some(_) => None,
+            let closes_at = if self.failing.is_empty() {
+                self.filling.closes_at(wait)
+            } else {
+                None
             };
             let commit_at = self.commits.due_at();
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                () = tokio::time::sleep_until(self.retry_at), if self.failing.is_some() => {
+                () = tokio::time::sleep_until(self.retry_at), if !self.failing.is_empty() => {
                     self.retry().await;
                 }
                 () = tokio::time::sleep_until(commit_at.unwrap_or(self.retry_at)), if commit_at.is_some() => {
@@ -179,7 +182,7 @@ impl<'w, E: Event> Run<'w, E> {
                         self.receive(message.detach());
                         self.receive_ready();
                         let now = tokio::time::Instant::now();
-                        if self.failing.is_none() && self.filling.is_due(wait, now) {
+                        if self.failing.is_empty() && self.filling.is_due(wait, now) {
                             self.flush().await;
                         }
                     }
@@ -218,41 +221,98 @@ impl<'w, E: Event> Run<'w, E> {
             return;
         }
         let mut batch = self.worker.batch(records);
-        if self.write(&mut batch).await.is_err() {
+        if let Err(error) = self.write(&mut batch).await {
             self.worker.pause();
-            self.retry_at = tokio::time::Instant::now() + self.backoff.next_delay();
-            self.failing = Some(batch);
+            self.failing.push_back(batch);
+            self.failed(&error);
         }
     }
 
+    /// Another attempt at the first piece of the failing batch; once every
+    /// piece is written the partitions resume.
     async fn retry(&mut self) {
         self.abandon_revoked();
-        let Some(mut batch) = self.failing.take() else {
+        let Some(mut batch) = self.failing.pop_front() else {
             return;
         };
         match self.write(&mut batch).await {
             Ok(()) => {
                 self.backoff.reset();
-                self.worker.resume();
+                if self.failing.is_empty() {
+                    self.worker.resume();
+                } else {
+                    // The next piece at once: the shard took this one.
+                    self.retry_at = tokio::time::Instant::now();
+                }
             }
-            Err(()) => {
-                self.retry_at = tokio::time::Instant::now() + self.backoff.next_delay();
-                self.failing = Some(batch);
+            Err(error) => {
+                self.failing.push_front(batch);
+                self.failed(&error);
             }
         }
     }
 
+    /// The first piece of the failing batch failed with `error`: split it
+    /// when it ran out of time, and say when the DLQ stopped a partition;
+    /// then wait before the next attempt.
+    fn failed(&mut self, error: &Transient) {
+        let worker = self.worker;
+        if error.is_timeout()
+            && let Some(first) = self.failing.front_mut()
+            && let Some(second) = first.split_off()
+        {
+            worker.metrics.batch_split();
+            tracing::warn!(
+                records = first.len() + second.len(),
+                first = first.len(),
+                "batch did not finish within the write deadline; writing it in halves"
+            );
+            self.failing.insert(1, second);
+            // Smaller is the remedy, not waiting: the halves go at once.
+            self.retry_at = tokio::time::Instant::now();
+            return;
+        }
+        if let Some((partition, offset)) = error.refused_dead_letter() {
+            let why = format!(
+                "partition {partition} stopped at offset {offset}: the broker refuses its dead letter to {} ({}); fix the DLQ topic or its permissions, and it resumes",
+                worker.dead_letters.topic(),
+                root_cause(error)
+            );
+            tracing::error!(
+                topic = %worker.config.topic, partition, offset, dlq = %worker.dead_letters.topic(),
+                error = %error, cause = %root_cause(error),
+                "the DLQ refuses a dead letter; the partition stops here until it is fixed"
+            );
+            worker.metrics.dead_letter_blocked(partition, true);
+            worker.health.block(partition, why);
+        }
+        self.retry_at = tokio::time::Instant::now() + self.backoff.next_delay();
+    }
+
     /// One attempt at a batch: write, dead-letter, commit.
-    async fn write(&mut self, batch: &mut Batch<E>) -> Result<(), ()> {
+    async fn write(&mut self, batch: &mut Batch<E>) -> Result<(), Transient> {
         let worker = self.worker;
         let started = Instant::now();
-        match batch.write(&worker.pools, &worker.dead_letters).await {
+        let deadline = worker.config.write_timeout;
+        match batch
+            .write(&worker.pools, &worker.dead_letters, deadline)
+            .await
+        {
             Ok(summary) => {
                 worker
                     .metrics
                     .processed(summary.inserted, summary.duplicates);
                 for reason in &summary.dead_lettered {
                     worker.metrics.dead_lettered(reason);
+                }
+                for partition in batch.next_offsets().keys() {
+                    if worker.health.unblock(*partition) {
+                        worker.metrics.dead_letter_blocked(*partition, false);
+                        tracing::info!(
+                            partition,
+                            "the DLQ takes dead letters again; partition resumed"
+                        );
+                    }
                 }
                 self.commits.written(batch.next_offsets());
                 self.commit_due().await;
@@ -271,7 +331,7 @@ impl<'w, E: Event> Run<'w, E> {
             Err(error) => {
                 worker.metrics.retried(error.label());
                 tracing::warn!(error = %error, cause = %root_cause(&error), records = batch.len(), "batch failed; retrying");
-                Err(())
+                Err(error)
             }
         }
     }
@@ -282,14 +342,19 @@ impl<'w, E: Event> Run<'w, E> {
             return;
         }
         let mut dropped = self.filling.abandon(&revoked);
-        dropped += self
-            .failing
-            .as_mut()
-            .map_or(0, |batch| batch.abandon(&revoked));
-        // A failing batch of only revoked records is nobody's to retry now.
-        if self.failing.as_ref().is_some_and(Batch::is_empty) {
-            self.failing = None;
+        let was_failing = !self.failing.is_empty();
+        for batch in &mut self.failing {
+            dropped += batch.abandon(&revoked);
+        }
+        // Pieces of only revoked records are nobody's to retry now.
+        self.failing.retain(|batch| !batch.is_empty());
+        if was_failing && self.failing.is_empty() {
             self.worker.resume();
+        }
+        for &partition in &revoked {
+            if self.worker.health.unblock(partition) {
+                self.worker.metrics.dead_letter_blocked(partition, false);
+            }
         }
         // Their commits are the next owner's now.
         self.commits.forget(&revoked);
@@ -301,19 +366,29 @@ impl<'w, E: Event> Run<'w, E> {
     }
 
     async fn shut_down(mut self) {
-        let mut batch = match self.failing.take() {
-            Some(batch) => batch,
-            None => self.worker.batch(self.filling.take()),
-        };
-        if !batch.is_empty() {
-            match tokio::time::timeout(SHUTDOWN_GRACE, self.write(&mut batch)).await {
+        let mut pieces = std::mem::take(&mut self.failing);
+        if pieces.is_empty() {
+            pieces.push_back(self.worker.batch(self.filling.take()));
+        }
+        // In order, within one grace period: a piece not written stops the
+        // rest, so nothing is committed past it. An attempt the grace cuts
+        // short drops its batch half-way, which is why it is dropped here.
+        let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while let Some(mut batch) = pieces.pop_front() {
+            if batch.is_empty() {
+                continue;
+            }
+            match tokio::time::timeout_at(grace, self.write(&mut batch)).await {
                 Ok(Ok(())) => {
                     tracing::info!(records = batch.len(), "last batch written at shutdown");
                 }
-                _ => tracing::warn!(
-                    records = batch.len(),
-                    "last batch not written at shutdown; it will be read again"
-                ),
+                _ => {
+                    tracing::warn!(
+                        records = batch.len() + pieces.iter().map(Batch::len).sum::<usize>(),
+                        "last batch not written at shutdown; it will be read again"
+                    );
+                    break;
+                }
             }
         }
         // Everything written, once more and waited for: the asynchronous

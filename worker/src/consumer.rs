@@ -116,6 +116,9 @@ pub fn create(config: &Config, metrics: Arc<Metrics>) -> Result<WorkerConsumer> 
         held: Mutex::default(),
     };
     let mut settings = config.kafka.consumer(&config.client_id, &config.group);
+    for (key, value) in prefetch_limits(config.batch_bytes) {
+        settings.set(key, value);
+    }
     settings
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         .set(
@@ -160,6 +163,24 @@ pub fn create(config: &Config, metrics: Arc<Metrics>) -> Result<WorkerConsumer> 
             Ok(consumer)
         }
     }
+}
+
+/// librdkafka's prefetch, sized from the batch: by default it keeps fetching
+/// until 64 MiB are queued, in fetches of up to 50 MiB, which with large
+/// records dwarfs the batch and makes the worker's memory a function of the
+/// backlog. Here at most about one batch waits in the queue and one more
+/// arrives in a fetch. A record larger than a fetch still comes, alone (Kafka
+/// returns the first record whatever the limit).
+fn prefetch_limits(batch_bytes: usize) -> [(&'static str, String); 4] {
+    let kbytes = batch_bytes.div_ceil(1024).max(1);
+    [
+        ("queued.max.messages.kbytes", kbytes.to_string()),
+        ("fetch.max.bytes", batch_bytes.to_string()),
+        ("max.partition.fetch.bytes", batch_bytes.to_string()),
+        // librdkafka refuses a fetch limit below its request limit, which a
+        // consumer only needs for its own small requests.
+        ("message.max.bytes", batch_bytes.min(1_000_000).to_string()),
+    ]
 }
 
 /// Where a pinned worker starts: the group's committed offset (the next
@@ -207,6 +228,23 @@ fn start_of(committed: Option<Offset>) -> Offset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prefetch_is_sized_from_the_batch_and_librdkafka_takes_it() {
+        let limits = prefetch_limits(8 << 20);
+        assert_eq!(limits[0], ("queued.max.messages.kbytes", "8192".to_owned()));
+        assert_eq!(limits[1], ("fetch.max.bytes", "8388608".to_owned()));
+        // The smallest batch allowed still makes a configuration librdkafka
+        // accepts (it checks the fetch limit against the request limit).
+        for bytes in [64 << 10, 8 << 20, 64 << 20] {
+            let mut config = hookline_kafka::ClientSettings::new("127.0.0.1:1").consumer("c", "g");
+            for (key, value) in prefetch_limits(bytes) {
+                config.set(key, value);
+            }
+            let created: KafkaResult<BaseConsumer> = config.create();
+            assert!(created.is_ok(), "{bytes}: {:?}", created.err());
+        }
+    }
 
     #[test]
     fn a_pinned_worker_starts_at_the_commit_or_the_beginning() {

@@ -2,13 +2,11 @@
 //! never can. Pure: no I/O. What a column is called in the payload comes from
 //! the event type's registry entry, never from this file.
 
-use chrono::{DateTime, TimeZone, Utc};
 use hookline_contract::payload::{Inspector, parse};
 use hookline_contract::reason::Stage;
-use hookline_contract::{EventType, Reason, is_placed_correctly};
+use hookline_contract::{Reason, is_placed_correctly};
 use hookline_kafka::Envelope;
 use hookline_kafka::envelope::EnvelopeError;
-use serde_json::Value;
 
 use crate::store::Fields;
 
@@ -39,12 +37,8 @@ pub struct RecordView<'a> {
     pub envelope: &'a Result<Envelope, EnvelopeError>,
 }
 
-/// Decodes one record of a topic of `event_type`.
-pub fn decode(
-    event_type: &EventType,
-    inspector: &Inspector,
-    record: RecordView<'_>,
-) -> Result<Fields, Poison> {
+/// Decodes one record of a topic whose payloads `inspector` reads.
+pub fn decode(inspector: &Inspector, record: RecordView<'_>) -> Result<Fields, Poison> {
     let envelope = record
         .envelope
         .as_ref()
@@ -81,8 +75,11 @@ pub fn decode(
     })?;
     let payload = parse(value)
         .map_err(|invalid| Poison::new(Stage::Decode, invalid.reason, invalid.message))?;
+    // The same inspection as ingest's, with the receipt time ingest used: a
+    // payload ingest accepted is decoded here, and one it would refuse now
+    // (written by an older ingest, or replayed) is refused for the same reason.
     let inspected = inspector
-        .inspect_value(&payload)
+        .inspect_value(&payload, envelope.received_at)
         .map_err(|invalid| Poison::new(Stage::Validate, invalid.reason, invalid.message))?;
     if inspected.user_id != key {
         return Err(Poison::new(
@@ -91,45 +88,21 @@ pub fn decode(
             format!("the key {} is not the payload's user id", shown(key)),
         ));
     }
-    let columns = &event_type.columns;
+    let columns = inspected.columns;
     Ok(Fields {
         event_id: envelope.event_id,
-        occurred_at: occurred_at(inspected.event_time)?,
+        occurred_at: inspected.occurred_at,
+        rank: inspected.rank,
         received_at: envelope.received_at,
-        order_id: text(&payload, columns.order_id)?,
-        entity_id: text(&payload, columns.entity_id)?,
-        status: text(&payload, columns.status)?,
-        amount: integer(&payload, columns.amount)?,
-        currency: text(&payload, columns.currency)?,
+        order_id: columns.order_id,
+        entity_id: columns.entity_id,
+        status: columns.status,
+        amount: columns.amount,
+        currency: columns.currency,
         provider_event_id: inspected.provider_event_id,
         event_type: inspected.event_type,
         user_id: inspected.user_id,
         payload,
-    })
-}
-
-fn text(payload: &Value, pointer: &str) -> Result<String, Poison> {
-    payload
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| missing(pointer, "a string"))
-}
-
-fn integer(payload: &Value, pointer: &str) -> Result<i64, Poison> {
-    payload
-        .pointer(pointer)
-        .and_then(Value::as_i64)
-        .ok_or_else(|| missing(pointer, "an integer"))
-}
-
-fn occurred_at(unix_seconds: i64) -> Result<DateTime<Utc>, Poison> {
-    Utc.timestamp_opt(unix_seconds, 0).single().ok_or_else(|| {
-        Poison::new(
-            Stage::Validate,
-            Reason::SchemaInvalid,
-            "the event time is out of range",
-        )
     })
 }
 
@@ -141,14 +114,6 @@ fn shown(key: &str) -> String {
         quoted.push('…');
     }
     format!("{quoted:?}")
-}
-
-fn missing(pointer: &str, what: &str) -> Poison {
-    Poison::new(
-        Stage::Validate,
-        Reason::SchemaInvalid,
-        format!("no {what} at {pointer}"),
-    )
 }
 
 #[cfg(test)]

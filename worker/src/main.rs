@@ -19,9 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    hookline_runtime::telemetry::init("info");
-
     let args = Args::parse();
+    hookline_runtime::telemetry::init_with_format("info", args.log_format);
+
     let config = Config::load(&args).context("loading the configuration")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(hookline_runtime::shutdown::on_signal(shutdown.clone()));
@@ -41,11 +41,21 @@ async fn main() -> anyhow::Result<()> {
     ));
 
     let pools = Pools::connect_lazy(&config.shard_urls, config.shard_connections)
-        .map_err(Error::ShardPool)?;
-    if config.migrate && !migrate(&pools, &shutdown).await {
-        return Ok(());
-    }
-    let dead_letters = DeadLetters::new(&config.kafka, config.dlq.clone())?;
+        .map_err(Error::ShardPool)?
+        // Twice the batch's deadline: the batch's own deadline runs out
+        // first, and the batch is split rather than retried whole.
+        .with_write_timeout(config.write_timeout.saturating_mul(2));
+    // Not awaited: a shard that is down at startup must not hold up the
+    // others. Until its schema is current its writes fail as transient and
+    // are retried, like any write to a shard that is down.
+    let schema = config.migrate.then(|| {
+        tokio::spawn(store::maintain(
+            pools.clone(),
+            store::PARTITION_CHECK_INTERVAL,
+            shutdown.clone(),
+        ))
+    });
+    let dead_letters = DeadLetters::new(&config.kafka, config.dlq.clone(), config.dlq_max_bytes)?;
     let Some(consumer) = connect(&config, &metrics, &shutdown).await? else {
         return Ok(());
     };
@@ -62,30 +72,16 @@ async fn main() -> anyhow::Result<()> {
         pools,
         dead_letters,
         metrics,
+        health,
     };
     worker.run(shutdown.clone()).await;
     shutdown.cancel();
+    if let Some(schema) = schema {
+        schema.await?;
+    }
     server.await?.map_err(Error::Serve)?;
     tracing::info!("hookline-worker stopped");
     Ok(())
-}
-
-/// Migrates every shard, retrying a shard that is not reachable yet; false when
-/// shutdown came first.
-async fn migrate(pools: &Pools, shutdown: &CancellationToken) -> bool {
-    for (shard, pool) in pools.iter() {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-        while let Err(error) = store::migrate(pool, chrono::Utc::now()).await {
-            let delay = backoff.next_delay();
-            tracing::warn!(shard, error = %error, cause = ?error, ?delay, "migrating shard failed; retrying");
-            tokio::select! {
-                () = shutdown.cancelled() => return false,
-                () = tokio::time::sleep(delay) => {}
-            }
-        }
-        tracing::info!(shard, "shard schema up to date");
-    }
-    true
 }
 
 /// Creates the consumer, retrying while the broker does not answer (a

@@ -39,6 +39,8 @@ pub struct Metrics {
     fetches_reported: AtomicU64,
     lag: Family<PartitionLabels, Gauge>,
     assigned: Gauge,
+    batch_splits: Counter,
+    dead_letter_blocked: Family<PartitionLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -104,6 +106,18 @@ impl Metrics {
             "Partitions this worker holds: the one it is pinned to, or those the consumer group assigned it",
             assigned.clone(),
         );
+        let batch_splits = Counter::default();
+        registry.register(
+            "batch_splits",
+            "Failing batches split in halves because their write did not finish within --write-timeout",
+            batch_splits.clone(),
+        );
+        let dead_letter_blocked = Family::<PartitionLabels, Gauge>::default();
+        registry.register(
+            "dead_letter_blocked",
+            "1 while the partition is stopped at a dead letter the broker refuses (DLQ topic missing, not authorized): nothing is committed past it until the DLQ takes it",
+            dead_letter_blocked.clone(),
+        );
         Self {
             registry,
             processed,
@@ -116,7 +130,20 @@ impl Metrics {
             fetches_reported: AtomicU64::new(0),
             lag,
             assigned,
+            batch_splits,
+            dead_letter_blocked,
         }
+    }
+
+    pub fn batch_split(&self) {
+        self.batch_splits.inc();
+    }
+
+    /// Whether `partition` is stopped at a dead letter the broker refuses.
+    pub fn dead_letter_blocked(&self, partition: i32, blocked: bool) {
+        self.dead_letter_blocked
+            .get_or_create(&PartitionLabels { partition })
+            .set(i64::from(blocked));
     }
 
     pub fn processed(&self, inserted: usize, duplicates: usize) {
@@ -182,7 +209,17 @@ mod tests {
         metrics.batch(3, 0.01);
         metrics.fetches(40);
         metrics.fetches(100);
+        metrics.batch_split();
+        metrics.dead_letter_blocked(1, true);
         let text = metrics.render();
+        assert!(
+            text.contains("hookline_worker_batch_splits_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"hookline_worker_dead_letter_blocked{partition="1"} 1"#),
+            "{text}"
+        );
         assert!(
             text.contains("hookline_worker_fetch_requests_total 100"),
             "{text}"

@@ -18,7 +18,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::Utc;
-use hookline_contract::event_types::ORDERS;
 use hookline_contract::pipeline::Pointers;
 use hookline_contract::{event_id, payload::Inspector, shard_for};
 use hookline_ingest::auth::Keys;
@@ -155,7 +154,7 @@ async fn receive(
     else {
         return StatusCode::UNAUTHORIZED;
     };
-    let Ok(inspected) = baseline.inspector.inspect(&body) else {
+    let Ok(inspected) = baseline.inspector.inspect(&body, received_at) else {
         return StatusCode::BAD_REQUEST;
     };
     let envelope = Ok(Envelope {
@@ -172,7 +171,7 @@ async fn receive(
         value: Some(&body),
         envelope: &envelope,
     };
-    let Ok(fields) = decode(&ORDERS, &baseline.inspector, record) else {
+    let Ok(fields) = decode(&baseline.inspector, record) else {
         return StatusCode::BAD_REQUEST;
     };
     let event = OrderEvent::from(fields);

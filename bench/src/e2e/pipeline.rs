@@ -22,6 +22,7 @@ pub struct Pipeline {
 /// Where the processes listen, and the workers' fetch wait.
 pub struct Ports {
     pub ingest: u16,
+    pub ingest_metrics: u16,
     pub first_worker: u16,
     pub fetch_wait: std::time::Duration,
 }
@@ -51,11 +52,13 @@ impl Pipeline {
         let spec = PipelineManifest::from_yaml(&manifest)?.spec;
         topics::reconcile(&spec).await?;
         let ingest = format!("127.0.0.1:{}", ports.ingest);
+        let ingest_metrics = format!("127.0.0.1:{}", ports.ingest_metrics);
         let layout = Layout {
             pipeline: &pipeline,
             secrets: &secrets,
             logs: &dir.path().join("logs"),
             ingest_listen: &ingest,
+            ingest_metrics: &ingest_metrics,
             first_worker_port: ports.first_worker,
             fetch_wait: ports.fetch_wait,
         };

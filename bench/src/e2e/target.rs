@@ -91,6 +91,8 @@ impl Target {
                     Ports {
                         ingest: args.first_port,
                         first_worker: args.first_port + 1,
+                        // After the workers' ports.
+                        ingest_metrics: args.first_port + 1 + args.partitions as u16,
                         fetch_wait: args.fetch_wait,
                     },
                 )

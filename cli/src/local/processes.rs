@@ -28,12 +28,20 @@ pub struct ProcessSpec {
     binary: &'static str,
     args: Vec<String>,
     listen: String,
+    /// Where it serves `/metrics`: a worker on its health port, ingest on a
+    /// listener of its own (its public port serves no metrics).
+    metrics: String,
 }
 
 impl ProcessSpec {
     /// The process's health endpoint.
     pub fn health(&self) -> String {
         format!("http://{}/readyz", self.listen)
+    }
+
+    /// The process's metrics endpoint.
+    pub fn metrics(&self) -> String {
+        format!("http://{}/metrics", self.metrics)
     }
 }
 
@@ -55,6 +63,8 @@ pub struct Layout<'a> {
     pub logs: &'a Path,
     /// Ingest listens here; workers on the ports after `first_worker_port`.
     pub ingest_listen: &'a str,
+    /// Ingest serves its metrics here.
+    pub ingest_metrics: &'a str,
     pub first_worker_port: u16,
     /// The workers' `--fetch-wait`.
     pub fetch_wait: Duration,
@@ -68,13 +78,19 @@ pub fn specs(
     layout: &Layout<'_>,
 ) -> Vec<ProcessSpec> {
     let mut args = common_args(layout);
-    args.extend(["--listen".to_owned(), layout.ingest_listen.to_owned()]);
+    args.extend([
+        "--listen".to_owned(),
+        layout.ingest_listen.to_owned(),
+        "--metrics-listen".to_owned(),
+        layout.ingest_metrics.to_owned(),
+    ]);
     let mut all = vec![ProcessSpec {
         name: "ingest".to_owned(),
         topic: None,
         binary: "hookline-ingest",
         args,
         listen: layout.ingest_listen.to_owned(),
+        metrics: layout.ingest_metrics.to_owned(),
     }];
     all.extend(worker_specs(spec, partitions, layout));
     all
@@ -115,6 +131,7 @@ pub fn worker_specs(
                 topic: Some(topic.name.clone()),
                 binary: "hookline-worker",
                 args,
+                metrics: listen.clone(),
                 listen,
             });
         }
@@ -155,6 +172,7 @@ pub fn group_worker(topic: &str, layout: &Layout<'_>) -> ProcessSpec {
         topic: Some(topic.to_owned()),
         binary: "hookline-worker",
         args,
+        metrics: listen.clone(),
         listen,
     }
 }
@@ -339,7 +357,7 @@ pub async fn metric_sum(processes: &[&Process], prefix: &str) -> f64 {
 /// The sum of `process`'s metric lines starting with `prefix`; 0 when it
 /// does not answer within a second.
 pub async fn metric(client: &reqwest::Client, process: &Process, prefix: &str) -> f64 {
-    let url = process.health.replace("/readyz", "/metrics");
+    let url = process.spec.metrics();
     let text = match client.get(url).timeout(Duration::from_secs(1)).send().await {
         Ok(response) => response.text().await.unwrap_or_default(),
         Err(_) => return 0.0,

@@ -120,6 +120,7 @@ impl Up {
             SECRET,
         );
         let ingest = format!("127.0.0.1:{}", free_ports(1));
+        let ingest_metrics = format!("127.0.0.1:{}", free_ports(1));
         let first_worker = free_ports(workers);
         let logs = dir.path().join("logs");
         let stderr = dir.path().join("up.stderr");
@@ -128,7 +129,13 @@ impl Up {
         args.push(dir.path().join("pipeline.yaml").into());
         args.push("--secrets-dir".into());
         args.push(dir.path().join("secrets").into());
-        for arg in ["--ingest-addr", &ingest, "--first-worker-port"] {
+        for arg in [
+            "--ingest-addr",
+            &ingest,
+            "--ingest-metrics-addr",
+            &ingest_metrics,
+            "--first-worker-port",
+        ] {
             args.push(arg.into());
         }
         args.push(first_worker.to_string().into());

@@ -336,3 +336,122 @@ fn a_scheme_without_secrets_refuses_everything() {
         Err(AuthError::SchemeNotConfigured("stripe"))
     );
 }
+
+#[test]
+fn more_signatures_than_the_cap_are_refused_before_the_body() {
+    let keys = standard_keys(SECRET_1);
+    let many = [SIG_1; MAX_SIGNATURES + 1].join(" ");
+    let headers = standard_headers(ID_1, &TS_1.to_string(), &many);
+    let claim = keys.claim(
+        |name| headers.get(name).map(String::as_str),
+        TS_1,
+        DEFAULT_TOLERANCE_SECS,
+    );
+    assert_eq!(
+        claim.err(),
+        Some(AuthError::TooManySignatures {
+            max: MAX_SIGNATURES
+        })
+    );
+    // At the cap, the valid one among them is found.
+    let enough = [SIG_1; MAX_SIGNATURES].join(" ");
+    let headers = standard_headers(ID_1, &TS_1.to_string(), &enough);
+    assert_eq!(
+        verify(&keys, &headers, BODY_1, TS_1),
+        Ok(Scheme::StandardWebhooks)
+    );
+}
+
+#[test]
+fn stripe_headers_with_more_v1_than_the_cap_are_refused() {
+    let keys = stripe_keys(STRIPE_SECRET);
+    let many: Vec<String> = (0..=MAX_SIGNATURES)
+        .map(|_| format!("v1={STRIPE_V1}"))
+        .collect();
+    let headers = stripe_headers(&format!("t={STRIPE_TS},{}", many.join(",")));
+    assert_eq!(
+        verify(&keys, &headers, STRIPE_BODY, STRIPE_TS),
+        Err(AuthError::TooManySignatures {
+            max: MAX_SIGNATURES
+        })
+    );
+}
+
+/// `count` distinct valid ed25519 public keys, as `whpk_` lines.
+fn public_keys(count: u8) -> String {
+    (1..=count)
+        .map(|seed| {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key();
+            format!("whpk_{}\n", BASE64.encode(key.as_bytes()))
+        })
+        .collect()
+}
+
+#[test]
+fn ed25519_verifications_per_request_are_capped_by_signatures_times_keys() {
+    // Two keys: at most MAX_ED25519_VERIFICATIONS / 2 v1a signatures.
+    let keys = standard_keys(&format!("{PUBLIC_KEY}\n{}", public_keys(1)));
+    let allowed = MAX_ED25519_VERIFICATIONS / 2;
+    let over = vec![SIG_ED25519; allowed + 1].join(" ");
+    let headers = standard_headers(ID_2, &TS_2.to_string(), &over);
+    assert_eq!(
+        verify(&keys, &headers, BODY_2, TS_2),
+        Err(AuthError::TooManyEd25519Signatures { max: allowed })
+    );
+    let at_cap = vec![SIG_ED25519; allowed].join(" ");
+    let headers = standard_headers(ID_2, &TS_2.to_string(), &at_cap);
+    assert_eq!(
+        verify(&keys, &headers, BODY_2, TS_2),
+        Ok(Scheme::StandardWebhooks)
+    );
+}
+
+#[test]
+fn more_public_keys_than_verifications_allowed_are_refused_at_load() {
+    let mut keys = Keys::default();
+    let lines = public_keys(u8::try_from(MAX_ED25519_VERIFICATIONS).unwrap() + 1);
+    assert_eq!(
+        keys.add_standard_webhooks(&lines),
+        Err(KeyError::TooManyPublicKeys {
+            line: MAX_ED25519_VERIFICATIONS + 1
+        })
+    );
+}
+
+#[test]
+fn signatures_that_could_never_match_are_refused_before_the_body() {
+    let keys = standard_keys(SECRET_1);
+    // Not base64, the wrong length, a scheme with no key configured.
+    let hopeless = "v1,!!! v1,AAAA v1a,bm9wZQ== v9,abc";
+    let headers = standard_headers(ID_1, &TS_1.to_string(), hopeless);
+    let claim = keys.claim(
+        |name| headers.get(name).map(String::as_str),
+        TS_1,
+        DEFAULT_TOLERANCE_SECS,
+    );
+    assert_eq!(claim.err(), Some(AuthError::NoMatchingSignature));
+}
+
+#[test]
+fn a_claim_verifies_over_its_prefix_and_the_body_in_one_buffer() {
+    let keys = standard_keys(SECRET_1);
+    let headers = standard_headers(ID_1, &TS_1.to_string(), SIG_1);
+    let claim = keys
+        .claim(
+            |name| headers.get(name).map(String::as_str),
+            TS_1,
+            DEFAULT_TOLERANCE_SECS,
+        )
+        .unwrap();
+    assert_eq!(claim.prefix(), format!("{ID_1}.{TS_1}.").as_bytes());
+    assert!(!claim.has_ed25519());
+    let signed = [claim.prefix(), BODY_1].concat();
+    assert_eq!(
+        keys.verify_claim(&claim, &signed),
+        Ok(Scheme::StandardWebhooks)
+    );
+    assert_eq!(
+        keys.verify_claim(&claim, BODY_1),
+        Err(AuthError::NoMatchingSignature)
+    );
+}

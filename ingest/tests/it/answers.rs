@@ -125,6 +125,53 @@ async fn schema_invalid_webhook_is_quarantined_with_its_reason() {
     ingest.stop().await;
 }
 
+/// An event time in milliseconds, and an amount a shard cannot hold: each
+/// quarantined at the edge with its own reason, never produced to the topic
+/// the workers read (where they used to become a frozen order, or a dead
+/// letter after a 202).
+#[tokio::test]
+async fn event_times_and_amounts_the_worker_could_not_store_are_quarantined() {
+    let ingest = Ingest::start().await;
+    let mut millis = order("evt_ms", "u9");
+    millis["created"] = json!(1_700_000_000_000_i64);
+    let mut huge = order("evt_huge", "u9");
+    huge["data"]["amount"] = json!(u64::MAX);
+
+    let answers = [
+        ingest.post("orders", &bytes(&millis)).await,
+        ingest.post("orders", &bytes(&huge)).await,
+    ];
+
+    let reasons: Vec<_> = answers
+        .iter()
+        .map(|a| {
+            (
+                a.status,
+                a.body["quarantined"].clone(),
+                a.body["reason"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (202, json!(true), json!("event_time_out_of_range")),
+            (202, json!(true), json!("schema_invalid")),
+        ]
+    );
+    let records = read(&ingest.bootstrap, &format!("{}.DLQ", ingest.orders), 2).await;
+    assert!(
+        records[0].headers[h::dlq::MESSAGE].contains("milliseconds"),
+        "{}",
+        records[0].headers[h::dlq::MESSAGE]
+    );
+    assert_eq!(
+        depth(&ingest.bootstrap, &ingest.orders, PARTITIONS).await,
+        0
+    );
+    ingest.stop().await;
+}
+
 #[tokio::test]
 async fn webhook_without_user_id_is_quarantined_without_a_key() {
     let ingest = Ingest::start().await;
@@ -171,7 +218,7 @@ async fn non_json_body_is_quarantined_with_a_stable_event_id() {
 async fn body_of_exactly_the_limit_is_accepted_and_one_byte_more_is_413() {
     let limit = 2048;
     let ingest = Ingest::start_with(Options {
-        max_body_bytes: limit,
+        max_body_bytes: Some(limit),
         ..Options::default()
     })
     .await;
@@ -250,50 +297,119 @@ async fn topic_the_broker_does_not_have_is_503_not_202() {
     ingest.stop().await;
 }
 
-#[tokio::test]
-async fn requests_beyond_the_concurrency_limit_are_503_at_once() {
+/// Opens a request with plausible Standard Webhooks headers (a fresh
+/// timestamp, a forged signature) that declares `length` body bytes and sends
+/// one; the caller holds it open or reads its answer.
+async fn slow_forged_request(base: &str, length: usize) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
+    let addr = base.trim_start_matches("http://");
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let head = format!(
+        "POST /webhooks/orders HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {length}\r\n\
+         webhook-id: msg_forged\r\nwebhook-timestamp: {now}\r\n\
+         webhook-signature: v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=\r\n\r\n{{"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow
+}
+
+/// The answer to a request on `stream`: its head and JSON body, read until
+/// the body's closing brace or the server closes (it need not close: the
+/// request's body was never finished).
+async fn answer_of(mut stream: tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + crate::broker::DEADLINE;
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    loop {
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut buffer))
+            .await
+            .expect("no answer to the slow request")
+            .unwrap();
+        answer.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let complete = text
+            .split_once("\r\n\r\n")
+            .is_some_and(|(_, body)| body.ends_with('}'));
+        if read == 0 || complete {
+            return text;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slow_unauthenticated_body_never_holds_a_produce_slot() {
     let ingest = Ingest::start_with(Options {
         max_concurrent_requests: 1,
         ..Options::default()
     })
     .await;
-    // A request whose body never finishes holds the only slot.
-    let addr = ingest.url.trim_start_matches("http://").to_owned();
-    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let head =
-        format!("POST /webhooks/orders HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100\r\n\r\n{{");
-    slow.write_all(head.as_bytes()).await.unwrap();
+    // Before the fix, this request held the only slot until the request
+    // timeout: every webhook meanwhile was 503.
+    let slow = slow_forged_request(&ingest.url, 100).await;
+    ingest.wait_reading(1).await;
 
-    let deadline = tokio::time::Instant::now() + crate::broker::DEADLINE;
-    let refused = loop {
-        let answer = ingest.post("orders", &bytes(&order("evt_c", "u1"))).await;
-        if answer.status == 503 {
-            break answer;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never refused: {:?}",
-            answer.body
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let answer = ingest.post("orders", &bytes(&order("evt_c", "u1"))).await;
+
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
     drop(slow);
+    ingest.stop().await;
+}
 
+#[tokio::test]
+async fn a_spent_read_budget_is_503_at_once_and_stalled_bodies_are_cut_with_408() {
+    let ingest = Ingest::start_with(Options {
+        max_body_bytes: Some(1024),
+        // The least allowed: one body of the largest size and its prefix.
+        max_reading_bytes: 1024 + 8 * 1024,
+        body_timeout: std::time::Duration::from_secs(1),
+        ..Options::default()
+    })
+    .await;
+    // Each holds a read slot (4 KiB) and its first bytes: two spend the budget.
+    let first = slow_forged_request(&ingest.url, 100).await;
+    let second = slow_forged_request(&ingest.url, 100).await;
+    ingest.wait_reading(2).await;
+
+    let refused = ingest.post("orders", &bytes(&order("evt_b1", "u1"))).await;
+
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
     assert!(refused.retry_after.is_some());
-    let deadline = tokio::time::Instant::now() + crate::broker::DEADLINE;
-    loop {
-        let answer = ingest.post("orders", &bytes(&order("evt_c2", "u1"))).await;
-        if answer.status == 202 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "slot never freed: {:?}",
-            answer.body
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    for slow in [first, second] {
+        let answer = answer_of(slow).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains(r#""code":"body_timeout""#), "{answer}");
     }
+    ingest.wait_reading_at_most(0).await;
+    let accepted = ingest.post("orders", &bytes(&order("evt_b2", "u1"))).await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn a_header_with_too_many_signatures_is_401_before_its_body_is_read() {
+    let ingest = Ingest::start().await;
+    let now = chrono::Utc::now().timestamp().to_string();
+    let signatures = ["v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc="; 9].join(" ");
+
+    let answer = crate::harness::Answer::of(
+        ingest
+            .http()
+            .post(format!("{}/webhooks/orders", ingest.url))
+            .header("webhook-id", "msg_many")
+            .header("webhook-timestamp", now)
+            .header("webhook-signature", signatures)
+            .body(bytes(&order("evt_many", "u1"))),
+    )
+    .await;
+
+    assert_eq!(answer.status, 401);
+    assert_eq!(
+        answer.body,
+        json!({"code": "too_many_signatures",
+               "detail": "the signature header carries more than 8 signatures"})
+    );
     ingest.stop().await;
 }
 
@@ -376,14 +492,15 @@ async fn bad_or_missing_signature_and_stale_timestamp_are_401_and_produce_nothin
 #[tokio::test]
 async fn body_over_the_limit_is_413_declared_or_streamed() {
     let ingest = Ingest::start_with(Options {
-        max_body_bytes: 1024,
+        max_body_bytes: Some(1024),
         ..Options::default()
     })
     .await;
-    let url = format!("{}/webhooks/orders", ingest.url);
     let big = vec![b'x'; 4096];
 
-    let declared = crate::harness::Answer::of(ingest.http().post(&url).body(big.clone())).await;
+    // Headers that pass the checks made before the body (an unsigned request
+    // is 401 before its size is looked at).
+    let declared = ingest.post("orders", &big).await;
     let streamed = post_chunked(&ingest.url, "/webhooks/orders", &big).await;
 
     assert_eq!(
@@ -395,13 +512,17 @@ async fn body_over_the_limit_is_413_declared_or_streamed() {
 }
 
 /// A POST whose body has no declared length (chunked), so only reading it can
-/// find it too large; returns the raw answer.
+/// find it too large; its signature is forged but could match, so the body is
+/// read. Returns the raw answer.
 async fn post_chunked(base: &str, path: &str, body: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let now = chrono::Utc::now().timestamp();
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\
+         webhook-id: msg_chunked\r\nwebhook-timestamp: {now}\r\n\
+         webhook-signature: v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     for chunk in body.chunks(512) {
@@ -429,14 +550,16 @@ async fn unknown_event_type_is_404() {
 }
 
 #[tokio::test]
-async fn health_readiness_and_metrics_answer() {
+async fn health_and_readiness_answer_publicly_and_metrics_apart() {
     let ingest = Ingest::start().await;
     ingest.post("orders", &bytes(&order("evt_m", "u1"))).await;
     let get = |path: &str| ingest.http().get(format!("{}{path}", ingest.url)).send();
 
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     assert_eq!(get("/readyz").await.unwrap().status(), 200);
-    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    // Metrics are for the operator's scraper, on their own listener only.
+    assert_eq!(get("/metrics").await.unwrap().status(), 404);
+    let metrics = ingest.metrics().await;
 
     assert!(
         metrics.contains(r#"hookline_ingest_requests_total{event_type="orders",status="202"} 1"#),

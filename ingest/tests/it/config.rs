@@ -20,7 +20,11 @@ fn args(dir: &std::path::Path) -> Args {
         pipeline: dir.join("pipeline.yaml"),
         secrets_dir: dir.join("secrets"),
         listen: "127.0.0.1:0".parse().unwrap(),
-        max_body_bytes: 1024,
+        metrics_listen: "127.0.0.1:0".parse().unwrap(),
+        max_message_bytes: hookline_ingest::limits::KAFKA_DEFAULT_MESSAGE_MAX_BYTES,
+        max_body_bytes: Some(1024),
+        body_timeout: Duration::from_secs(1),
+        max_reading_bytes: 1 << 20,
         timestamp_tolerance: Duration::from_secs(300),
         ack_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_secs(5),
@@ -28,6 +32,7 @@ fn args(dir: &std::path::Path) -> Args {
         producer_queue_kbytes: 1024,
         max_concurrent_requests: 4,
         retry_after: Duration::from_secs(1),
+        log_format: None,
     }
 }
 
@@ -101,6 +106,45 @@ fn ack_timeout_that_the_request_timeout_would_cut_is_refused() {
     let error = load_error(&args);
     assert!(
         error.contains("--ack-timeout plus one second must not exceed --request-timeout"),
+        "{error}"
+    );
+}
+
+#[test]
+fn body_timeout_that_the_request_timeout_would_cut_is_refused() {
+    let (_dir, mut args) = setup(MANIFEST, &[("stripe", "whsec_a_long_enough_secret")]);
+    args.body_timeout = Duration::from_secs(4);
+    let error = load_error(&args);
+    assert!(
+        error.contains(
+            "--body-timeout plus --ack-timeout plus one second must not exceed --request-timeout"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn body_limit_whose_dead_letter_would_not_fit_the_broker_is_refused() {
+    let (_dir, mut args) = setup(MANIFEST, &[("stripe", "whsec_a_long_enough_secret")]);
+    args.max_body_bytes = Some(1024 * 1024);
+    let error = load_error(&args);
+    assert!(
+        error.contains("--max-body-bytes must leave 16 KiB of --max-message-bytes"),
+        "{error}"
+    );
+    // A broker that takes larger records lets a 1 MiB body in.
+    args.max_message_bytes = 2 * 1024 * 1024;
+    args.max_reading_bytes = 4 * 1024 * 1024;
+    assert!(Config::load(&args).is_ok());
+}
+
+#[test]
+fn read_budget_smaller_than_one_body_is_refused() {
+    let (_dir, mut args) = setup(MANIFEST, &[("stripe", "whsec_a_long_enough_secret")]);
+    args.max_reading_bytes = 4096;
+    let error = load_error(&args);
+    assert!(
+        error.contains("--max-reading-bytes must exceed --max-body-bytes"),
         "{error}"
     );
 }

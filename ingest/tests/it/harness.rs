@@ -21,9 +21,11 @@ pub const PARTITIONS: i32 = 4;
 pub struct Options {
     pub bootstrap: String,
     pub policy: InvalidPolicy,
-    pub max_body_bytes: usize,
+    pub max_body_bytes: Option<usize>,
     pub ack_timeout: Duration,
+    pub body_timeout: Duration,
     pub max_concurrent_requests: usize,
+    pub max_reading_bytes: usize,
     /// When false, the topics do not exist and the service is not waited for.
     pub create_topics: bool,
 }
@@ -33,9 +35,11 @@ impl Default for Options {
         Self {
             bootstrap: stack_bootstrap(),
             policy: InvalidPolicy::Quarantine,
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes: None,
             ack_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(5),
             max_concurrent_requests: 64,
+            max_reading_bytes: 64 * 1024 * 1024,
             create_topics: true,
         }
     }
@@ -44,6 +48,8 @@ impl Default for Options {
 /// A running ingest service with its own topics.
 pub struct Ingest {
     pub url: String,
+    /// The metrics listener's base URL.
+    pub metrics_url: String,
     pub bootstrap: String,
     pub orders: String,
     pub disputes: String,
@@ -115,7 +121,11 @@ spec:
             pipeline,
             secrets_dir: secrets,
             listen: "127.0.0.1:0".parse().unwrap(),
+            metrics_listen: "127.0.0.1:0".parse().unwrap(),
+            max_message_bytes: hookline_ingest::limits::KAFKA_DEFAULT_MESSAGE_MAX_BYTES,
             max_body_bytes: options.max_body_bytes,
+            body_timeout: options.body_timeout,
+            max_reading_bytes: options.max_reading_bytes,
             timestamp_tolerance: Duration::from_secs(300),
             ack_timeout: options.ack_timeout,
             request_timeout: Duration::from_secs(15),
@@ -123,11 +133,19 @@ spec:
             producer_queue_kbytes: 64 * 1024,
             max_concurrent_requests: options.max_concurrent_requests,
             retry_after: Duration::from_secs(7),
+            log_format: None,
         };
         let app = hookline_ingest::App::new(Config::load(&args).unwrap()).unwrap();
         let listener = hookline_ingest::bind(args.listen).await.unwrap();
+        let metrics_listener = hookline_ingest::bind(args.metrics_listen).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let metrics_url = format!("http://{}", metrics_listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
+        tokio::spawn(hookline_ingest::serve_metrics(
+            app.clone(),
+            metrics_listener,
+            shutdown.clone(),
+        ));
         let served = tokio::spawn(hookline_ingest::serve(
             app.clone(),
             listener,
@@ -135,6 +153,7 @@ spec:
         ));
         let ingest = Self {
             url,
+            metrics_url,
             bootstrap: options.bootstrap,
             orders,
             disputes,
@@ -163,6 +182,57 @@ spec:
                 "ingest not ready within {DEADLINE:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The metrics exposition, from the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.metrics_url);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Bodies being read now, from the metrics.
+    async fn reading(&self) -> usize {
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix("hookline_ingest_reading_bodies "))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until at least `bodies` request bodies are being read at once:
+    /// every slow client is inside the service.
+    pub async fn wait_reading(&self, bodies: usize) {
+        self.wait_reading_until(|reading| reading >= bodies, &format!("at least {bodies}"))
+            .await;
+    }
+
+    /// Waits until at most `bodies` request bodies are being read.
+    pub async fn wait_reading_at_most(&self, bodies: usize) {
+        self.wait_reading_until(|reading| reading <= bodies, &format!("at most {bodies}"))
+            .await;
+    }
+
+    async fn wait_reading_until(&self, done: impl Fn(usize) -> bool, what: &str) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let reading = self.reading().await;
+            if done(reading) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{reading} bodies being read after {DEADLINE:?}, not {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

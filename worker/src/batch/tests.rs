@@ -1,9 +1,12 @@
 use chrono::Utc;
-use hookline_contract::event_types::ORDERS;
 use hookline_contract::pipeline::Pointers;
 use hookline_contract::{event_id, partition_for};
 use rdkafka::Timestamp;
 use serde_json::json;
+
+use std::time::Duration;
+
+use hookline_kafka::produce::ProduceError;
 
 use super::*;
 use crate::store::OrderEvent;
@@ -23,6 +26,7 @@ fn fields(user: &str) -> Fields {
         amount: 1,
         currency: "eur".into(),
         occurred_at: Utc::now(),
+        rank: 2,
         received_at: Utc::now(),
         payload: serde_json::Value::Null,
     }
@@ -56,6 +60,7 @@ fn batch(decoded: Vec<((i32, i64), Result<Fields, Poison>)>) -> Batch<OrderEvent
             .map(|((partition, offset), result)| Slot {
                 record: record(partition, offset),
                 state: State::placed(result, SHARDS),
+                in_flight: None,
             })
             .collect(),
         summary: Summary::default(),
@@ -182,12 +187,7 @@ fn new_decodes_each_record_and_places_it() {
         0,
         Some(envelope.to_headers()),
     );
-    let batch: Batch<OrderEvent> = Batch::new(
-        vec![good, record(partition, 1)],
-        &ORDERS,
-        &inspector,
-        SHARDS,
-    );
+    let batch: Batch<OrderEvent> = Batch::new(vec![good, record(partition, 1)], &inspector, SHARDS);
     match &batch.slots[0].state {
         State::Pending { shard, event } => {
             assert_eq!(*shard, shard_of(user));
@@ -215,10 +215,88 @@ fn commit_offsets_are_one_past_the_last_record_per_partition() {
 
 #[test]
 fn dead_letter_failures_have_fixed_labels() {
-    let timeout = Transient::DeadLetter(ProduceError::AckTimeout(std::time::Duration::ZERO));
+    let failed = |source| Transient::DeadLetter {
+        partition: 1,
+        offset: 7,
+        source,
+    };
+    let send = |source| DeadLetterError::Send {
+        topic: "t.DLQ".into(),
+        source,
+    };
+    let timeout = failed(send(ProduceError::AckTimeout(Duration::ZERO)));
     assert_eq!(timeout.label(), "dlq_ack_timeout");
-    assert_eq!(
-        Transient::DeadLetter(ProduceError::QueueFull).label(),
-        "dlq_produce"
+    assert_eq!(timeout.refused_dead_letter(), None);
+    assert_eq!(failed(send(ProduceError::QueueFull)).label(), "dlq_produce");
+    let refused = failed(DeadLetterError::Refused {
+        topic: "t.DLQ".into(),
+        source: ProduceError::Canceled,
+    });
+    assert_eq!(refused.label(), "dlq_refused");
+    assert_eq!(refused.refused_dead_letter(), Some((1, 7)));
+}
+
+#[test]
+fn only_a_write_past_its_deadline_asks_for_a_split() {
+    let late = Transient::Write {
+        shard: 0,
+        source: store::Error::Timeout(Duration::from_secs(1)),
+    };
+    assert!(late.is_timeout());
+    let down = Transient::Write {
+        shard: 0,
+        source: store::Error::Begin(sqlx::Error::PoolTimedOut),
+    };
+    assert!(!down.is_timeout());
+}
+
+#[test]
+fn a_split_halves_what_is_left_and_keeps_the_order() {
+    let mut first = batch(
+        (0..6)
+            .map(|i| ((i % 2, i as i64), Ok(fields("user-1"))))
+            .collect(),
     );
+    // The first two are written already: the halves share the other four.
+    first.written(&[0, 1], &[Stored::Inserted, Stored::Inserted]);
+    let second = first.split_off().unwrap();
+    assert_eq!((first.len(), second.len()), (4, 2));
+    assert_eq!(
+        Placement::of(&first.slots)
+            .by_shard
+            .values()
+            .flatten()
+            .count(),
+        2
+    );
+    assert_eq!(first.next_offsets(), BTreeMap::from([(0, 3), (1, 4)]));
+    assert_eq!(second.next_offsets(), BTreeMap::from([(0, 5), (1, 6)]));
+    // The summary of what was done so far stays with the first half.
+    assert_eq!(first.summary.inserted, 2);
+
+    let mut one = batch(vec![
+        ((0, 0), Ok(fields("user-1"))),
+        ((0, 1), Ok(fields("user-1"))),
+    ]);
+    one.written(&[0], &[Stored::Inserted]);
+    assert!(one.split_off().is_none(), "one record left cannot be split");
+}
+
+#[test]
+fn a_failed_transaction_puts_its_events_back_unchanged() {
+    let mut batch = batch(vec![
+        ((0, 0), Ok(fields("user-1"))),
+        ((0, 1), Err(poison())),
+        ((0, 2), Ok(fields("user-1"))),
+    ]);
+    let before = Placement::of(&batch.slots);
+    let rows = before.by_shard[&shard_of("user-1")].clone();
+    let events = batch.take_pending(&rows);
+    assert_eq!(events.len(), 2);
+    assert!(
+        Placement::of(&batch.slots).by_shard.is_empty(),
+        "moved, not copied"
+    );
+    batch.put_back(shard_of("user-1"), &rows, events);
+    assert_eq!(Placement::of(&batch.slots), before);
 }

@@ -1,8 +1,8 @@
-use chrono::TimeZone;
-use hookline_contract::event_types::{Columns, DISPUTES, ORDERS};
+use chrono::{TimeZone, Utc};
+use hookline_contract::event_types::{Columns, ORDERS};
 use hookline_contract::pipeline::Pointers;
-use hookline_contract::{event_id, partition_for};
-use serde_json::json;
+use hookline_contract::{EventType, event_id, partition_for};
+use serde_json::{Value, json};
 
 use super::*;
 
@@ -53,12 +53,7 @@ fn view<'a>(
 fn well_formed_record_decodes_to_an_order() {
     let env = envelope(PARTITIONS);
     let value = body("u1");
-    let event = decode(
-        &ORDERS,
-        &orders(),
-        view(home("u1"), Some(b"u1"), Some(&value), &env),
-    )
-    .unwrap();
+    let event = decode(&orders(), view(home("u1"), Some(b"u1"), Some(&value), &env)).unwrap();
     assert_eq!(
         (event.entity_id.as_str(), event.order_id.as_str()),
         ("o1", "o1")
@@ -75,12 +70,7 @@ fn record_on_the_wrong_partition_is_misrouted() {
     let env = envelope(PARTITIONS);
     let value = body("u1");
     let wrong = (home("u1") + 1) % PARTITIONS as i32;
-    let poison = decode(
-        &ORDERS,
-        &orders(),
-        view(wrong, Some(b"u1"), Some(&value), &env),
-    )
-    .unwrap_err();
+    let poison = decode(&orders(), view(wrong, Some(b"u1"), Some(&value), &env)).unwrap_err();
     assert_eq!(
         (poison.stage, poison.reason),
         (Stage::Route, Reason::Misrouted)
@@ -93,26 +83,14 @@ fn placement_is_checked_against_the_producers_count_not_todays() {
     let env = envelope(2);
     let value = body("u1");
     let then = partition_for(b"u1", 2).unwrap() as i32;
-    assert!(
-        decode(
-            &ORDERS,
-            &orders(),
-            view(then, Some(b"u1"), Some(&value), &env)
-        )
-        .is_ok()
-    );
+    assert!(decode(&orders(), view(then, Some(b"u1"), Some(&value), &env)).is_ok());
 }
 
 #[test]
 fn key_that_is_not_the_payloads_user_is_misrouted() {
     let env = envelope(PARTITIONS);
     let value = body("u2");
-    let poison = decode(
-        &ORDERS,
-        &orders(),
-        view(home("u1"), Some(b"u1"), Some(&value), &env),
-    )
-    .unwrap_err();
+    let poison = decode(&orders(), view(home("u1"), Some(b"u1"), Some(&value), &env)).unwrap_err();
     assert_eq!(poison.reason, Reason::Misrouted);
 }
 
@@ -128,7 +106,7 @@ fn missing_headers_key_or_value_are_undecodable() {
         view(home("u1"), Some(b"u1"), None, &env),
     ];
     for case in cases {
-        let poison = decode(&ORDERS, &orders(), case).unwrap_err();
+        let poison = decode(&orders(), case).unwrap_err();
         assert_eq!(
             (poison.stage, poison.reason),
             (Stage::Decode, Reason::Undecodable),
@@ -140,12 +118,7 @@ fn missing_headers_key_or_value_are_undecodable() {
 #[test]
 fn non_json_value_is_invalid_json_at_decode() {
     let env = envelope(PARTITIONS);
-    let poison = decode(
-        &ORDERS,
-        &orders(),
-        view(home("u1"), Some(b"u1"), Some(b"{"), &env),
-    )
-    .unwrap_err();
+    let poison = decode(&orders(), view(home("u1"), Some(b"u1"), Some(b"{"), &env)).unwrap_err();
     assert_eq!(
         (poison.stage, poison.reason),
         (Stage::Decode, Reason::InvalidJson)
@@ -158,12 +131,7 @@ fn schema_invalid_value_is_refused_at_validate() {
     let mut payload: Value = serde_json::from_slice(&body("u1")).unwrap();
     payload["data"]["currency"] = json!("EURO");
     let value = serde_json::to_vec(&payload).unwrap();
-    let poison = decode(
-        &ORDERS,
-        &orders(),
-        view(home("u1"), Some(b"u1"), Some(&value), &env),
-    )
-    .unwrap_err();
+    let poison = decode(&orders(), view(home("u1"), Some(b"u1"), Some(&value), &env)).unwrap_err();
     assert_eq!(
         (poison.stage, poison.reason),
         (Stage::Validate, Reason::SchemaInvalid)
@@ -180,12 +148,7 @@ fn dispute_record_decodes_to_a_dispute() {
                  "currency": "usd", "status": "open"}
     }))
     .unwrap();
-    let event = decode(
-        &DISPUTES,
-        &disputes,
-        view(home("u1"), Some(b"u1"), Some(&value), &env),
-    )
-    .unwrap();
+    let event = decode(&disputes, view(home("u1"), Some(b"u1"), Some(&value), &env)).unwrap();
     assert_eq!(
         (event.entity_id.as_str(), event.order_id.as_str()),
         ("dp1", "o1")
@@ -196,33 +159,24 @@ fn dispute_record_decodes_to_a_dispute() {
 fn columns_are_read_where_the_event_type_says() {
     // The orders schema lets providers add fields; a type whose status lives
     // elsewhere is read from there, not from a pointer written in the worker.
-    let moved = EventType {
+    let moved = Box::leak(Box::new(EventType {
         columns: Columns {
             status: "/data/state",
             ..ORDERS.columns
         },
         ..ORDERS
-    };
+    }));
+    let moved = Inspector::new(moved, Pointers::default()).unwrap();
     let env = envelope(PARTITIONS);
     let mut payload: Value = serde_json::from_slice(&body("u1")).unwrap();
     payload["data"]["state"] = json!("settled");
     let value = serde_json::to_vec(&payload).unwrap();
-    let event = decode(
-        &moved,
-        &orders(),
-        view(home("u1"), Some(b"u1"), Some(&value), &env),
-    )
-    .unwrap();
+    let event = decode(&moved, view(home("u1"), Some(b"u1"), Some(&value), &env)).unwrap();
     assert_eq!(event.status, "settled");
 
     payload["data"].as_object_mut().unwrap().remove("state");
     let value = serde_json::to_vec(&payload).unwrap();
-    let poison = decode(
-        &moved,
-        &orders(),
-        view(home("u1"), Some(b"u1"), Some(&value), &env),
-    )
-    .unwrap_err();
+    let poison = decode(&moved, view(home("u1"), Some(b"u1"), Some(&value), &env)).unwrap_err();
     assert_eq!(
         (poison.stage, poison.reason),
         (Stage::Validate, Reason::SchemaInvalid)
@@ -232,4 +186,61 @@ fn columns_are_read_where_the_event_type_says() {
         "{}",
         poison.message
     );
+}
+
+fn decoded(payload: &Value) -> Result<Fields, Poison> {
+    let env = envelope(PARTITIONS);
+    let value = serde_json::to_vec(payload).unwrap();
+    decode(&orders(), view(home("u1"), Some(b"u1"), Some(&value), &env))
+}
+
+#[test]
+fn an_event_time_in_milliseconds_is_out_of_range_and_never_state() {
+    let mut payload: Value = serde_json::from_slice(&body("u1")).unwrap();
+    payload["created"] = json!(1_700_000_000_000_i64);
+    let poison = decoded(&payload).unwrap_err();
+    assert_eq!(
+        (poison.stage, poison.reason),
+        (Stage::Validate, Reason::EventTimeOutOfRange)
+    );
+    assert!(
+        poison.message.contains("milliseconds"),
+        "{}",
+        poison.message
+    );
+}
+
+#[test]
+fn the_range_is_judged_from_the_receipt_ingest_recorded() {
+    // Received 2026-11-27T10:00:00Z: a day later is the last accepted time,
+    // whenever the worker reads the record.
+    let received = 1_795_773_600;
+    let mut payload: Value = serde_json::from_slice(&body("u1")).unwrap();
+    payload["created"] = json!(received + 86_400);
+    assert!(decoded(&payload).is_ok());
+    payload["created"] = json!(received + 86_401);
+    assert_eq!(
+        decoded(&payload).unwrap_err().reason,
+        Reason::EventTimeOutOfRange
+    );
+}
+
+#[test]
+fn a_whole_float_amount_is_stored_as_the_integer() {
+    let mut payload: Value = serde_json::from_slice(&body("u1")).unwrap();
+    payload["data"]["amount"] = json!(1250.0);
+    assert_eq!(decoded(&payload).unwrap().amount, 1250);
+}
+
+#[test]
+fn ranks_come_from_the_lifecycle() {
+    let mut payload: Value = serde_json::from_slice(&body("u1")).unwrap();
+    for (event_type, rank) in [
+        ("order.created", 0),
+        ("order.paid", 2),
+        ("order.cancelled", 3),
+    ] {
+        payload["type"] = json!(event_type);
+        assert_eq!(decoded(&payload).unwrap().rank, rank, "{event_type}");
+    }
 }

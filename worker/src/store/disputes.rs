@@ -5,6 +5,8 @@ use std::ops::{Deref, DerefMut};
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
+use hookline_contract::StateOrder;
+
 use super::fold::{self, Foldable, column};
 use super::{Error, Fields, Result, Stored};
 
@@ -46,8 +48,8 @@ impl Foldable for DisputeEvent {
         &self.entity_id
     }
 
-    fn ordering(&self) -> (DateTime<Utc>, &str) {
-        (self.occurred_at, &self.provider_event_id)
+    fn ordering(&self) -> StateOrder<'_> {
+        fold::state_order(self)
     }
 }
 
@@ -119,10 +121,10 @@ async fn upsert_state(
         r#"
         INSERT INTO disputes AS stored
             (dispute_id, order_id, user_id, status, amount, currency,
-             last_event_id, last_event_type, last_event_at)
+             last_event_id, last_event_type, last_event_at, last_event_rank)
         SELECT * FROM UNNEST(
             $1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
-            $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+            $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::smallint[])
         ON CONFLICT (dispute_id) DO UPDATE SET
             status = EXCLUDED.status,
             amount = EXCLUDED.amount,
@@ -130,9 +132,10 @@ async fn upsert_state(
             last_event_id = EXCLUDED.last_event_id,
             last_event_type = EXCLUDED.last_event_type,
             last_event_at = EXCLUDED.last_event_at,
+            last_event_rank = EXCLUDED.last_event_rank,
             updated_at = now()
-        WHERE (stored.last_event_at, stored.last_event_id)
-            < (EXCLUDED.last_event_at, EXCLUDED.last_event_id)
+        WHERE (stored.last_event_at, stored.last_event_rank, stored.last_event_id)
+            < (EXCLUDED.last_event_at, EXCLUDED.last_event_rank, EXCLUDED.last_event_id)
         "#,
         &column(events, rows, |e| e.entity_id.clone()),
         &column(events, rows, |e| e.order_id.clone()),
@@ -143,6 +146,7 @@ async fn upsert_state(
         &column(events, rows, |e| e.provider_event_id.clone()),
         &column(events, rows, |e| e.event_type.clone()),
         &column(events, rows, |e| e.occurred_at),
+        &column(events, rows, |e| e.rank),
     )
     .execute(&mut **tx)
     .await

@@ -9,9 +9,14 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
-use chrono::{DateTime, Utc};
+use hookline_contract::StateOrder;
 
-use super::Stored;
+use super::{Fields, Stored};
+
+/// The latest-state order of an event with these fields.
+pub(crate) fn state_order(fields: &Fields) -> StateOrder<'_> {
+    StateOrder::new(fields.occurred_at, fields.rank, &fields.provider_event_id)
+}
 
 /// An event as the folding sees it.
 pub(crate) trait Foldable {
@@ -26,9 +31,9 @@ pub(crate) trait Foldable {
 
     fn event_key(&self) -> Self::EventKey<'_>;
     fn entity(&self) -> Self::Entity<'_>;
-    /// The order of events of one entity: the provider's event time, ties broken
-    /// by the provider's event id (the same order the upsert's guard applies).
-    fn ordering(&self) -> (DateTime<Utc>, &str);
+    /// The latest-state order of events of one entity; the upsert's guard
+    /// compares the same columns in the same order.
+    fn ordering(&self) -> StateOrder<'_>;
 }
 
 /// Indexes of the first occurrence of each distinct event, in batch order.
@@ -89,12 +94,13 @@ pub(crate) fn column<E, T>(events: &[E], rows: &[usize], field: impl Fn(&E) -> T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     struct Ev {
         entity: &'static str,
         id: &'static str,
         at: i64,
+        rank: i16,
     }
 
     impl Foldable for Ev {
@@ -106,13 +112,27 @@ mod tests {
         fn entity(&self) -> Self::Entity<'_> {
             self.entity
         }
-        fn ordering(&self) -> (DateTime<Utc>, &str) {
-            (Utc.timestamp_opt(self.at, 0).unwrap(), self.id)
+        fn ordering(&self) -> StateOrder<'_> {
+            StateOrder::new(Utc.timestamp_opt(self.at, 0).unwrap(), self.rank, self.id)
         }
     }
 
     fn ev(entity: &'static str, id: &'static str, at: i64) -> Ev {
-        Ev { entity, id, at }
+        Ev {
+            entity,
+            id,
+            at,
+            rank: 0,
+        }
+    }
+
+    fn ranked(id: &'static str, at: i64, rank: i16) -> Ev {
+        Ev {
+            entity: "o1",
+            id,
+            at,
+            rank,
+        }
     }
 
     #[test]
@@ -145,7 +165,22 @@ mod tests {
     }
 
     #[test]
-    fn equal_times_are_ordered_by_event_id() {
+    fn equal_times_are_ordered_by_lifecycle_rank_whatever_the_ids() {
+        // created (rank 0) and paid (rank 2) in one second, in both orders,
+        // with the paid event's id sorting first and last.
+        for (created, paid) in [("e_b", "e_a"), ("e_a", "e_b")] {
+            let batch = [ranked(paid, 7, 2), ranked(created, 7, 0)];
+            assert_eq!(newest_per_entity(&batch, &[0, 1]), vec![0]);
+            let batch = [ranked(created, 7, 0), ranked(paid, 7, 2)];
+            assert_eq!(newest_per_entity(&batch, &[0, 1]), vec![1]);
+        }
+        // A later second still wins over a higher rank.
+        let batch = [ranked("e_a", 8, 0), ranked("e_b", 7, 3)];
+        assert_eq!(newest_per_entity(&batch, &[0, 1]), vec![0]);
+    }
+
+    #[test]
+    fn equal_times_and_ranks_are_ordered_by_event_id() {
         let batch = [ev("o1", "e_b", 7), ev("o1", "e_a", 7), ev("o1", "e_c", 7)];
         assert_eq!(newest_per_entity(&batch, &[0, 1, 2]), vec![2]);
     }

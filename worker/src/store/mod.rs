@@ -12,6 +12,7 @@ mod fold;
 mod migrate;
 mod orders;
 mod pools;
+mod schema;
 
 use std::future::Future;
 
@@ -24,6 +25,7 @@ pub use error::{Error, ErrorClass, Result, class_of_sqlstate};
 pub use migrate::{MIGRATOR, PARTITION_MONTHS_AHEAD, ensure_dispute_partitions, migrate};
 pub use orders::{OrderEvent, store_order_events};
 pub use pools::Pools;
+pub use schema::{PARTITION_CHECK_INTERVAL, maintain};
 
 /// What storing one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,8 @@ pub struct Fields {
     pub currency: String,
     /// The provider's event time.
     pub occurred_at: DateTime<Utc>,
+    /// The lifecycle rank of `event_type`: second in the latest-state order.
+    pub rank: i16,
     /// When ingest received this copy of the event.
     pub received_at: DateTime<Utc>,
     /// The provider's payload.

@@ -2,8 +2,9 @@
 
 use std::ops::{Deref, DerefMut};
 
-use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
+
+use hookline_contract::StateOrder;
 
 use super::fold::{self, Foldable, column};
 use super::{Error, Fields, Result, Stored};
@@ -46,8 +47,8 @@ impl Foldable for OrderEvent {
         &self.entity_id
     }
 
-    fn ordering(&self) -> (DateTime<Utc>, &str) {
-        (self.occurred_at, &self.provider_event_id)
+    fn ordering(&self) -> StateOrder<'_> {
+        fold::state_order(self)
     }
 }
 
@@ -119,10 +120,10 @@ async fn upsert_state(
         r#"
         INSERT INTO orders AS stored
             (order_id, user_id, status, amount, currency,
-             last_event_id, last_event_type, last_event_at)
+             last_event_id, last_event_type, last_event_at, last_event_rank)
         SELECT * FROM UNNEST(
             $1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
-            $6::text[], $7::text[], $8::timestamptz[])
+            $6::text[], $7::text[], $8::timestamptz[], $9::smallint[])
         ON CONFLICT (order_id) DO UPDATE SET
             status = EXCLUDED.status,
             amount = EXCLUDED.amount,
@@ -130,9 +131,10 @@ async fn upsert_state(
             last_event_id = EXCLUDED.last_event_id,
             last_event_type = EXCLUDED.last_event_type,
             last_event_at = EXCLUDED.last_event_at,
+            last_event_rank = EXCLUDED.last_event_rank,
             updated_at = now()
-        WHERE (stored.last_event_at, stored.last_event_id)
-            < (EXCLUDED.last_event_at, EXCLUDED.last_event_id)
+        WHERE (stored.last_event_at, stored.last_event_rank, stored.last_event_id)
+            < (EXCLUDED.last_event_at, EXCLUDED.last_event_rank, EXCLUDED.last_event_id)
         "#,
         &column(events, rows, |e| e.entity_id.clone()),
         &column(events, rows, |e| e.user_id.clone()),
@@ -142,6 +144,7 @@ async fn upsert_state(
         &column(events, rows, |e| e.provider_event_id.clone()),
         &column(events, rows, |e| e.event_type.clone()),
         &column(events, rows, |e| e.occurred_at),
+        &column(events, rows, |e| e.rank),
     )
     .execute(&mut **tx)
     .await

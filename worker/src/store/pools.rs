@@ -11,7 +11,8 @@ use super::{Error, Event, Result, Stored};
 /// How long a write waits for a connection before it counts as failed
 /// (transient: the shard is retried).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest one shard transaction may take.
+/// Longest one shard transaction may take, unless set with
+/// [`Pools::with_write_timeout`].
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One pool per shard, in the manifest's order: the shard index is
@@ -19,6 +20,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Pools {
     shards: Vec<Shard>,
+    write_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -45,7 +47,18 @@ impl Pools {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
-        Ok(Self { shards })
+        Ok(Self {
+            shards,
+            write_timeout: WRITE_TIMEOUT,
+        })
+    }
+
+    /// Cuts a shard transaction short after `timeout`: a backstop behind the
+    /// caller's own deadline, which must be the one to run out (the caller
+    /// splits a batch that outlives its deadline; a cut here is only retried).
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
     }
 
     pub fn count(&self) -> u32 {
@@ -61,13 +74,13 @@ impl Pools {
         self.shards.iter().map(|s| (s.name.as_str(), &s.pool))
     }
 
-    /// Writes `events` to `shard` in one transaction, within [`WRITE_TIMEOUT`];
+    /// Writes `events` to `shard` in one transaction, within its write timeout;
     /// one outcome per event. A write cut short is rolled back with its
     /// connection and counts as transient.
     pub async fn write<E: Event>(&self, shard: usize, events: &[E]) -> Result<Vec<Stored>> {
-        tokio::time::timeout(WRITE_TIMEOUT, self.write_now(shard, events))
+        tokio::time::timeout(self.write_timeout, self.write_now(shard, events))
             .await
-            .unwrap_or(Err(Error::Timeout(WRITE_TIMEOUT)))
+            .unwrap_or(Err(Error::Timeout(self.write_timeout)))
     }
 
     async fn write_now<E: Event>(&self, shard: usize, events: &[E]) -> Result<Vec<Stored>> {

@@ -22,6 +22,7 @@ pub fn order(order_id: &str, provider_event_id: &str) -> OrderEvent {
         amount: 1250,
         currency: "eur".to_owned(),
         occurred_at: at(1_000),
+        rank: 0,
         received_at: Utc::now(),
         payload: json!({"id": provider_event_id, "data": {"order_id": order_id}}),
     })
@@ -40,6 +41,7 @@ pub fn dispute(dispute_id: &str, provider_event_id: &str) -> DisputeEvent {
         amount: 1250,
         currency: "eur".to_owned(),
         occurred_at: at(1_000),
+        rank: 0,
         received_at: Utc::now(),
         payload: json!({"id": provider_event_id, "data": {"dispute_id": dispute_id}}),
     })
@@ -51,6 +53,9 @@ pub trait EventExt: Sized {
     fn status(self, status: &str) -> Self;
     fn received(self, seconds: i64) -> Self;
     fn currency(self, currency: &str) -> Self;
+    /// The provider's event type, with its lifecycle rank and the status it
+    /// names (`order.paid` → `paid`).
+    fn typed(self, event_type: &str) -> Self;
 }
 
 macro_rules! event_ext {
@@ -70,6 +75,17 @@ macro_rules! event_ext {
             }
             fn currency(mut self, currency: &str) -> Self {
                 self.currency = currency.to_owned();
+                self
+            }
+            fn typed(mut self, event_type: &str) -> Self {
+                let registry = if event_type.starts_with("order.") {
+                    hookline_contract::event_types::ORDERS
+                } else {
+                    hookline_contract::event_types::DISPUTES
+                };
+                self.rank = i16::from(registry.rank(event_type));
+                self.status = event_type.rsplit('.').next().unwrap().to_owned();
+                self.event_type = event_type.to_owned();
                 self
             }
         }

@@ -7,9 +7,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accepted;
 mod failures;
 mod fixtures;
 mod flow;
+mod limits;
 mod migrations;
 mod pinned;
 mod pipeline;

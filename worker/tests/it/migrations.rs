@@ -97,3 +97,42 @@ async fn concurrent_migrations_of_one_shard_both_succeed() {
     b.unwrap();
     db.drop().await;
 }
+
+/// A shard that is down when the workers start holds up only its own
+/// writes: the other shard's events are stored meanwhile, and the late shard
+/// is migrated and written as soon as it answers.
+#[tokio::test]
+async fn a_shard_down_at_startup_does_not_stop_the_other_shard() {
+    use hookline_contract::shard_for;
+    use hookline_testkit::proxy::Proxy;
+
+    use crate::pipeline::{Pipeline, ev, eventually};
+
+    let proxy = Proxy::start("127.0.0.1:5432").await.unwrap();
+    proxy.stop();
+    let pipeline = Pipeline::new("orders", Some(proxy.port)).await;
+    let users: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
+    for (i, user) in users.iter().enumerate() {
+        pipeline
+            .produce(&ev(user, &format!("evt_{i}"), &format!("ord_{i}")))
+            .await;
+    }
+    let on_a = users.iter().filter(|u| shard_for(u, 2) == Some(0)).count() as i64;
+    let mut workers = pipeline.workers().await;
+
+    eventually("shard a's events stored while shard b is down", || async {
+        pipeline.count(0, "order_events").await == on_a
+    })
+    .await;
+    proxy.resume().await.unwrap();
+    eventually("shard b migrated and written once it answers", || async {
+        pipeline.total("order_events").await == users.len() as i64
+    })
+    .await;
+    assert_eq!(
+        workers.metric("hookline_worker_dead_lettered_total").await,
+        0.0
+    );
+    workers.terminate().await;
+    pipeline.drop_shards().await;
+}

@@ -95,10 +95,22 @@ async fn poison_records_go_to_the_dlq_with_their_reason_and_the_rest_is_stored()
             Some(pipeline.envelope(&misrouted)),
         )
         .await;
-    // Valid by the schema, refused by PostgreSQL (text cannot hold NUL): only
-    // the record-by-record retry can single it out.
+    // Valid for ingest and the worker, refused by a rule the shard's owner
+    // added to the table: only the record-by-record retry can single it out.
+    // (What PostgreSQL itself cannot hold, such as U+0000, ingest refuses.)
+    for shard in &pipeline.shards {
+        hookline_worker::store::migrate(&shard.pool, chrono::Utc::now())
+            .await
+            .unwrap();
+        sqlx::query(
+            "ALTER TABLE order_events ADD CONSTRAINT not_this_order CHECK (order_id <> 'ord_refused')",
+        )
+        .execute(&shard.pool)
+        .await
+        .unwrap();
+    }
     pipeline
-        .produce(&ev("user-4", "evt_nul", "ord_z").status("paid\u{0}"))
+        .produce(&ev("user-4", "evt_refused", "ord_refused"))
         .await;
 
     let mut worker = pipeline.workers().await;
@@ -161,7 +173,7 @@ async fn poison_records_go_to_the_dlq_with_their_reason_and_the_rest_is_stored()
     assert!(misrouted_record.headers.contains_key(h::dlq::TIMESTAMP));
     assert_eq!(by_reason["undecodable"].value, b"{}");
     assert!(
-        by_reason["constraint_violation"].headers[h::dlq::MESSAGE].contains("SQLSTATE 22"),
+        by_reason["constraint_violation"].headers[h::dlq::MESSAGE].contains("SQLSTATE 23514"),
         "{}",
         by_reason["constraint_violation"].headers[h::dlq::MESSAGE]
     );
@@ -182,4 +194,54 @@ async fn poison_records_go_to_the_dlq_with_their_reason_and_the_rest_is_stored()
 
 fn partition_of(user: &str) -> i32 {
     partition_for(user.as_bytes(), PARTITIONS as u32).unwrap() as i32
+}
+
+/// An event time in milliseconds (a year around 55,800) used to be stored as
+/// the order's state, and no later event could ever replace it. It is now
+/// dead-lettered as `event_time_out_of_range`, and the next event updates the
+/// order as usual.
+#[tokio::test]
+async fn an_event_time_in_milliseconds_is_dead_lettered_and_never_freezes_the_order() {
+    let pipeline = Pipeline::orders().await;
+    let events = [
+        ev("user-1", "evt_1", "ord_1")
+            .at(1_700_000_000)
+            .status("created"),
+        ev("user-1", "evt_ms", "ord_1")
+            .at(1_700_000_050_000)
+            .status("paid"),
+        ev("user-1", "evt_2", "ord_1")
+            .at(1_700_000_100)
+            .status("refunded"),
+    ];
+    for event in &events {
+        pipeline.produce(event).await;
+    }
+    let mut worker = pipeline.workers().await;
+    let records = read_dlq(&pipeline.dlq(), 1).await;
+    assert_eq!(
+        (
+            records[0].headers[h::dlq::REASON].as_str(),
+            records[0].headers[h::dlq::STAGE].as_str()
+        ),
+        ("event_time_out_of_range", "validate")
+    );
+    assert!(
+        records[0].headers[h::dlq::MESSAGE].contains("milliseconds"),
+        "{}",
+        records[0].headers[h::dlq::MESSAGE]
+    );
+    eventually("the two other events stored", || async {
+        pipeline.total("order_events").await == 2
+    })
+    .await;
+    let shard = hookline_contract::shard_for("user-1", 2).unwrap() as usize;
+    let state: (String, String) =
+        sqlx::query_as("SELECT status, last_event_id FROM orders WHERE order_id = 'ord_1'")
+            .fetch_one(&pipeline.shards[shard].pool)
+            .await
+            .unwrap();
+    assert_eq!(state, ("refunded".into(), "evt_2".into()));
+    worker.terminate().await;
+    pipeline.drop_shards().await;
 }

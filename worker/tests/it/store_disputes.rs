@@ -136,3 +136,128 @@ async fn batch_with_the_same_event_twice_stores_it_once() {
     );
     db.drop().await;
 }
+
+#[tokio::test]
+async fn same_second_dispute_events_end_in_the_later_lifecycle_state() {
+    let db = TestDb::migrated().await;
+    for (case, later_first) in [(0, false), (1, true)] {
+        let id = format!("dp{case}");
+        // The closing event's id sorts first: the rank, not the id, decides.
+        let created = dispute(&id, "evt_b").at(1_000).typed("dispute.created");
+        let closed = dispute(&id, "evt_a").at(1_000).typed("dispute.closed");
+        let arrival = if later_first {
+            [closed, created]
+        } else {
+            [created, closed]
+        };
+        for event in &arrival {
+            store_one(&db, event).await;
+        }
+        let state: (String, String) =
+            sqlx::query_as("SELECT status, last_event_id FROM disputes WHERE dispute_id = $1")
+                .bind(&id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            state,
+            ("closed".into(), "evt_a".into()),
+            "later first: {later_first}"
+        );
+    }
+    db.drop().await;
+}
+
+/// Creating a month's partition while that month's rows keep arriving in
+/// DEFAULT: 50 runs, each with rows already waiting in DEFAULT (so that the
+/// move takes a while) and three writers inserting through the repository
+/// until the partition exists. Every insert succeeds, every row is in the
+/// new partition, none is lost.
+#[tokio::test]
+async fn month_partition_creation_racing_inserts_refuses_and_loses_nothing() {
+    let db = TestDb::migrated().await;
+    // 2100-01-15: months far from the ones kept ready.
+    const JANUARY_2100: i64 = 4_103_654_400;
+    const WAITING: i64 = 2_000;
+    const WRITERS: usize = 3;
+    for run in 0..50_i64 {
+        let at = JANUARY_2100 + run * 31 * 86_400;
+        let month = Utc.timestamp_opt(at, 0).unwrap();
+        let partition = format!("dispute_events_{}", month.format("%Y_%m"));
+        sqlx::query(
+            "INSERT INTO dispute_events
+                 (dispute_id, provider_event_id, created_at, event_id, order_id, user_id,
+                  event_type, received_at, payload)
+             SELECT 'waiting', 'evt_' || n, to_timestamp($1), gen_random_uuid(), 'o1', 'u1',
+                    'dispute.created', now(), '{}'
+             FROM generate_series(1, $2) AS n",
+        )
+        .bind(at as f64)
+        .bind(WAITING)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+        let created = std::sync::Arc::new(tokio::sync::Notify::new());
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let pool = db.pool.clone();
+                let done = done.clone();
+                let created = created.clone();
+                tokio::spawn(async move {
+                    let mut written = 0_i64;
+                    // Writes until the partition exists, and once more after.
+                    loop {
+                        let last = done.load(std::sync::atomic::Ordering::SeqCst);
+                        let event =
+                            dispute(&format!("dp{writer}"), &format!("evt_{writer}_{written}"))
+                                .at(at);
+                        let mut tx = pool.begin().await.unwrap();
+                        store_dispute_events(&mut tx, &[event]).await.map_err(|e| {
+                            format!(
+                                "insert {written} of writer {writer} failed: {e}: {:?}",
+                                e.sqlstate()
+                            )
+                        })?;
+                        tx.commit().await.unwrap();
+                        written += 1;
+                        if written == 1 && writer == 0 {
+                            created.notify_one();
+                        }
+                        if last {
+                            return Ok::<i64, String>(written);
+                        }
+                    }
+                })
+            })
+            .collect();
+        created.notified().await;
+        let made = ensure_dispute_partitions(&db.pool, month, 1).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut written = 0;
+        for writer in writers {
+            written += writer
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("run {run}: {e}"));
+        }
+        assert_eq!(made.unwrap(), vec![partition.clone()], "run {run}");
+
+        let (in_partition, in_default): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT (SELECT count(*) FROM {partition}),
+                    (SELECT count(*) FROM dispute_events_default
+                     WHERE created_at >= date_trunc('month', to_timestamp($1) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
+        ))
+        .bind(at as f64)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            (in_partition, in_default),
+            (WAITING + written, 0),
+            "run {run}"
+        );
+    }
+    db.drop().await;
+}

@@ -13,6 +13,7 @@ fn layout() -> Layout<'static> {
         secrets: Path::new("s"),
         logs: Path::new("l"),
         ingest_listen: "127.0.0.1:8080",
+        ingest_metrics: "127.0.0.1:9099",
         first_worker_port: 9100,
         fetch_wait: std::time::Duration::from_millis(25),
     }
