@@ -163,12 +163,15 @@ fn body(i: usize, size: usize) -> Vec<u8> {
 async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) -> anyhow::Result<()> {
     let admin = RdKafkaAdmin::new(&ClientSettings::new(bootstrap), "hookline-bench")?;
     for (topic, partitions) in topics {
-        tokio::time::timeout(Duration::from_secs(60), admin.create(topic, *partitions))
-            .await
-            .with_context(|| {
-                format!("the broker at {bootstrap} did not answer; run `scripts/stack up`")
-            })?
-            .with_context(|| format!("creating {topic}"))?;
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            admin.create(topic, *partitions, &Default::default()),
+        )
+        .await
+        .with_context(|| {
+            format!("the broker at {bootstrap} did not answer; run `scripts/stack up`")
+        })?
+        .with_context(|| format!("creating {topic}"))?;
     }
     Ok(())
 }

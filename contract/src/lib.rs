@@ -14,6 +14,7 @@ pub mod ordering;
 #[cfg(feature = "payload")]
 pub mod payload;
 pub mod pipeline;
+pub mod pod_template;
 pub mod reason;
 pub mod routing;
 pub mod secrets;

@@ -97,10 +97,15 @@ pub struct PipelineSpec {
     #[cfg_attr(
         feature = "kube",
         schemars(length(min = 1, max = 16)),
-        x_kube(validation = Rule::new("self == oldSelf").message("the shard list is immutable: changing it would move users between shards"))
+        // Names and databases only: a pool size or a connection hint is tuning,
+        // and changing it moves no user.
+        x_kube(validation = Rule::new("self.map(s, s.name) == oldSelf.map(s, s.name) && self.map(s, s.databaseUrlSecretRef) == oldSelf.map(s, s.databaseUrlSecretRef)").message("the shard list is immutable: changing it would move users between shards"))
     )]
     pub shards: Vec<ShardSpec>,
     pub ingest: IngestSpec,
+    /// The worker pods of every topic.
+    #[serde(default, skip_serializing_if = "WorkersSpec::is_empty")]
+    pub workers: WorkersSpec,
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 }
@@ -113,6 +118,40 @@ pub struct KafkaSpec {
     /// Comma-separated `host:port` list.
     #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 1024)))]
     pub bootstrap_servers: String,
+    /// Settings of the topics the operator (or `hookline up`) creates.
+    #[serde(default, skip_serializing_if = "TopicDefaults::is_empty")]
+    pub topic_defaults: TopicDefaults,
+}
+
+/// Settings of the topics hookline creates; an existing (adopted) topic keeps
+/// its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(
+    feature = "kube",
+    x_kube(validation = Rule::new("!has(self.replicationFactor) || !has(self.minInsyncReplicas) || self.minInsyncReplicas <= self.replicationFactor")
+        .message("minInsyncReplicas must not exceed replicationFactor: no write could ever be acknowledged"))
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicDefaults {
+    /// Replicas of each partition. Omitted: the broker's
+    /// `default.replication.factor` (the only choice on a one-broker
+    /// development broker such as tansu).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 32)))]
+    pub replication_factor: Option<i32>,
+    /// The topics' `min.insync.replicas`: replicas that must have a write
+    /// before it is acknowledged (producers use `acks=all`). Omitted: the
+    /// broker's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 32)))]
+    pub min_insync_replicas: Option<i32>,
+}
+
+impl TopicDefaults {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// One topic of webhooks of one event type.
@@ -188,6 +227,30 @@ pub struct ShardSpec {
     #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 63)))]
     pub name: String,
     pub database_url_secret_ref: SecretKeyRef,
+    /// Connections each worker pod opens to this shard (its pool's size).
+    /// Omitted: the worker's `--shard-connections` (4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 256)))]
+    pub pool_size: Option<i32>,
+    /// The connections this shard can give hookline (its `max_connections`
+    /// less `superuser_reserved_connections` and what other clients use).
+    /// The operator cannot read it without connecting to the database, so
+    /// the spec states it; with it, the status warns when the workers'
+    /// pools could together ask for more (`ShardConnections`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 262143)))]
+    pub max_connections: Option<i32>,
+}
+
+/// Connections a worker pod opens to a shard when the spec does not say: the
+/// worker's own `--shard-connections` default.
+pub const DEFAULT_POOL_SIZE: i32 = 4;
+
+impl ShardSpec {
+    /// Connections each worker pod opens to this shard.
+    pub fn pool_size(&self) -> i32 {
+        self.pool_size.unwrap_or(DEFAULT_POOL_SIZE)
+    }
 }
 
 /// The ingest service.
@@ -201,11 +264,36 @@ pub struct IngestSpec {
     /// The Secret whose keys `standard-webhooks` and `stripe` hold the signing
     /// secrets, one per line.
     pub signing_secret_ref: SecretRef,
+    /// Shapes the ingest pods (requests and limits, scheduling, pull
+    /// secrets, extra labels, annotations and environment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PodTemplate>,
+    /// A NetworkPolicy in front of the ingest pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<IngestNetworkPolicy>,
+}
+
+/// The worker pods (one Deployment per topic, all shaped alike).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WorkersSpec {
+    /// Shapes the worker pods, as `ingest.template` does the ingest's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PodTemplate>,
+}
+
+impl WorkersSpec {
+    fn is_empty(&self) -> bool {
+        self.template.is_none()
+    }
 }
 
 fn one() -> i32 {
     1
 }
+
+pub use crate::pod_template::{IngestNetworkPolicy, PodTemplate};
 
 /// What happens to the topics when the pipeline is deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,6 +420,23 @@ impl PipelineSpec {
             if !shard_names.insert(&shard.name) {
                 problems.push(format!("shard {} is listed twice", shard.name));
             }
+            if shard.pool_size.is_some_and(|size| size < 1) {
+                problems.push(format!("shard {}: poolSize must be at least 1", shard.name));
+            }
+        }
+        let defaults = &self.kafka.topic_defaults;
+        if defaults.replication_factor.is_some_and(|rf| rf < 1) {
+            problems.push("kafka.topicDefaults.replicationFactor must be at least 1".to_owned());
+        }
+        if defaults.min_insync_replicas.is_some_and(|min| min < 1) {
+            problems.push("kafka.topicDefaults.minInsyncReplicas must be at least 1".to_owned());
+        }
+        if let (Some(rf), Some(min)) = (defaults.replication_factor, defaults.min_insync_replicas)
+            && min > rf
+        {
+            problems.push(format!(
+                "kafka.topicDefaults.minInsyncReplicas ({min}) exceeds replicationFactor ({rf}): no write could ever be acknowledged"
+            ));
         }
         problems
     }
@@ -428,6 +533,64 @@ spec:
             problems
                 .iter()
                 .any(|p| p.contains("pointers.userId \"data.user_id\" is not a JSON Pointer"))
+        );
+    }
+
+    /// The production-shaped fields of the design's "Second wave".
+    fn shaped() -> String {
+        EXAMPLE.replace(
+            "    bootstrapServers: \"127.0.0.1:9092\"\n",
+            "    bootstrapServers: \"127.0.0.1:9092\"\n    topicDefaults: {replicationFactor: 3, minInsyncReplicas: 2}\n",
+        )
+        .replace(
+            "{name: a, databaseUrlSecretRef: {name: pg-shard-a, key: url}}",
+            "{name: a, databaseUrlSecretRef: {name: pg-shard-a, key: url}, poolSize: 8, maxConnections: 100}",
+        )
+        .replace(
+            "  ingest: {replicas: 2, signingSecretRef: {name: provider-secrets}}\n",
+            "  ingest:\n    replicas: 2\n    signingSecretRef: {name: provider-secrets}\n    networkPolicy: {enabled: true, from: [{podSelector: {matchLabels: {app: ingress}}}]}\n    template:\n      resources: {requests: {cpu: 100m}}\n      podLabels: {team: payments}\n      tolerations: [{key: dedicated, operator: Exists}]\n  workers:\n    template: {priorityClassName: high, env: [{name: TZ, value: UTC}]}\n",
+        )
+    }
+
+    #[test]
+    fn pod_templates_topic_defaults_and_pool_sizes_parse() {
+        let manifest = PipelineManifest::from_yaml(&shaped()).unwrap();
+        let spec = &manifest.spec;
+        assert_eq!(spec.kafka.topic_defaults.replication_factor, Some(3));
+        assert_eq!(spec.kafka.topic_defaults.min_insync_replicas, Some(2));
+        assert_eq!(spec.shards[0].pool_size(), 8);
+        assert_eq!(spec.shards[0].max_connections, Some(100));
+        assert_eq!(spec.shards[1].pool_size(), DEFAULT_POOL_SIZE);
+        // Without the `kube` feature the templates are accepted and ignored;
+        // with it they hold Kubernetes' types.
+        assert!(spec.ingest.template.is_some());
+        assert!(spec.ingest.network_policy.is_some());
+        assert!(spec.workers.template.is_some());
+        #[cfg(feature = "kube")]
+        {
+            let ingest = spec.ingest.template.as_ref().unwrap();
+            assert_eq!(ingest.pod_labels["team"], "payments");
+            assert_eq!(ingest.tolerations.len(), 1);
+            assert!(spec.ingest.network_policy.as_ref().unwrap().enabled);
+            let workers = spec.workers.template.as_ref().unwrap();
+            assert_eq!(workers.priority_class_name.as_deref(), Some("high"));
+        }
+    }
+
+    #[test]
+    fn a_min_insync_above_the_replication_factor_is_refused() {
+        let text = shaped().replace("minInsyncReplicas: 2", "minInsyncReplicas: 4");
+        let err = PipelineManifest::from_yaml(&text).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("minInsyncReplicas (4) exceeds replicationFactor (3)"),
+            "{err}"
+        );
+        let text = shaped().replace("poolSize: 8", "poolSize: 0");
+        let err = PipelineManifest::from_yaml(&text).unwrap_err();
+        assert!(
+            err.to_string().contains("poolSize must be at least 1"),
+            "{err}"
         );
     }
 

@@ -21,8 +21,9 @@
 use crate::{Error, Result};
 
 /// Kafka's default `message.max.bytes` (1 MiB + 12 bytes), which is also a
-/// topic's default `max.message.bytes`.
-pub const KAFKA_DEFAULT_MESSAGE_MAX_BYTES: usize = 1_048_588;
+/// topic's default `max.message.bytes`; defined beside the DLQ's limit, which
+/// the tests below hold to it.
+pub use hookline_kafka::topics::KAFKA_DEFAULT_MESSAGE_MAX_BYTES;
 
 /// What a dead letter adds to the record it copies: the `hookline.errors.*`
 /// headers, whose message is bounded (512 characters, so at most 2 KiB of
@@ -147,6 +148,21 @@ mod tests {
         let size = record + wire_size(0, 0, &reasons) + largest_reason();
 
         assert!(size <= KAFKA_DEFAULT_MESSAGE_MAX_BYTES, "{size}");
+    }
+
+    #[test]
+    fn a_dlq_topic_takes_the_dead_letter_of_the_largest_accepted_webhook_with_a_mebibyte_to_spare()
+    {
+        // The largest dead letter of an ingest at its default limit, as the
+        // test above builds it.
+        let record = max_record_bytes(KAFKA_DEFAULT_MESSAGE_MAX_BYTES);
+        let reasons =
+            letter(Stage::Write, Some((i32::MAX, i64::MAX))).append_to(OwnedHeaders::new());
+        let largest = record + wire_size(0, 0, &reasons) + largest_reason();
+
+        let dlq = hookline_kafka::topics::DLQ_MAX_MESSAGE_BYTES;
+
+        assert!(largest + (1 << 20) <= dlq, "{largest} + 1 MiB > {dlq}");
     }
 
     #[test]

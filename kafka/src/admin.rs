@@ -14,6 +14,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::client::ClientSettings;
+use crate::topics::TopicSettings;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
@@ -32,6 +33,10 @@ pub enum AdminError {
     UnknownTopic(String),
     #[error("topic {topic}: invalid partition count: {message}")]
     InvalidPartitions { topic: String, message: String },
+    #[error("topic {topic}: invalid replication factor: {message}")]
+    InvalidReplicationFactor { topic: String, message: String },
+    #[error("topic {topic}: invalid topic config: {message}")]
+    InvalidConfig { topic: String, message: String },
     #[error("the broker does not implement {0}")]
     Unsupported(&'static str),
     #[error("the broker did not answer within {0:?}")]
@@ -50,6 +55,8 @@ impl AdminError {
             AdminError::TopicAlreadyExists(_) => "topic_already_exists",
             AdminError::UnknownTopic(_) => "unknown_topic",
             AdminError::InvalidPartitions { .. } => "invalid_partitions",
+            AdminError::InvalidReplicationFactor { .. } => "invalid_replication_factor",
+            AdminError::InvalidConfig { .. } => "invalid_config",
             AdminError::Unsupported(_) => "unsupported",
             AdminError::Timeout(_) => "timeout",
             AdminError::Broker { .. } => "broker",
@@ -62,8 +69,14 @@ impl AdminError {
 pub trait KafkaAdmin: Send + Sync {
     /// Partition counts of those of `topics` that exist.
     async fn partitions(&self, topics: &[String]) -> Result<HashMap<String, i32>, AdminError>;
-    /// Creates `topic` with `partitions` partitions.
-    async fn create(&self, topic: &str, partitions: i32) -> Result<(), AdminError>;
+    /// Creates `topic` with `partitions` partitions, replicated and
+    /// configured as `settings` say.
+    async fn create(
+        &self,
+        topic: &str,
+        partitions: i32,
+        settings: &TopicSettings,
+    ) -> Result<(), AdminError>;
     /// Grows `topic` to `partitions` partitions (CreatePartitions, KIP-195).
     async fn grow(&self, topic: &str, partitions: i32) -> Result<(), AdminError>;
     /// Deletes `topic`.
@@ -96,6 +109,14 @@ fn from_code(operation: &'static str, topic: &str, code: RDKafkaErrorCode) -> Ad
             AdminError::UnknownTopic(topic.to_owned())
         }
         RDKafkaErrorCode::InvalidPartitions => AdminError::InvalidPartitions {
+            topic: topic.to_owned(),
+            message: code.to_string(),
+        },
+        RDKafkaErrorCode::InvalidReplicationFactor => AdminError::InvalidReplicationFactor {
+            topic: topic.to_owned(),
+            message: code.to_string(),
+        },
+        RDKafkaErrorCode::InvalidConfig => AdminError::InvalidConfig {
             topic: topic.to_owned(),
             message: code.to_string(),
         },
@@ -161,8 +182,20 @@ impl KafkaAdmin for RdKafkaAdmin {
         })?
     }
 
-    async fn create(&self, topic: &str, partitions: i32) -> Result<(), AdminError> {
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+    async fn create(
+        &self,
+        topic: &str,
+        partitions: i32,
+        settings: &TopicSettings,
+    ) -> Result<(), AdminError> {
+        let new = settings.configs.iter().fold(
+            NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(settings.replication_factor),
+            ),
+            |new, (name, value)| new.set(name, value),
+        );
         let results = self
             .client
             .create_topics(&[new], &Self::options())
@@ -231,5 +264,17 @@ mod tests {
             from_code("CreateTopics", "t", RDKafkaErrorCode::TopicAlreadyExists),
             AdminError::TopicAlreadyExists("t".into())
         );
+        assert!(matches!(
+            from_code(
+                "CreateTopics",
+                "t",
+                RDKafkaErrorCode::InvalidReplicationFactor
+            ),
+            AdminError::InvalidReplicationFactor { .. }
+        ));
+        assert!(matches!(
+            from_code("CreateTopics", "t", RDKafkaErrorCode::InvalidConfig),
+            AdminError::InvalidConfig { .. }
+        ));
     }
 }

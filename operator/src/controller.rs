@@ -10,6 +10,7 @@ use hookline_contract::headers::dlq_topic;
 use hookline_contract::pipeline::{DeletionPolicy, WebhookPipeline};
 use hookline_contract::status::TopicStatus;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -127,6 +128,8 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
     let previous = pipeline.status.clone().unwrap_or_default();
     let mut observed = Observed {
         generation: pipeline.metadata.generation,
+        // With the spec's partitions until the broker says how many it has.
+        shards: status::shard_demand(&pipeline.spec, &BTreeMap::new()),
         ..Observed::default()
     };
 
@@ -153,6 +156,7 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
         return Ok(Action::requeue(RESYNC));
     };
 
+    observed.shards = status::shard_demand(&pipeline.spec, &partitions);
     let children = workloads::children(pipeline, &partitions, &ctx.images);
     let ns = pipeline.namespace().unwrap_or_default();
     apply_child::<_, ()>(
@@ -167,6 +171,19 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
         None,
     )
     .await?;
+    apply_child::<_, ()>(
+        &Api::namespaced(ctx.client.clone(), &ns),
+        &children.ingest_budget,
+        None,
+    )
+    .await?;
+    let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+    match &children.ingest_network_policy {
+        Some(policy) => {
+            apply_child::<_, ()>(&policies, policy, None).await?;
+        }
+        None => prune_network_policy(&policies, pipeline).await?,
+    }
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let ingest = apply_deployment(&deployments, &children.ingest, pipeline, ctx).await?;
     observed.ingest = ingest;
@@ -186,6 +203,34 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
     prune_workers(&deployments, pipeline, &keep, ctx).await?;
     write_status(pipeline, ctx, &observed).await?;
     Ok(Action::requeue(RESYNC))
+}
+
+/// Deletes the ingest's NetworkPolicy once the spec no longer enables it: left
+/// in place, it would keep filtering what the spec says is open.
+async fn prune_network_policy(
+    policies: &Api<NetworkPolicy>,
+    pipeline: &WebhookPipeline,
+) -> Result<()> {
+    let name = format!("{}-ingest", pipeline.name_any());
+    let Some(existing) = policies
+        .get_opt(&name)
+        .await
+        .map_err(kube("reading the ingest network policy"))?
+    else {
+        return Ok(());
+    };
+    let uid = pipeline.uid();
+    let ours = existing
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref());
+    if ours {
+        policies
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map_err(kube("deleting the ingest network policy"))?;
+    }
+    Ok(())
 }
 
 /// Deletes the worker Deployments of this pipeline whose topic left the spec;
@@ -250,7 +295,7 @@ async fn reconcile_topics(
         .admin(&pipeline.spec.kafka.bootstrap_servers)
         .map_err(Error::Admin)?;
     let declared = topics::declared(&pipeline.spec);
-    let names: Vec<String> = declared.iter().map(|(name, _)| name.clone()).collect();
+    let names: Vec<String> = declared.iter().map(|d| d.name.clone()).collect();
     let before = match admin.partitions(&names).await {
         Ok(before) => before,
         Err(error) => {
@@ -311,8 +356,8 @@ async fn reconcile_topics(
             Some(AdminError::Unsupported(_)) => {
                 let want = declared
                     .iter()
-                    .find(|(n, _)| *n == outcome.topic)
-                    .map_or(0, |(_, p)| *p);
+                    .find(|d| d.name == outcome.topic)
+                    .map_or(0, |d| d.partitions);
                 observed.problems.push(TopicProblem::Unsupported {
                     topic: outcome.topic.clone(),
                     have: outcome.partitions,

@@ -2,8 +2,8 @@
 //! `fixtures::pipeline().with_partitions("orders.webhooks", 6).build()`.
 
 use hookline_contract::pipeline::{
-    DeletionPolicy, IngestSpec, KafkaSpec, PipelineSpec, SecretKeyRef, SecretRef, ShardSpec,
-    TopicSpec, WebhookPipeline,
+    DeletionPolicy, IngestNetworkPolicy, IngestSpec, KafkaSpec, PipelineSpec, SecretKeyRef,
+    SecretRef, ShardSpec, TopicSpec, WebhookPipeline,
 };
 
 /// A valid pipeline `payments` in namespace `default`: `orders.webhooks` (4
@@ -17,6 +17,7 @@ pub fn pipeline() -> PipelineBuilder {
         ],
         shards: 2,
         deletion_policy: DeletionPolicy::Retain,
+        network_policy: false,
         uid: "6c0f6b1e-0000-4000-8000-000000000001".into(),
     }
 }
@@ -38,6 +39,7 @@ pub struct PipelineBuilder {
     topics: Vec<TopicSpec>,
     shards: usize,
     deletion_policy: DeletionPolicy,
+    network_policy: bool,
     uid: String,
 }
 
@@ -79,10 +81,17 @@ impl PipelineBuilder {
         self
     }
 
+    /// Enables (or not) the ingest's NetworkPolicy.
+    pub fn with_network_policy(mut self, enabled: bool) -> Self {
+        self.network_policy = enabled;
+        self
+    }
+
     pub fn build(self) -> WebhookPipeline {
         let spec = PipelineSpec {
             kafka: KafkaSpec {
                 bootstrap_servers: "kafka:9092".into(),
+                topic_defaults: Default::default(),
             },
             topics: self.topics,
             shards: (0..self.shards)
@@ -92,6 +101,8 @@ impl PipelineBuilder {
                         name: format!("pg-shard-{i}"),
                         key: "url".into(),
                     },
+                    pool_size: None,
+                    max_connections: None,
                 })
                 .collect(),
             ingest: IngestSpec {
@@ -99,7 +110,13 @@ impl PipelineBuilder {
                 signing_secret_ref: SecretRef {
                     name: "provider-secrets".into(),
                 },
+                template: None,
+                network_policy: self.network_policy.then(|| IngestNetworkPolicy {
+                    enabled: true,
+                    ..IngestNetworkPolicy::default()
+                }),
             },
+            workers: Default::default(),
             deletion_policy: self.deletion_policy,
         };
         let mut pipeline = WebhookPipeline::new(&self.name, spec);

@@ -31,6 +31,10 @@ pub fn render(file: &Path, images: &Images) -> anyhow::Result<String> {
     push(&mut out, &children.config)?;
     push(&mut out, &children.ingest)?;
     push(&mut out, &children.ingest_service)?;
+    push(&mut out, &children.ingest_budget)?;
+    if let Some(policy) = &children.ingest_network_policy {
+        push(&mut out, policy)?;
+    }
     for worker in &children.workers {
         push(&mut out, worker)?;
     }
@@ -70,7 +74,13 @@ mod tests {
             .collect();
         assert_eq!(
             kinds,
-            vec!["ConfigMap", "Deployment", "Service", "Deployment"]
+            vec![
+                "ConfigMap",
+                "Deployment",
+                "Service",
+                "PodDisruptionBudget",
+                "Deployment"
+            ]
         );
         assert!(
             text.contains("name: payments-worker-orders-webhooks"),

@@ -10,6 +10,8 @@ use futures_util::StreamExt;
 use hookline_contract::pipeline::WebhookPipeline;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::{Recorder, Reporter};
@@ -151,7 +153,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=hookline-operator");
     Controller::new(pipelines, watcher::Config::default())
-        .owns(Api::<Deployment>::all(client), owned)
+        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
+        // Edited or deleted by hand, they are put back.
+        .owns(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            owned.clone(),
+        )
+        .owns(Api::<NetworkPolicy>::all(client), owned)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(controller::reconcile, controller::error_policy, ctx)
         .for_each(|result| async move {

@@ -11,6 +11,81 @@ pub const READY: &str = "Ready";
 pub const TOPICS_READY: &str = "TopicsReady";
 pub const WORKERS_READY: &str = "WorkersReady";
 pub const INGEST_READY: &str = "IngestReady";
+/// Whether the workers' pools fit each shard's stated connections. A warning:
+/// it never makes the pipeline not Ready, since the pools open lazily and a
+/// shard refuses only the connections beyond its limit.
+pub const SHARD_CONNECTIONS: &str = "ShardConnections";
+
+/// The connections the workers may open to one shard, against what the spec
+/// says the shard can take (`shards[].maxConnections`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardDemand {
+    pub shard: String,
+    /// Worker pods over all topics × the shard's pool size.
+    pub demand: i64,
+    pub max_connections: Option<i32>,
+}
+
+/// Each shard's demand: every worker pod (one per partition Kafka has, by
+/// topic in `partitions`) opens a pool of the shard's `poolSize` to every
+/// shard, so a shard may see Σ partitions × poolSize connections.
+pub fn shard_demand(
+    spec: &hookline_contract::pipeline::PipelineSpec,
+    partitions: &std::collections::BTreeMap<String, i32>,
+) -> Vec<ShardDemand> {
+    let pods: i64 = spec
+        .topics
+        .iter()
+        .map(|t| i64::from(partitions.get(&t.name).copied().unwrap_or(t.partitions)))
+        .sum();
+    spec.shards
+        .iter()
+        .map(|shard| ShardDemand {
+            shard: shard.name.clone(),
+            demand: pods * i64::from(shard.pool_size()),
+            max_connections: shard.max_connections,
+        })
+        .collect()
+}
+
+/// The `ShardConnections` condition for `demands`.
+fn shard_connections(demands: &[ShardDemand]) -> (bool, &'static str, String) {
+    let over: Vec<String> = demands
+        .iter()
+        .filter_map(|d| {
+            let max = d.max_connections?;
+            (d.demand > i64::from(max)).then(|| {
+                format!(
+                    "shard {}: workers may open {} connections, maxConnections is {max}",
+                    d.shard, d.demand
+                )
+            })
+        })
+        .collect();
+    if !over.is_empty() {
+        return (
+            false,
+            "PoolsExceedShard",
+            format!(
+                "{}; lower shards[].poolSize or the partitions, or raise the shard's max_connections",
+                over.join("; ")
+            ),
+        );
+    }
+    if !demands.is_empty() && demands.iter().all(|d| d.max_connections.is_some()) {
+        (
+            true,
+            "PoolsFit",
+            "the workers' pools fit every shard's maxConnections".to_owned(),
+        )
+    } else {
+        (
+            true,
+            "Unchecked",
+            "set shards[].maxConnections to have the workers' pools checked against it".to_owned(),
+        )
+    }
+}
 
 /// Why the topics are not as the spec asks, most important first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +138,8 @@ pub struct Observed {
     pub workers: (i32, i32),
     /// (ready, wanted) ingest replicas.
     pub ingest: (i32, i32),
+    /// Connections the workers may open to each shard.
+    pub shards: Vec<ShardDemand>,
 }
 
 /// The status for `observed`, keeping the transition times of `previous`'s
@@ -117,6 +194,7 @@ pub fn build(
         (TOPICS_READY, topics),
         (WORKERS_READY, workers),
         (INGEST_READY, ingest),
+        (SHARD_CONNECTIONS, shard_connections(&observed.shards)),
     ]
     .into_iter()
     .map(|(kind, (ok, reason, message))| {
@@ -166,6 +244,80 @@ mod tests {
             ingest: (2, 2),
             ..Observed::default()
         }
+    }
+
+    fn demand(demand: i64, max: Option<i32>) -> ShardDemand {
+        ShardDemand {
+            shard: "a".into(),
+            demand,
+            max_connections: max,
+        }
+    }
+
+    #[test]
+    fn pools_beyond_a_shards_max_connections_warn_without_unreadying() {
+        let observed = Observed {
+            shards: vec![demand(48, Some(40))],
+            ..healthy()
+        };
+        let status = build(&observed, None, at(0));
+        let warning = condition(&status, SHARD_CONNECTIONS).unwrap();
+        assert_eq!(
+            (warning.status.as_str(), warning.reason.as_str()),
+            ("False", "PoolsExceedShard")
+        );
+        assert!(
+            warning
+                .message
+                .contains("shard a: workers may open 48 connections, maxConnections is 40"),
+            "{}",
+            warning.message
+        );
+        assert_eq!(condition(&status, READY).unwrap().status, "True");
+    }
+
+    #[test]
+    fn pools_are_checked_only_against_a_stated_maximum() {
+        let fits = build(
+            &Observed {
+                shards: vec![demand(40, Some(40))],
+                ..healthy()
+            },
+            None,
+            at(0),
+        );
+        assert_eq!(
+            condition(&fits, SHARD_CONNECTIONS).unwrap().reason,
+            "PoolsFit"
+        );
+        let unknown = build(
+            &Observed {
+                shards: vec![demand(4000, None)],
+                ..healthy()
+            },
+            None,
+            at(0),
+        );
+        assert_eq!(
+            condition(&unknown, SHARD_CONNECTIONS).unwrap().status,
+            "True"
+        );
+        assert_eq!(
+            condition(&unknown, SHARD_CONNECTIONS).unwrap().reason,
+            "Unchecked"
+        );
+    }
+
+    #[test]
+    fn demand_is_every_worker_pod_times_the_shards_pool() {
+        let pipeline = crate::fixtures::pipeline().build();
+        let mut spec = pipeline.spec.clone();
+        spec.shards[0].pool_size = Some(5);
+        // orders.webhooks grew to 6 on the broker; disputes.webhooks has 2.
+        let partitions = std::collections::BTreeMap::from([("orders.webhooks".to_owned(), 6)]);
+        let demands = shard_demand(&spec, &partitions);
+        assert_eq!(demands[0].demand, (6 + 2) * 5);
+        assert_eq!(demands[1].demand, (6 + 2) * 4, "the default pool size");
     }
 
     #[test]

@@ -12,11 +12,17 @@ use k8s_openapi::api::core::v1::{
     SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
     VolumeMount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 
 mod digest;
+mod policy;
+mod template;
+
+pub use template::{DefaultResources, INGEST_RESOURCES, WORKER_RESOURCES};
 
 /// Where the pods find the manifest and the Secrets.
 const PIPELINE_DIR: &str = "/etc/hookline/pipeline";
@@ -73,6 +79,10 @@ pub struct Children {
     pub config: ConfigMap,
     pub ingest: Deployment,
     pub ingest_service: Service,
+    /// Keeps an ingest pod serving through node drains.
+    pub ingest_budget: PodDisruptionBudget,
+    /// Present when `spec.ingest.networkPolicy.enabled`.
+    pub ingest_network_policy: Option<NetworkPolicy>,
     /// One per topic, in the spec's order.
     pub workers: Vec<Deployment>,
 }
@@ -125,6 +135,24 @@ pub fn children(
         digest::ingest(&pipeline.spec),
     );
     add_port(&mut ingest, "metrics", INGEST_METRICS_PORT);
+    template::shape(
+        &mut ingest,
+        pipeline.spec.ingest.template.as_ref(),
+        &INGEST_RESOURCES,
+    );
+    let ingest_selector = selector(&base.labels("ingest", None));
+    let ingest_budget = policy::disruption_budget(
+        base.meta(&format!("{name}-ingest"), "ingest", None),
+        ingest_selector.clone(),
+        pipeline.spec.ingest.replicas,
+    );
+    let ingest_network_policy = policy::network_policy(
+        base.meta(&format!("{name}-ingest"), "ingest", None),
+        ingest_selector,
+        pipeline.spec.ingest.network_policy.as_ref(),
+        INGEST_PORT,
+        INGEST_METRICS_PORT,
+    );
     let ingest_service = Service {
         metadata: base.meta(&format!("{name}-ingest"), "ingest", None),
         spec: Some(ServiceSpec {
@@ -154,7 +182,7 @@ pub fn children(
                 .get(&topic.name)
                 .copied()
                 .unwrap_or(topic.partitions);
-            base.deployment(
+            let mut worker = base.deployment(
                 "worker",
                 Some(&topic.name),
                 replicas,
@@ -166,13 +194,21 @@ pub fn children(
                 WORKER_PORT,
                 &shard_secrets,
                 digest::worker(&pipeline.spec, topic),
-            )
+            );
+            template::shape(
+                &mut worker,
+                pipeline.spec.workers.template.as_ref(),
+                &WORKER_RESOURCES,
+            );
+            worker
         })
         .collect();
     Children {
         config,
         ingest,
         ingest_service,
+        ingest_budget,
+        ingest_network_policy,
         workers,
     }
 }

@@ -10,7 +10,7 @@ use hookline_contract::EventType;
 use hookline_contract::event_types;
 use hookline_contract::headers::dlq_topic;
 use hookline_contract::payload::Inspector;
-use hookline_contract::pipeline::PipelineManifest;
+use hookline_contract::pipeline::{DEFAULT_POOL_SIZE, PipelineManifest};
 use hookline_contract::secrets::SecretsDir;
 use hookline_kafka::ClientSettings;
 use hookline_runtime::parse_duration;
@@ -125,8 +125,9 @@ pub struct Args {
     #[arg(long, env = "HOOKLINE_MAX_BACKOFF", default_value = "10s", value_parser = parse_duration)]
     pub max_backoff: Duration,
 
-    /// Connections per shard.
-    #[arg(long, env = "HOOKLINE_SHARD_CONNECTIONS", default_value_t = 4)]
+    /// Connections per shard, for the shards whose `poolSize` the manifest
+    /// leaves out.
+    #[arg(long, env = "HOOKLINE_SHARD_CONNECTIONS", default_value_t = DEFAULT_POOL_SIZE as u32)]
     pub shard_connections: u32,
 
     /// Log format: `json` (one object per line) or `text`. Default: text on
@@ -168,7 +169,9 @@ pub struct Config {
     pub fetch_wait: Duration,
     pub commit_interval: Duration,
     pub max_backoff: Duration,
-    pub shard_connections: u32,
+    /// The pool size of each shard, in shard order: the manifest's `poolSize`,
+    /// else `--shard-connections`.
+    pub shard_connections: Vec<u32>,
     pub migrate: bool,
 }
 
@@ -196,6 +199,17 @@ impl Config {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
+        let shard_connections = manifest
+            .spec
+            .shards
+            .iter()
+            .map(|shard| {
+                shard
+                    .pool_size
+                    .map_or(args.shard_connections, |size| size.max(1) as u32)
+                    .max(1)
+            })
+            .collect();
         if !(1..=MAX_BATCH_SIZE).contains(&args.batch_size) {
             return Err(Error::InvalidSetting(
                 "--batch-size must be between 1 and 10000",
@@ -255,7 +269,7 @@ impl Config {
             fetch_wait: args.fetch_wait,
             commit_interval: args.commit_interval,
             max_backoff: args.max_backoff.max(MIN_MAX_BACKOFF),
-            shard_connections: args.shard_connections.max(1),
+            shard_connections,
             migrate: !args.no_migrate,
         })
     }
@@ -306,5 +320,35 @@ mod tests {
     #[test]
     fn a_duration_without_unit_is_refused() {
         assert!(parse(&["--batch-wait=100"]).is_err());
+    }
+
+    #[test]
+    fn each_shard_gets_its_pool_size_and_the_flag_fills_the_rest() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let example = std::fs::read_to_string(repo.join("examples/local/pipeline.yaml")).unwrap();
+        let manifest = example.replace(
+            "databaseUrlSecretRef: {name: pg-shard-a, key: url}",
+            "databaseUrlSecretRef: {name: pg-shard-a, key: url}\n      poolSize: 9",
+        );
+        assert_ne!(
+            manifest, example,
+            "the example's shard a is where the test expects"
+        );
+        let file = std::env::temp_dir().join(format!("hookline-pool-{}.yaml", std::process::id()));
+        std::fs::write(&file, manifest).unwrap();
+        let secrets = repo.join("examples/local/secrets");
+        let args = Args::try_parse_from([
+            "hookline-worker".to_owned(),
+            format!("--pipeline={}", file.display()),
+            format!("--secrets-dir={}", secrets.display()),
+            "--topic=orders.webhooks".to_owned(),
+            "--shard-connections=3".to_owned(),
+        ])
+        .unwrap();
+
+        let config = Config::load(&args);
+        std::fs::remove_file(&file).unwrap();
+
+        assert_eq!(config.unwrap().shard_connections, vec![9, 3]);
     }
 }

@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    let pools = Pools::connect_lazy(&config.shard_urls, config.shard_connections)
+    let pools = Pools::connect_lazy(&config.shard_urls, &config.shard_connections)
         .map_err(Error::ShardPool)?
         // Twice the batch's deadline: the batch's own deadline runs out
         // first, and the batch is split rather than retried whole.

@@ -66,7 +66,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let baseline = Arc::new(Baseline {
         keys,
         inspector: Inspector::builtin("orders", Pointers::default())?,
-        shards: Pools::connect_lazy(&shards, CONNECTIONS)?,
+        shards: Pools::connect_lazy(&shards, &vec![CONNECTIONS; shards.len()])?,
     });
     let app = Router::new()
         .route("/webhooks/orders", post(receive))

@@ -6,16 +6,33 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{AdminError, KafkaAdmin};
+use crate::topics::{BROKER_DEFAULT_REPLICATION, TopicSettings};
 
 /// An in-memory broker's admin API with the real semantics and error codes:
 /// partitions only grow, creating an existing topic or touching a missing one
-/// fails as a broker would say.
+/// fails as a broker would say, and a replication factor or topic config the
+/// broker would refuse is refused with its code (INVALID_REPLICATION_FACTOR,
+/// INVALID_CONFIG).
 #[derive(Debug)]
 pub struct FakeAdmin {
     topics: Mutex<BTreeMap<String, i32>>,
+    /// The settings each topic was created with.
+    settings: Mutex<BTreeMap<String, TopicSettings>>,
     supports_create_partitions: bool,
+    /// Brokers in the cluster: the most replicas a partition can have.
+    brokers: i32,
     requests: Mutex<Vec<String>>,
 }
+
+/// The topic configs the fake knows, with the least value Kafka accepts for
+/// each (`LogConfig` in Kafka: `-1` means "forever" for retention).
+const KNOWN_CONFIGS: &[(&str, i64)] = &[
+    ("retention.ms", -1),
+    ("retention.bytes", -1),
+    ("max.message.bytes", 0),
+    ("min.insync.replicas", 1),
+    ("segment.bytes", 14),
+];
 
 impl Default for FakeAdmin {
     fn default() -> Self {
@@ -29,9 +46,71 @@ impl FakeAdmin {
     pub fn new(supports_create_partitions: bool) -> Self {
         Self {
             topics: Mutex::default(),
+            settings: Mutex::default(),
             supports_create_partitions,
+            brokers: 1,
             requests: Mutex::default(),
         }
+    }
+
+    /// A cluster of `brokers` brokers (one by default, as tansu is).
+    pub fn with_brokers(mut self, brokers: i32) -> Self {
+        self.brokers = brokers;
+        self
+    }
+
+    /// The settings `topic` was created with, if the fake created it.
+    pub fn settings(&self, topic: &str) -> Option<TopicSettings> {
+        self.settings
+            .lock()
+            .ok()
+            .and_then(|all| all.get(topic).cloned())
+    }
+
+    /// What the broker answers to a CreateTopics of `topic` with `settings`,
+    /// in Kafka's own words.
+    fn refusal(&self, topic: &str, settings: &TopicSettings) -> Option<AdminError> {
+        let factor = settings.replication_factor;
+        if factor != BROKER_DEFAULT_REPLICATION && factor < 1 {
+            return Some(AdminError::InvalidReplicationFactor {
+                topic: topic.to_owned(),
+                message:
+                    "Replication factor must be larger than 0, or -1 to use the default value."
+                        .to_owned(),
+            });
+        }
+        if factor > self.brokers {
+            return Some(AdminError::InvalidReplicationFactor {
+                topic: topic.to_owned(),
+                message: format!(
+                    "Unable to replicate the partition {factor} time(s): The target replication factor of {factor} cannot be reached because only {} broker(s) are registered.",
+                    self.brokers
+                ),
+            });
+        }
+        for (name, value) in &settings.configs {
+            let invalid = |why: String| AdminError::InvalidConfig {
+                topic: topic.to_owned(),
+                message: why,
+            };
+            let Some((_, least)) = KNOWN_CONFIGS.iter().find(|(known, _)| known == name) else {
+                return Some(invalid(format!("Unknown topic config name: {name}")));
+            };
+            match value.parse::<i64>() {
+                Ok(number) if number >= *least => {}
+                Ok(_) => {
+                    return Some(invalid(format!(
+                        "Invalid value {value} for configuration {name}: Value must be at least {least}"
+                    )));
+                }
+                Err(_) => {
+                    return Some(invalid(format!(
+                        "Invalid value {value} for configuration {name}: Not a number of type LONG"
+                    )));
+                }
+            }
+        }
+        None
     }
 
     /// The topics and their partition counts.
@@ -76,7 +155,12 @@ impl KafkaAdmin for FakeAdmin {
         }))
     }
 
-    async fn create(&self, topic: &str, partitions: i32) -> Result<(), AdminError> {
+    async fn create(
+        &self,
+        topic: &str,
+        partitions: i32,
+        settings: &TopicSettings,
+    ) -> Result<(), AdminError> {
         self.record(format!("Create {topic} {partitions}"));
         self.with_topics(|all| {
             if all.contains_key(topic) {
@@ -88,7 +172,13 @@ impl KafkaAdmin for FakeAdmin {
                     message: "Number of partitions must be larger than 0.".to_owned(),
                 });
             }
+            if let Some(refusal) = self.refusal(topic, settings) {
+                return Err(refusal);
+            }
             all.insert(topic.to_owned(), partitions);
+            if let Ok(mut recorded) = self.settings.lock() {
+                recorded.insert(topic.to_owned(), settings.clone());
+            }
             Ok(())
         })
     }
@@ -118,6 +208,9 @@ impl KafkaAdmin for FakeAdmin {
 
     async fn delete(&self, topic: &str) -> Result<(), AdminError> {
         self.record(format!("Delete {topic}"));
+        if let Ok(mut recorded) = self.settings.lock() {
+            recorded.remove(topic);
+        }
         self.with_topics(|all| {
             all.remove(topic)
                 .map(|_| ())
@@ -129,13 +222,75 @@ impl KafkaAdmin for FakeAdmin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hookline_contract::pipeline::TopicDefaults;
+
+    fn defaults() -> TopicSettings {
+        TopicSettings::default()
+    }
+
+    #[tokio::test]
+    async fn fake_records_the_settings_a_topic_was_created_with() {
+        let admin = FakeAdmin::default().with_brokers(3);
+        let defaults = TopicDefaults {
+            replication_factor: Some(3),
+            min_insync_replicas: Some(2),
+        };
+        let dlq = TopicSettings::dlq(&defaults);
+        admin.create("t.DLQ", 1, &dlq).await.unwrap();
+        assert_eq!(admin.settings("t.DLQ"), Some(dlq));
+        admin.delete("t.DLQ").await.unwrap();
+        assert_eq!(admin.settings("t.DLQ"), None);
+    }
+
+    #[tokio::test]
+    async fn fake_refuses_settings_a_broker_refuses_with_its_codes() {
+        let admin = FakeAdmin::default();
+        let replicated = |factor| TopicSettings {
+            replication_factor: factor,
+            ..TopicSettings::default()
+        };
+        // One broker: three replicas cannot be placed; zero is never valid.
+        for factor in [3, 0, -2] {
+            assert!(
+                matches!(
+                    admin.create("t", 1, &replicated(factor)).await,
+                    Err(AdminError::InvalidReplicationFactor { .. })
+                ),
+                "{factor}"
+            );
+        }
+        for (name, value) in [
+            ("min.insync.replicas", "0"),
+            ("retention.ms", "-2"),
+            ("max.message.bytes", "many"),
+            ("no.such.config", "1"),
+        ] {
+            let settings = TopicSettings {
+                configs: BTreeMap::from([(name.to_owned(), value.to_owned())]),
+                ..TopicSettings::default()
+            };
+            assert!(
+                matches!(
+                    admin.create("t", 1, &settings).await,
+                    Err(AdminError::InvalidConfig { .. })
+                ),
+                "{name}={value}"
+            );
+        }
+        assert!(admin.topics().is_empty(), "nothing refused was created");
+        // The broker's default replication and a DLQ's settings are fine.
+        admin
+            .create("t.DLQ", 1, &TopicSettings::dlq(&TopicDefaults::default()))
+            .await
+            .unwrap();
+    }
 
     #[tokio::test]
     async fn fake_refuses_what_a_broker_refuses() {
         let admin = FakeAdmin::default();
-        admin.create("t", 4).await.unwrap();
+        admin.create("t", 4, &defaults()).await.unwrap();
         assert_eq!(
-            admin.create("t", 4).await,
+            admin.create("t", 4, &defaults()).await,
             Err(AdminError::TopicAlreadyExists("t".into()))
         );
         assert!(matches!(
@@ -155,7 +310,7 @@ mod tests {
             Err(AdminError::UnknownTopic("missing".into()))
         );
         assert!(matches!(
-            admin.create("z", 0).await,
+            admin.create("z", 0, &defaults()).await,
             Err(AdminError::InvalidPartitions { .. })
         ));
         admin.grow("t", 6).await.unwrap();
@@ -165,7 +320,7 @@ mod tests {
     #[tokio::test]
     async fn fake_without_create_partitions_answers_unsupported() {
         let admin = FakeAdmin::new(false);
-        admin.create("t", 2).await.unwrap();
+        admin.create("t", 2, &defaults()).await.unwrap();
         assert_eq!(
             admin.grow("t", 4).await,
             Err(AdminError::Unsupported("CreatePartitions"))

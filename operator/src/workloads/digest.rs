@@ -20,7 +20,7 @@ use serde::Serialize;
 /// Secret.
 #[derive(Serialize)]
 struct IngestReads<'a> {
-    kafka: &'a KafkaSpec,
+    kafka: KafkaReads<'a>,
     routes: Vec<RouteReads<'a>>,
     signing_secret: &'a SecretRef,
 }
@@ -48,11 +48,29 @@ struct RouteReads<'a> {
 /// partitions without a restart.
 #[derive(Serialize)]
 struct WorkerReads<'a> {
-    kafka: &'a KafkaSpec,
+    kafka: KafkaReads<'a>,
     topic: &'a str,
     event_type: &'a str,
     pointers: &'a Pointers,
     shards: &'a [ShardSpec],
+}
+
+/// What a binary reads of `spec.kafka`: how to reach the brokers, not how the
+/// operator creates topics.
+#[derive(Serialize)]
+struct KafkaReads<'a> {
+    bootstrap_servers: &'a str,
+}
+
+impl<'a> KafkaReads<'a> {
+    fn of(kafka: &'a KafkaSpec) -> Self {
+        let KafkaSpec {
+            bootstrap_servers,
+            // The operator's alone, used when it creates topics.
+            topic_defaults: _,
+        } = kafka;
+        Self { bootstrap_servers }
+    }
 }
 
 /// The digest of what ingest reads of `spec`.
@@ -63,6 +81,8 @@ pub(super) fn ingest(spec: &PipelineSpec) -> String {
         // The workers' alone.
         shards: _,
         ingest,
+        // The workers' pods'.
+        workers: _,
         // The operator's alone.
         deletion_policy: _,
     } = spec;
@@ -70,6 +90,11 @@ pub(super) fn ingest(spec: &PipelineSpec) -> String {
         // The Deployment's, not the pod's.
         replicas: _,
         signing_secret_ref,
+        // Part of the pod template itself: a change to it rolls the pods
+        // without a digest.
+        template: _,
+        // Its own object's.
+        network_policy: _,
     } = ingest;
     let routes = topics
         .iter()
@@ -90,7 +115,7 @@ pub(super) fn ingest(spec: &PipelineSpec) -> String {
         })
         .collect();
     digest(&IngestReads {
-        kafka,
+        kafka: KafkaReads::of(kafka),
         routes,
         signing_secret: signing_secret_ref,
     })
@@ -105,6 +130,9 @@ pub(super) fn worker(spec: &PipelineSpec, topic: &TopicSpec) -> String {
         shards,
         // Ingest's alone.
         ingest: _,
+        // Part of the pod template itself: a change to it rolls the pods
+        // without a digest.
+        workers: _,
         // The operator's alone.
         deletion_policy: _,
     } = spec;
@@ -117,7 +145,7 @@ pub(super) fn worker(spec: &PipelineSpec, topic: &TopicSpec) -> String {
         invalid_policy: _,
     } = topic;
     digest(&WorkerReads {
-        kafka,
+        kafka: KafkaReads::of(kafka),
         topic: name,
         event_type,
         pointers,

@@ -346,3 +346,163 @@ fn every_pod_meets_the_restricted_pod_security_standard() {
         }
     }
 }
+
+fn labels_of(deployment: &Deployment) -> BTreeMap<String, String> {
+    deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone()
+        .unwrap()
+}
+
+#[test]
+fn pods_without_a_template_get_modest_requests_and_a_memory_limit() {
+    let children = children(&pipeline().build(), &BTreeMap::new(), &images());
+    for (deployment, defaults) in std::iter::once((&children.ingest, &INGEST_RESOURCES))
+        .chain(children.workers.iter().map(|w| (w, &WORKER_RESOURCES)))
+    {
+        let resources = pod(deployment).containers[0].resources.clone().unwrap();
+        let requests = resources.requests.unwrap();
+        assert_eq!(requests["cpu"].0, defaults.cpu_request);
+        assert_eq!(requests["memory"].0, defaults.memory_request);
+        assert_eq!(resources.limits.unwrap()["memory"].0, defaults.memory_limit);
+    }
+}
+
+#[test]
+fn a_template_shapes_the_pods_but_never_their_selector_labels() {
+    let mut pipeline = pipeline().build();
+    let template: hookline_contract::pipeline::PodTemplate = serde_json::from_value(serde_json::json!({
+        "resources": {"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}},
+        "nodeSelector": {"pool": "webhooks"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+        "priorityClassName": "high",
+        "imagePullSecrets": [{"name": "registry"}],
+        "podAnnotations": {"team": "payments", CONFIG_DIGEST: "forged"},
+        "podLabels": {
+            "team": "payments",
+            "app.kubernetes.io/instance": "someone-else",
+            "app.kubernetes.io/component": "other",
+            "hookline.dev/topic": "other"
+        },
+        "env": [{"name": "EXTRA", "value": "1"}, {"name": "HOOKLINE_INSTANCE_ID", "value": "forged"}]
+    }))
+    .unwrap();
+    pipeline.spec.ingest.template = Some(template.clone());
+    pipeline.spec.workers.template = Some(template);
+    let children = children(&pipeline, &BTreeMap::new(), &images());
+    for deployment in std::iter::once(&children.ingest).chain(&children.workers) {
+        let labels = labels_of(deployment);
+        let selector = deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .selector
+            .match_labels
+            .clone()
+            .unwrap();
+        for (key, value) in &selector {
+            assert_eq!(labels.get(key), Some(value), "{key} is the selector's");
+        }
+        assert_eq!(labels["team"], "payments");
+        let meta = deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap();
+        let annotations = meta.annotations.as_ref().unwrap();
+        assert_eq!(annotations["team"], "payments");
+        assert_ne!(annotations[CONFIG_DIGEST], "forged");
+        let pod = pod(deployment);
+        assert_eq!(pod.node_selector.as_ref().unwrap()["pool"], "webhooks");
+        assert_eq!(pod.tolerations.as_ref().unwrap().len(), 1);
+        assert_eq!(pod.priority_class_name.as_deref(), Some("high"));
+        assert_eq!(pod.image_pull_secrets.as_ref().unwrap()[0].name, "registry");
+        let container = &pod.containers[0];
+        assert_eq!(
+            container
+                .resources
+                .as_ref()
+                .unwrap()
+                .limits
+                .as_ref()
+                .unwrap()["memory"]
+                .0,
+            "1Gi"
+        );
+        let env = container.env.as_ref().unwrap();
+        assert!(env.iter().any(|e| e.name == "EXTRA"));
+        let ids: Vec<_> = env
+            .iter()
+            .filter(|e| e.name == "HOOKLINE_INSTANCE_ID")
+            .collect();
+        assert_eq!(ids.len(), 1, "never set twice");
+        if deployment.metadata.name.as_deref() != Some("payments-ingest") {
+            assert!(ids[0].value_from.is_some(), "the operator's own wins");
+        }
+    }
+}
+
+#[test]
+fn ingest_keeps_one_pod_through_drains_when_it_has_several() {
+    let two = children(&pipeline().build(), &BTreeMap::new(), &images());
+    let spec = two.ingest_budget.spec.unwrap();
+    assert_eq!(spec.min_available, Some(IntOrString::Int(1)));
+    assert_eq!(spec.max_unavailable, None);
+    assert_eq!(
+        spec.selector.unwrap().match_labels,
+        two.ingest.spec.unwrap().selector.match_labels
+    );
+    let mut one = pipeline().build();
+    one.spec.ingest.replicas = 1;
+    let one = children(&one, &BTreeMap::new(), &images())
+        .ingest_budget
+        .spec
+        .unwrap();
+    assert_eq!(
+        (one.min_available, one.max_unavailable),
+        (None, Some(IntOrString::Int(1)))
+    );
+}
+
+#[test]
+fn the_network_policy_exists_only_when_enabled_and_opens_the_webhook_port() {
+    let off = children(&pipeline().build(), &BTreeMap::new(), &images());
+    assert!(off.ingest_network_policy.is_none());
+    let on = children(
+        &pipeline().with_network_policy(true).build(),
+        &BTreeMap::new(),
+        &images(),
+    );
+    let policy = on.ingest_network_policy.unwrap().spec.unwrap();
+    let ingress = policy.ingress.unwrap();
+    assert_eq!(ingress.len(), 1, "metrics stay closed without metricsFrom");
+    assert_eq!(ingress[0].from, None, "webhooks from anyone without from");
+    assert_eq!(
+        ingress[0].ports.as_ref().unwrap()[0].port,
+        Some(IntOrString::Int(INGEST_PORT))
+    );
+}
+
+#[test]
+fn topic_defaults_roll_nothing_and_a_pool_size_rolls_only_the_workers() {
+    assert_eq!(
+        rolled_by(|p| p.spec.kafka.topic_defaults.replication_factor = Some(3)),
+        (false, false, false),
+        "only the operator reads them, when it creates topics"
+    );
+    assert_eq!(
+        rolled_by(|p| p.spec.shards[0].pool_size = Some(8)),
+        (false, true, true),
+        "every worker opens a pool to every shard, at startup"
+    );
+}

@@ -1,8 +1,10 @@
 //! The rdkafka admin implementation against the stack's broker (tansu): every
 //! operation it supports, and a clear answer for the one it does not.
 
+use hookline_contract::pipeline::TopicDefaults;
 use hookline_kafka::ClientSettings;
 use hookline_kafka::admin::{AdminError, KafkaAdmin, RdKafkaAdmin};
+use hookline_kafka::topics::TopicSettings;
 
 fn bootstrap() -> String {
     std::env::var("HOOKLINE_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
@@ -34,9 +36,12 @@ async fn topics_are_created_and_described_with_the_brokers_error_codes() {
     let admin = RdKafkaAdmin::new(&ClientSettings::new(bootstrap()), "test").unwrap();
     let topic = unique("admin");
 
-    admin.create(&topic, 3).await.unwrap();
+    admin
+        .create(&topic, 3, &TopicSettings::default())
+        .await
+        .unwrap();
     settled(&admin, &topic, Some(3)).await;
-    let again = admin.create(&topic, 3).await;
+    let again = admin.create(&topic, 3, &TopicSettings::default()).await;
     let seen = admin
         .partitions(&[topic.clone(), unique("missing")])
         .await
@@ -54,7 +59,10 @@ async fn topics_are_created_and_described_with_the_brokers_error_codes() {
 async fn growing_on_a_broker_without_create_partitions_is_unsupported() {
     let admin = RdKafkaAdmin::new(&ClientSettings::new(bootstrap()), "test").unwrap();
     let topic = unique("grow");
-    admin.create(&topic, 2).await.unwrap();
+    admin
+        .create(&topic, 2, &TopicSettings::default())
+        .await
+        .unwrap();
     settled(&admin, &topic, Some(2)).await;
 
     let grown = admin.grow(&topic, 4).await;
@@ -74,7 +82,10 @@ async fn deleting_a_topic_removes_it_and_a_second_delete_is_unknown_topic() {
     let broker = hookline_testkit::PrivateBroker::start().await;
     let admin = RdKafkaAdmin::new(&ClientSettings::new(broker.bootstrap.clone()), "test").unwrap();
     let topic = unique("delete");
-    admin.create(&topic, 1).await.unwrap();
+    admin
+        .create(&topic, 1, &TopicSettings::default())
+        .await
+        .unwrap();
     settled(&admin, &topic, Some(1)).await;
 
     admin.delete(&topic).await.unwrap();
@@ -93,12 +104,66 @@ async fn tansu_deletes_every_topic_when_asked_to_delete_one() {
     let broker = hookline_testkit::PrivateBroker::start().await;
     let admin = RdKafkaAdmin::new(&ClientSettings::new(broker.bootstrap.clone()), "test").unwrap();
     let (doomed, bystander) = (unique("doomed"), unique("bystander"));
-    admin.create(&doomed, 1).await.unwrap();
-    admin.create(&bystander, 1).await.unwrap();
+    admin
+        .create(&doomed, 1, &TopicSettings::default())
+        .await
+        .unwrap();
+    admin
+        .create(&bystander, 1, &TopicSettings::default())
+        .await
+        .unwrap();
     settled(&admin, &bystander, Some(1)).await;
     settled(&admin, &doomed, Some(1)).await;
 
     admin.delete(&doomed).await.unwrap();
 
     settled(&admin, &bystander, None).await;
+}
+
+/// What `hookline up` and the operator create on the one-broker development
+/// broker: a DLQ with `retention.ms=-1` and its `max.message.bytes`, with and
+/// without `topicDefaults` that one broker can satisfy.
+#[tokio::test]
+async fn topics_with_dlq_configs_and_topic_defaults_are_created_on_the_local_broker() {
+    let admin = RdKafkaAdmin::new(&ClientSettings::new(bootstrap()), "test").unwrap();
+    let one_broker = TopicDefaults {
+        replication_factor: Some(1),
+        min_insync_replicas: Some(1),
+    };
+    for defaults in [TopicDefaults::default(), one_broker] {
+        let main = unique("settings");
+        let dlq = format!("{main}.DLQ");
+        admin
+            .create(&main, 2, &TopicSettings::main(&defaults))
+            .await
+            .unwrap();
+        admin
+            .create(&dlq, 1, &TopicSettings::dlq(&defaults))
+            .await
+            .unwrap();
+        settled(&admin, &main, Some(2)).await;
+        settled(&admin, &dlq, Some(1)).await;
+        // Not deleted: tansu deletes every topic when asked to delete one
+        // (see above), which would pull the topics of the other tests away.
+    }
+}
+
+/// tansu 0.6.0 checks neither: it creates a topic with three replicas on its
+/// one broker, and with a config Kafka does not know. The fake answers as
+/// Apache Kafka does (INVALID_REPLICATION_FACTOR, INVALID_CONFIG), which is
+/// what a production cluster says; this test notices when tansu starts to.
+#[tokio::test]
+async fn tansu_accepts_any_replication_factor_and_topic_config() {
+    let admin = RdKafkaAdmin::new(&ClientSettings::new(bootstrap()), "test").unwrap();
+    let three = TopicSettings::main(&TopicDefaults {
+        replication_factor: Some(3),
+        min_insync_replicas: Some(2),
+    });
+    let mut unknown = TopicSettings::default();
+    unknown
+        .configs
+        .insert("no.such.config".to_owned(), "1".to_owned());
+
+    assert_eq!(admin.create(&unique("rf3"), 1, &three).await, Ok(()));
+    assert_eq!(admin.create(&unique("config"), 1, &unknown).await, Ok(()));
 }

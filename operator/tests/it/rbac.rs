@@ -292,6 +292,7 @@ async fn live_and_die(cluster: &Cluster) {
         pipeline()
             .with_deletion_policy(DeletionPolicy::Delete)
             .with_partitions("refunds.webhooks", 2)
+            .with_network_policy(true)
     };
     cluster.apply(payments());
     cluster.reconcile().await; // the finalizer
@@ -316,13 +317,24 @@ async fn live_and_die(cluster: &Cluster) {
     });
     cluster.reconcile().await;
 
-    // A topic leaves the spec: its workers are pruned.
+    // A topic leaves the spec: its workers are pruned; the NetworkPolicy is
+    // disabled: it is deleted.
     cluster.apply(
         payments()
             .with_partitions("orders.webhooks", 6)
-            .without_topic("refunds.webhooks"),
+            .without_topic("refunds.webhooks")
+            .with_network_policy(false),
     );
     cluster.reconcile().await;
+    assert!(
+        cluster
+            .api
+            .get(
+                "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies",
+                "payments-ingest"
+            )
+            .is_none()
+    );
     assert!(
         cluster
             .api
@@ -364,6 +376,10 @@ fn run_needs() -> Vec<(&'static str, &'static str, &'static str)> {
         ("hookline.dev", "webhookpipelines", "patch"),
         ("apps", "deployments", "list"),
         ("apps", "deployments", "watch"),
+        ("policy", "poddisruptionbudgets", "list"),
+        ("policy", "poddisruptionbudgets", "watch"),
+        ("networking.k8s.io", "networkpolicies", "list"),
+        ("networking.k8s.io", "networkpolicies", "watch"),
         ("coordination.k8s.io", "leases", "create"),
         ("coordination.k8s.io", "leases", "get"),
         ("coordination.k8s.io", "leases", "patch"),

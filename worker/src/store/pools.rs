@@ -32,13 +32,19 @@ struct Shard {
 impl Pools {
     /// Pools that connect on first use, so that a shard that is down at
     /// startup delays only its own writes. `urls` are (name, connection
-    /// string) pairs.
-    pub fn connect_lazy(urls: &[(String, String)], connections: u32) -> Result<Self, sqlx::Error> {
+    /// string) pairs; `connections` the size of each one's pool, in the same
+    /// order (a shard without one gets a single connection).
+    pub fn connect_lazy(
+        urls: &[(String, String)],
+        connections: &[u32],
+    ) -> Result<Self, sqlx::Error> {
         let shards = urls
             .iter()
-            .map(|(name, url)| {
+            .enumerate()
+            .map(|(index, (name, url))| {
+                let size = connections.get(index).copied().unwrap_or(1).max(1);
                 let pool = PgPoolOptions::new()
-                    .max_connections(connections)
+                    .max_connections(size)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_lazy(url)?;
                 Ok(Shard {

@@ -85,13 +85,21 @@ async fn events_out_of_order_leave_the_newest_state() {
     let pipeline = Pipeline::orders().await;
     let user = "user-3";
     pipeline
-        .produce(&ev(user, "evt_3", "ord_1").at(3_000).status("refunded"))
+        .produce(
+            &ev(user, "evt_3", "ord_1")
+                .at(1_700_003_000)
+                .status("refunded"),
+        )
         .await;
     pipeline
-        .produce(&ev(user, "evt_1", "ord_1").at(1_000).status("created"))
+        .produce(
+            &ev(user, "evt_1", "ord_1")
+                .at(1_700_001_000)
+                .status("created"),
+        )
         .await;
     pipeline
-        .produce(&ev(user, "evt_2", "ord_1").at(2_000).status("paid"))
+        .produce(&ev(user, "evt_2", "ord_1").at(1_700_002_000).status("paid"))
         .await;
 
     let mut worker = pipeline.workers().await;

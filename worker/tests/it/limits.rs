@@ -20,6 +20,7 @@ use serde_json::json;
 use sqlx::Executor;
 use tokio::process::{Child, Command};
 
+use hookline_kafka::topics::TopicSettings;
 use hookline_kafka::{ClientSettings, Envelope};
 use hookline_testkit::PrivateBroker;
 
@@ -232,10 +233,13 @@ impl WithoutDlq {
         let kafka = ClientSettings::new(&broker.bootstrap);
         let topic = format!("orders-{}", uuid::Uuid::new_v4().simple());
         let admin = RdKafkaAdmin::new(&kafka, "hookline-worker-test").unwrap();
-        tokio::time::timeout(DEADLINE, admin.create(&topic, PARTITIONS))
-            .await
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(
+            DEADLINE,
+            admin.create(&topic, PARTITIONS, &TopicSettings::default()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         let shards = [TestDb::empty().await, TestDb::empty().await];
         let dir = tempfile::tempdir().unwrap();
         let secrets = dir.path().join("secrets");
@@ -275,7 +279,10 @@ impl WithoutDlq {
 
     async fn create_dlq(&self) {
         let admin = RdKafkaAdmin::new(&self.kafka, "hookline-worker-test").unwrap();
-        admin.create(&self.dlq(), 1).await.unwrap();
+        admin
+            .create(&self.dlq(), 1, &TopicSettings::default())
+            .await
+            .unwrap();
     }
 
     /// Produces `value` on `user`'s partition, with a valid envelope or none.

@@ -254,14 +254,17 @@ impl Pipeline {
 pub async fn create_topics(topics: &[(&str, i32)]) {
     let admin = RdKafkaAdmin::new(&kafka(), "hookline-worker-test").unwrap();
     for (name, partitions) in topics {
-        let created = tokio::time::timeout(DEADLINE, admin.create(name, *partitions))
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the broker at {} did not answer; run `scripts/stack up`",
-                    bootstrap()
-                )
-            });
+        let created = tokio::time::timeout(
+            DEADLINE,
+            admin.create(name, *partitions, &Default::default()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the broker at {} did not answer; run `scripts/stack up`",
+                bootstrap()
+            )
+        });
         if let Err(error) = created {
             panic!("creating {name}: {error}");
         }
