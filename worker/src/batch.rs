@@ -243,13 +243,20 @@ impl<E: Event> Batch<E> {
                 (shard, rows, events)
             })
             .collect();
+        let payloads: Vec<Vec<&str>> = by_shard
+            .iter()
+            .map(|(_, rows, _)| self.payloads(rows))
+            .collect();
         // The shards are independent: their transactions run at once.
-        let attempts = join_all(by_shard.iter().map(|(shard, _, events)| async move {
-            tokio::time::timeout(deadline, pools.write(*shard, events))
-                .await
-                .unwrap_or(Err(store::Error::Timeout(deadline)))
-        }))
+        let attempts = join_all(by_shard.iter().zip(&payloads).map(
+            |((shard, _, events), payloads)| async move {
+                tokio::time::timeout(deadline, pools.write(*shard, events, payloads))
+                    .await
+                    .unwrap_or(Err(store::Error::Timeout(deadline)))
+            },
+        ))
         .await;
+        drop(payloads);
         let mut failure = None;
         for ((shard, rows, events), attempt) in by_shard.into_iter().zip(attempts) {
             let done = match attempt {
@@ -297,6 +304,25 @@ impl<E: Event> Batch<E> {
             .collect()
     }
 
+    /// The JSON texts of the records at `rows` that an attempt took, in
+    /// order: the store reads them from the records, so that a payload is
+    /// held once, as the bytes it arrived in.
+    fn payloads(&self, rows: &[usize]) -> Vec<&str> {
+        rows.iter()
+            .filter(|&&i| matches!(self.slots[i].state, State::Writing))
+            .map(|&i| self.payload(i))
+            .collect()
+    }
+
+    /// The JSON text of the record at `i`. Decoding parsed it, so it is
+    /// UTF-8; were it not, the empty text would make PostgreSQL refuse the
+    /// row (22P02) and the record would be dead-lettered, never stored as
+    /// something else.
+    fn payload(&self, i: usize) -> &str {
+        let bytes = self.slots[i].record.payload().unwrap_or_default();
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+
     /// The transaction of `events` (taken from `rows`) failed: they are
     /// pending again.
     fn put_back(&mut self, shard: usize, rows: &[usize], events: Vec<E>) {
@@ -339,7 +365,8 @@ impl<E: Event> Batch<E> {
             let State::Pending { event, .. } = &self.slots[i].state else {
                 continue;
             };
-            let write = pools.write(shard, std::slice::from_ref(event));
+            let payload = [self.payload(i)];
+            let write = pools.write(shard, std::slice::from_ref(event), &payload);
             let attempt = tokio::time::timeout(deadline, write)
                 .await
                 .unwrap_or(Err(store::Error::Timeout(deadline)));

@@ -102,7 +102,6 @@ pub fn decode(inspector: &Inspector, record: RecordView<'_>) -> Result<Fields, P
         provider_event_id: inspected.provider_event_id,
         event_type: inspected.event_type,
         user_id: inspected.user_id,
-        payload,
     })
 }
 

@@ -176,7 +176,9 @@ async fn receive(
     };
     let event = OrderEvent::from(fields);
     let shard = shard_for(&inspected.user_id, baseline.shards.count()).unwrap_or(0) as usize;
-    match baseline.shards.write(shard, &[event]).await {
+    // The body is JSON (decoding parsed it), so UTF-8.
+    let payload = [std::str::from_utf8(&body).unwrap_or_default()];
+    match baseline.shards.write(shard, &[event], &payload).await {
         Ok(_) => StatusCode::OK,
         Err(error) => match error.class() {
             ErrorClass::Permanent(_) => StatusCode::BAD_REQUEST,

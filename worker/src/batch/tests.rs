@@ -28,7 +28,6 @@ fn fields(user: &str) -> Fields {
         occurred_at: Utc::now(),
         rank: 2,
         received_at: Utc::now(),
-        payload: serde_json::Value::Null,
     }
 }
 

@@ -58,12 +58,22 @@ impl Foldable for DisputeEvent {
 ///
 /// An event already in `dispute_events` (or earlier in the batch) is reported as
 /// [`Stored::AlreadyStored`]. The state of a dispute only moves forward.
+///
+/// `payloads` are the events' JSON texts, in batch order; PostgreSQL parses
+/// each into `jsonb` (an invalid one is refused as SQLSTATE 22P02).
 pub async fn store_dispute_events(
     tx: &mut Transaction<'_, Postgres>,
     events: &[DisputeEvent],
+    payloads: &[&str],
 ) -> Result<Vec<Stored>> {
+    if payloads.len() != events.len() {
+        return Err(Error::PayloadsMismatch {
+            events: events.len(),
+            payloads: payloads.len(),
+        });
+    }
     let distinct = fold::first_occurrences(events);
-    let inserted = insert_events(tx, events, &distinct).await?;
+    let inserted = insert_events(tx, events, payloads, &distinct).await?;
     upsert_state(tx, events, &fold::newest_per_entity(events, &distinct)).await?;
     Ok(fold::outcomes(events.len(), &distinct, &inserted))
 }
@@ -73,6 +83,7 @@ pub async fn store_dispute_events(
 async fn insert_events(
     tx: &mut Transaction<'_, Postgres>,
     events: &[DisputeEvent],
+    payloads: &[&str],
     rows: &[usize],
 ) -> Result<Vec<i64>> {
     sqlx::query_scalar!(
@@ -80,7 +91,7 @@ async fn insert_events(
         WITH input AS (
             SELECT * FROM UNNEST(
                 $1::text[], $2::text[], $3::timestamptz[], $4::uuid[], $5::text[],
-                $6::text[], $7::text[], $8::timestamptz[], $9::jsonb[])
+                $6::text[], $7::text[], $8::timestamptz[], $9::text[])
             WITH ORDINALITY AS i(dispute_id, provider_event_id, created_at, event_id,
                                  order_id, user_id, event_type, received_at, payload, n)
         ), inserted AS (
@@ -88,7 +99,7 @@ async fn insert_events(
                 (dispute_id, provider_event_id, created_at, event_id, order_id,
                  user_id, event_type, received_at, payload)
             SELECT dispute_id, provider_event_id, created_at, event_id, order_id,
-                   user_id, event_type, received_at, payload
+                   user_id, event_type, received_at, payload::jsonb
             FROM input
             ON CONFLICT (dispute_id, provider_event_id, created_at) DO NOTHING
             RETURNING dispute_id, provider_event_id, created_at
@@ -104,7 +115,9 @@ async fn insert_events(
         &column(events, rows, |e| e.user_id.clone()),
         &column(events, rows, |e| e.event_type.clone()),
         &column(events, rows, |e| e.received_at),
-        &column(events, rows, |e| e.payload.clone()),
+        // Borrowed texts, where the macro would want owned ones: the same
+        // text[] to PostgreSQL, without a copy of each payload.
+        &column(payloads, rows, |p| *p) as _,
     )
     .fetch_all(&mut **tx)
     .await

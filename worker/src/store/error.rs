@@ -39,6 +39,10 @@ pub enum Error {
     /// Upserting the latest state into `disputes` failed.
     #[error("upserting disputes failed")]
     UpsertDisputes(#[source] sqlx::Error),
+    /// A batch came with another number of payloads than events (a bug:
+    /// retried, so that it stalls visibly instead of storing wrong payloads).
+    #[error("{events} events came with {payloads} payloads")]
+    PayloadsMismatch { events: usize, payloads: usize },
 }
 
 /// Whether an error is worth retrying, and if not, why the record is refused.
@@ -65,6 +69,7 @@ impl Error {
             Error::UpsertOrders(_) => "upsert_orders",
             Error::InsertDisputeEvents(_) => "insert_dispute_events",
             Error::UpsertDisputes(_) => "upsert_disputes",
+            Error::PayloadsMismatch { .. } => "payloads_mismatch",
         }
     }
 
@@ -78,7 +83,10 @@ impl Error {
 
     fn sql_error(&self) -> Option<&sqlx::Error> {
         match self {
-            Error::Migrate(_) | Error::Timeout(_) | Error::UnknownShard(_) => None,
+            Error::Migrate(_)
+            | Error::Timeout(_)
+            | Error::UnknownShard(_)
+            | Error::PayloadsMismatch { .. } => None,
             Error::EnsurePartitions(e)
             | Error::Begin(e)
             | Error::Commit(e)

@@ -66,8 +66,6 @@ pub struct Fields {
     pub rank: i16,
     /// When ingest received this copy of the event.
     pub received_at: DateTime<Utc>,
-    /// The provider's payload.
-    pub payload: serde_json::Value,
 }
 
 /// The event of one storage ([`hookline_contract::Storage`]), as its
@@ -76,10 +74,13 @@ pub struct Fields {
 /// never split by kind.
 pub trait Event: From<Fields> + Clone + Send + Sync {
     /// Stores a batch in `tx` and brings the latest state up to date: one
-    /// outcome per event, in batch order.
+    /// outcome per event, in batch order. `payloads` are the events' JSON
+    /// texts, in the same order: borrowed from the records they came in, so
+    /// that a payload is held once, as its record's bytes.
     fn store_batch(
         tx: &mut Transaction<'_, Postgres>,
         events: &[Self],
+        payloads: &[&str],
     ) -> impl Future<Output = Result<Vec<Stored>>> + Send;
 }
 
@@ -87,8 +88,9 @@ impl Event for OrderEvent {
     fn store_batch(
         tx: &mut Transaction<'_, Postgres>,
         events: &[Self],
+        payloads: &[&str],
     ) -> impl Future<Output = Result<Vec<Stored>>> + Send {
-        store_order_events(tx, events)
+        store_order_events(tx, events, payloads)
     }
 }
 
@@ -96,7 +98,8 @@ impl Event for DisputeEvent {
     fn store_batch(
         tx: &mut Transaction<'_, Postgres>,
         events: &[Self],
+        payloads: &[&str],
     ) -> impl Future<Output = Result<Vec<Stored>>> + Send {
-        store_dispute_events(tx, events)
+        store_dispute_events(tx, events, payloads)
     }
 }

@@ -58,12 +58,22 @@ impl Foldable for OrderEvent {
 /// An event already in `order_events` (or earlier in the batch) is reported as
 /// [`Stored::AlreadyStored`]. The state of an order only moves forward: an event
 /// older than the stored state leaves it as it is.
+///
+/// `payloads` are the events' JSON texts, in batch order; PostgreSQL parses
+/// each into `jsonb` (an invalid one is refused as SQLSTATE 22P02).
 pub async fn store_order_events(
     tx: &mut Transaction<'_, Postgres>,
     events: &[OrderEvent],
+    payloads: &[&str],
 ) -> Result<Vec<Stored>> {
+    if payloads.len() != events.len() {
+        return Err(Error::PayloadsMismatch {
+            events: events.len(),
+            payloads: payloads.len(),
+        });
+    }
     let distinct = fold::first_occurrences(events);
-    let inserted = insert_events(tx, events, &distinct).await?;
+    let inserted = insert_events(tx, events, payloads, &distinct).await?;
     upsert_state(tx, events, &fold::newest_per_entity(events, &distinct)).await?;
     Ok(fold::outcomes(events.len(), &distinct, &inserted))
 }
@@ -73,6 +83,7 @@ pub async fn store_order_events(
 async fn insert_events(
     tx: &mut Transaction<'_, Postgres>,
     events: &[OrderEvent],
+    payloads: &[&str],
     rows: &[usize],
 ) -> Result<Vec<i64>> {
     sqlx::query_scalar!(
@@ -80,7 +91,7 @@ async fn insert_events(
         WITH input AS (
             SELECT * FROM UNNEST(
                 $1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[],
-                $6::timestamptz[], $7::timestamptz[], $8::jsonb[])
+                $6::timestamptz[], $7::timestamptz[], $8::text[])
             WITH ORDINALITY AS i(order_id, provider_event_id, event_id, user_id,
                                  event_type, created_at, received_at, payload, n)
         ), inserted AS (
@@ -88,7 +99,7 @@ async fn insert_events(
                 (order_id, provider_event_id, event_id, user_id, event_type,
                  created_at, received_at, payload)
             SELECT order_id, provider_event_id, event_id, user_id, event_type,
-                   created_at, received_at, payload
+                   created_at, received_at, payload::jsonb
             FROM input
             ON CONFLICT (order_id, provider_event_id) DO NOTHING
             RETURNING order_id, provider_event_id
@@ -103,7 +114,9 @@ async fn insert_events(
         &column(events, rows, |e| e.event_type.clone()),
         &column(events, rows, |e| e.occurred_at),
         &column(events, rows, |e| e.received_at),
-        &column(events, rows, |e| e.payload.clone()),
+        // Borrowed texts, where the macro would want owned ones: the same
+        // text[] to PostgreSQL, without a copy of each payload.
+        &column(payloads, rows, |p| *p) as _,
     )
     .fetch_all(&mut **tx)
     .await

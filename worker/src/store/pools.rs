@@ -83,20 +83,30 @@ impl Pools {
     /// Writes `events` to `shard` in one transaction, within its write timeout;
     /// one outcome per event. A write cut short is rolled back with its
     /// connection and counts as transient.
-    pub async fn write<E: Event>(&self, shard: usize, events: &[E]) -> Result<Vec<Stored>> {
-        tokio::time::timeout(self.write_timeout, self.write_now(shard, events))
+    pub async fn write<E: Event>(
+        &self,
+        shard: usize,
+        events: &[E],
+        payloads: &[&str],
+    ) -> Result<Vec<Stored>> {
+        tokio::time::timeout(self.write_timeout, self.write_now(shard, events, payloads))
             .await
             .unwrap_or(Err(Error::Timeout(self.write_timeout)))
     }
 
-    async fn write_now<E: Event>(&self, shard: usize, events: &[E]) -> Result<Vec<Stored>> {
+    async fn write_now<E: Event>(
+        &self,
+        shard: usize,
+        events: &[E],
+        payloads: &[&str],
+    ) -> Result<Vec<Stored>> {
         let pool = &self
             .shards
             .get(shard)
             .ok_or(Error::UnknownShard(shard))?
             .pool;
         let mut tx = pool.begin().await.map_err(Error::Begin)?;
-        let outcomes = E::store_batch(&mut tx, events).await?;
+        let outcomes = E::store_batch(&mut tx, events, payloads).await?;
         tx.commit().await.map_err(Error::Commit)?;
         Ok(outcomes)
     }

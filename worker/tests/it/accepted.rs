@@ -136,16 +136,19 @@ async fn every_payload_ingest_accepts_is_stored_by_a_real_shard() {
     let mut runner = TestRunner::deterministic();
     let strategy = order();
     let mut events = Vec::new();
+    let mut texts = Vec::new();
     while events.len() < 400 {
         let payload = strategy.new_tree(&mut runner).unwrap().current();
         if let Some(decoded) = decoded(&inspector, &payload) {
             events.push(decoded.unwrap());
+            texts.push(payload.to_string());
         }
     }
     let db = TestDb::migrated().await;
-    for chunk in events.chunks(50) {
+    for (chunk, texts) in events.chunks(50).zip(texts.chunks(50)) {
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let mut tx = db.pool.begin().await.unwrap();
-        let stored = store_order_events(&mut tx, chunk)
+        let stored = store_order_events(&mut tx, chunk, &texts)
             .await
             .unwrap_or_else(|e| panic!("{e}: {:?} in {chunk:#?}", e.sqlstate()));
         tx.commit().await.unwrap();

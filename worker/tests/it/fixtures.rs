@@ -24,7 +24,6 @@ pub fn order(order_id: &str, provider_event_id: &str) -> OrderEvent {
         occurred_at: at(1_000),
         rank: 0,
         received_at: Utc::now(),
-        payload: json!({"id": provider_event_id, "data": {"order_id": order_id}}),
     })
 }
 
@@ -43,8 +42,21 @@ pub fn dispute(dispute_id: &str, provider_event_id: &str) -> DisputeEvent {
         occurred_at: at(1_000),
         rank: 0,
         received_at: Utc::now(),
-        payload: json!({"id": provider_event_id, "data": {"dispute_id": dispute_id}}),
     })
+}
+
+/// The JSON text the store is given with each event: its ids, enough to
+/// see in the row which payload went with which event.
+pub fn payloads(events: &[impl std::ops::Deref<Target = Fields>]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| json!({"id": e.provider_event_id, "data": {"entity": e.entity_id}}).to_string())
+        .collect()
+}
+
+/// Borrowed, as the store takes them.
+pub fn texts(payloads: &[String]) -> Vec<&str> {
+    payloads.iter().map(String::as_str).collect()
 }
 
 /// Builder methods shared by both event kinds.

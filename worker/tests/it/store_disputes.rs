@@ -5,7 +5,7 @@ use hookline_worker::store::{
     DisputeEvent, Stored, ensure_dispute_partitions, store_dispute_events,
 };
 
-use crate::fixtures::{EventExt, dispute};
+use crate::fixtures::{EventExt, dispute, payloads, texts};
 use crate::support::TestDb;
 
 /// 1999-03-10, a month no partition exists for.
@@ -16,7 +16,8 @@ const MAY_2031: i64 = 1_937_001_600;
 /// One event in its own transaction.
 async fn store_one(db: &TestDb, event: &DisputeEvent) -> Stored {
     let mut tx = db.pool.begin().await.unwrap();
-    let [stored] = store_dispute_events(&mut tx, std::slice::from_ref(event))
+    let events = std::slice::from_ref(event);
+    let [stored] = store_dispute_events(&mut tx, events, &texts(&payloads(events)))
         .await
         .unwrap()
         .try_into()
@@ -101,8 +102,12 @@ async fn older_event_after_newer_keeps_the_newer_state() {
         let mut tx = db.pool.begin().await.unwrap();
         let newer = dispute("dp1", "evt_2").at(2_000).status("won");
         let older = dispute("dp1", "evt_1").at(1_000).status("needs_response");
-        let first = store_dispute_events(&mut tx, &[newer]).await.unwrap();
-        let second = store_dispute_events(&mut tx, &[older]).await.unwrap();
+        let first = store_dispute_events(&mut tx, &[newer], &["{}"])
+            .await
+            .unwrap();
+        let second = store_dispute_events(&mut tx, &[older], &["{}"])
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         [first, second].concat()
     };
@@ -123,7 +128,7 @@ async fn batch_with_the_same_event_twice_stores_it_once() {
     let event = dispute("dp1", "evt_1");
     let mut tx = db.pool.begin().await.unwrap();
 
-    let outcomes = store_dispute_events(&mut tx, &[event.clone(), event])
+    let outcomes = store_dispute_events(&mut tx, &[event.clone(), event], &["{}", "{}"])
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -214,12 +219,14 @@ async fn month_partition_creation_racing_inserts_refuses_and_loses_nothing() {
                             dispute(&format!("dp{writer}"), &format!("evt_{writer}_{written}"))
                                 .at(at);
                         let mut tx = pool.begin().await.unwrap();
-                        store_dispute_events(&mut tx, &[event]).await.map_err(|e| {
-                            format!(
-                                "insert {written} of writer {writer} failed: {e}: {:?}",
-                                e.sqlstate()
-                            )
-                        })?;
+                        store_dispute_events(&mut tx, &[event], &["{}"])
+                            .await
+                            .map_err(|e| {
+                                format!(
+                                    "insert {written} of writer {writer} failed: {e}: {:?}",
+                                    e.sqlstate()
+                                )
+                            })?;
                         tx.commit().await.unwrap();
                         written += 1;
                         if written == 1 && writer == 0 {

@@ -3,7 +3,7 @@
 use hookline_contract::Reason;
 use hookline_worker::store::{ErrorClass, OrderEvent, Stored, store_order_events};
 
-use crate::fixtures::{EventExt, order};
+use crate::fixtures::{EventExt, order, payloads, texts};
 use crate::support::TestDb;
 
 /// One event in its own transaction.
@@ -17,7 +17,10 @@ async fn store_one(db: &TestDb, event: &OrderEvent) -> Stored {
 
 async fn store_batch(db: &TestDb, events: &[OrderEvent]) -> Vec<Stored> {
     let mut tx = db.pool.begin().await.unwrap();
-    let stored = store_order_events(&mut tx, events).await.unwrap();
+    let payloads = payloads(events);
+    let stored = store_order_events(&mut tx, events, &texts(&payloads))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     stored
 }
@@ -202,7 +205,8 @@ async fn refused_row_is_a_permanent_constraint_violation() {
     let db = TestDb::migrated().await;
     let mut tx = db.pool.begin().await.unwrap();
 
-    let error = store_order_events(&mut tx, &[order("o1", "evt_1").currency("EURO")])
+    let events = [order("o1", "evt_1").currency("EURO")];
+    let error = store_order_events(&mut tx, &events, &texts(&payloads(&events)))
         .await
         .unwrap_err();
 
