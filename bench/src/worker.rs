@@ -135,7 +135,8 @@ async fn worker_run(
     let pipeline = dir.path().join("pipeline.yaml");
     std::fs::write(&pipeline, &manifest_text)?;
     let manifest = hookline_contract::pipeline::PipelineManifest::from_yaml(&manifest_text)?;
-    topics::reconcile(&manifest.spec).await?;
+    let kafka = ClientSettings::new(args.stack.broker.bootstrap.clone());
+    topics::reconcile(&manifest.spec, &kafka).await?;
     produce(&args.stack.broker.bootstrap, &topic, payloads).await?;
 
     // Only the workers: one pinned to each partition, as `hookline up` runs

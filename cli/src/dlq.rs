@@ -135,7 +135,7 @@ struct Listed {
 
 async fn list(filter: Filter) -> anyhow::Result<()> {
     let manifest = filter.pipeline.manifest()?;
-    let kafka = ClientSettings::of(&manifest.spec.kafka);
+    let kafka = filter.pipeline.kafka(&manifest)?;
     let json = filter.output.is_json();
     let mut documents = Vec::new();
     for topic in filter.topics(&manifest)? {
@@ -236,7 +236,7 @@ struct Replayed {
 
 async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
     let manifest = filter.pipeline.manifest()?;
-    let kafka = ClientSettings::of(&manifest.spec.kafka);
+    let kafka = filter.pipeline.kafka(&manifest)?;
     let producer = Producer::new(&kafka.producer("hookline-dlq-replay"), ACK_TIMEOUT)
         .context("creating the replay producer")?;
     let json = filter.output.is_json();

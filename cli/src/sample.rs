@@ -67,7 +67,7 @@ pub async fn send_and_report(
         .with_context(|| format!("no whsec_ secret in {signing}/standard-webhooks"))?;
     let Sample { webhooks, expected } = sample(manifest)?;
     let shards = shards::connect(&manifest.spec, &secrets).await?;
-    let kafka = ClientSettings::of(&manifest.spec.kafka);
+    let kafka = ClientSettings::of(&manifest.spec.kafka, &secrets)?;
     let before = rows(&shards).await?;
     let dlq_before = dlq_depth(&kafka, manifest).await?;
     let duplicates_before = processes::metric_sum(running, DUPLICATES_METRIC).await;

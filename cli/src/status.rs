@@ -2,7 +2,7 @@
 //! DLQ depth, from the manifest and the secrets `hookline up` runs with.
 
 use hookline_contract::headers::dlq_topic;
-use hookline_kafka::{ClientSettings, offsets};
+use hookline_kafka::offsets;
 
 use crate::local::{PipelineFiles, shards};
 
@@ -15,7 +15,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let manifest = args.pipeline.manifest()?;
-    let kafka = ClientSettings::of(&manifest.spec.kafka);
+    let kafka = args.pipeline.kafka(&manifest)?;
     println!(
         "pipeline {} (broker {})",
         manifest.metadata.name,

@@ -265,7 +265,8 @@ impl<'a> Supervisor<'a> {
     /// so that one worker runs per partition the broker has.
     async fn apply(&mut self) -> anyhow::Result<()> {
         let manifest = self.args.pipeline.manifest()?;
-        let partitions = topics::reconcile(&manifest.spec).await?;
+        let kafka = self.args.pipeline.kafka(&manifest)?;
+        let partitions = topics::reconcile(&manifest.spec, &kafka).await?;
         let specs = processes::specs(&manifest.spec, &partitions, &self.layout);
         let names: Vec<&str> = specs.iter().map(|w| w.name.as_str()).collect();
         let extra: Vec<String> = self

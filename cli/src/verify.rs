@@ -20,7 +20,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use hookline_contract::event_types;
-use hookline_kafka::ClientSettings;
 
 use crate::local::PipelineFiles;
 use crate::local::shards;
@@ -68,7 +67,7 @@ pub async fn run(args: Args) -> ExitCode {
 pub async fn audit(pipeline: &PipelineFiles) -> anyhow::Result<Report> {
     let manifest = pipeline.manifest().context("reading the manifest")?;
     let shards = shards::connect(&manifest.spec, &pipeline.secrets()).await?;
-    let kafka = ClientSettings::of(&manifest.spec.kafka);
+    let kafka = pipeline.kafka(&manifest)?;
     let mut report = Report::default();
     let result = async {
         for topic in &manifest.spec.topics {

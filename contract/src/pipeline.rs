@@ -121,6 +121,65 @@ pub struct KafkaSpec {
     /// Settings of the topics the operator (or `hookline up`) creates.
     #[serde(default, skip_serializing_if = "TopicDefaults::is_empty")]
     pub topic_defaults: TopicDefaults,
+    /// TLS to the brokers; absent: plaintext (or SASL over plaintext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<KafkaTls>,
+    /// SASL authentication; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<KafkaSasl>,
+}
+
+/// TLS to the brokers. Every reference is to a PEM file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(
+    feature = "kube",
+    x_kube(validation = Rule::new("has(self.certSecretRef) == has(self.keySecretRef)").message("tls.certSecretRef and tls.keySecretRef go together: a client certificate needs its key"))
+)]
+pub struct KafkaTls {
+    /// The CA that signed the brokers' certificates; absent: the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// A client certificate, for brokers that authenticate clients by TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_secret_ref: Option<SecretKeyRef>,
+    /// The client certificate's private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_secret_ref: Option<SecretKeyRef>,
+}
+
+/// SASL authentication to the brokers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaSasl {
+    pub mechanism: SaslMechanism,
+    pub username_secret_ref: SecretKeyRef,
+    pub password_secret_ref: SecretKeyRef,
+}
+
+/// The SASL mechanisms hookline's clients speak (librdkafka's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+pub enum SaslMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    /// The value of librdkafka's `sasl.mechanism`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
 }
 
 /// Settings of the topics hookline creates; an existing (adopted) topic keeps
@@ -240,6 +299,9 @@ pub struct ShardSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 262143)))]
     pub max_connections: Option<i32>,
+    /// A PEM root certificate for the shard's TLS: the `sslrootcert` of its URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
 }
 
 /// Connections a worker pod opens to a shard when the spec does not say: the
@@ -376,6 +438,14 @@ impl PipelineSpec {
         if self.kafka.bootstrap_servers.trim().is_empty() {
             problems.push("kafka.bootstrapServers is empty".to_owned());
         }
+        if let Some(tls) = &self.kafka.tls
+            && tls.cert_secret_ref.is_some() != tls.key_secret_ref.is_some()
+        {
+            problems.push(
+                "kafka.tls: certSecretRef and keySecretRef go together (a client certificate needs its key)"
+                    .to_owned(),
+            );
+        }
         if self.shards.is_empty() {
             problems.push("shards is empty: at least one shard is needed".to_owned());
         }
@@ -483,6 +553,46 @@ spec:
 
     fn example() -> PipelineManifest {
         PipelineManifest::from_yaml(EXAMPLE).unwrap()
+    }
+
+    #[test]
+    fn kafka_security_parses_with_the_designs_field_names() {
+        let text = EXAMPLE.replace(
+            "bootstrapServers: \"127.0.0.1:9092\"",
+            r#"bootstrapServers: "kafka:9093"
+    tls:
+      caSecretRef: {name: kafka-ca, key: ca.crt}
+    sasl:
+      mechanism: SCRAM-SHA-512
+      usernameSecretRef: {name: kafka-user, key: username}
+      passwordSecretRef: {name: kafka-user, key: password}"#,
+        );
+        let spec = PipelineManifest::from_yaml(&text).unwrap().spec;
+        let tls = spec.kafka.tls.unwrap();
+        assert_eq!(tls.ca_secret_ref.unwrap().name, "kafka-ca");
+        assert_eq!(tls.cert_secret_ref, None);
+        let sasl = spec.kafka.sasl.unwrap();
+        assert_eq!(sasl.mechanism, SaslMechanism::ScramSha512);
+        assert_eq!(sasl.password_secret_ref.key, "password");
+    }
+
+    #[test]
+    fn a_client_certificate_without_its_key_is_refused() {
+        let mut spec = example().spec;
+        spec.kafka.tls = Some(KafkaTls {
+            cert_secret_ref: Some(SecretKeyRef {
+                name: "c".into(),
+                key: "tls.crt".into(),
+            }),
+            ..KafkaTls::default()
+        });
+        let problems = spec.problems();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("certSecretRef and keySecretRef")),
+            "{problems:?}"
+        );
     }
 
     #[test]

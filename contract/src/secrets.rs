@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::pipeline::SecretKeyRef;
+use crate::pipeline::{SecretKeyRef, ShardSpec};
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +45,55 @@ impl SecretsDir {
         read_nonempty(&self.path(name, key))
     }
 
+    /// The path of a `{name, key}` reference to a file that a client library
+    /// opens itself (a certificate, a key), checked here to exist and to be
+    /// non-empty so that a missing mount fails at startup by its name, not at
+    /// the first connection.
+    pub fn file(&self, reference: &SecretKeyRef) -> Result<PathBuf, SecretError> {
+        let path = self.path(&reference.name, &reference.key);
+        read_nonempty(&path)?;
+        Ok(path)
+    }
+
+    /// The connection string of `shard`: its URL, with `sslrootcert` set to
+    /// the file of its `caSecretRef` when it has one. Appended last, the
+    /// reference wins over a `sslrootcert` the URL carries already (the
+    /// driver takes the last value of a repeated parameter).
+    pub fn shard_url(&self, shard: &ShardSpec) -> Result<String, SecretError> {
+        let url = self.read(&shard.database_url_secret_ref)?;
+        match &shard.ca_secret_ref {
+            None => Ok(url),
+            Some(ca) => Ok(with_root_cert(&url, &self.file(ca)?)),
+        }
+    }
+
     /// Whether key `key` of Secret `name` exists.
     pub fn has_key(&self, name: &str, key: &str) -> bool {
         self.path(name, key).is_file()
     }
+}
+
+/// `url` with `sslrootcert=<path>` added to its query.
+fn with_root_cert(url: &str, path: &Path) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!(
+        "{url}{separator}sslrootcert={}",
+        percent_encode(&path.to_string_lossy())
+    )
+}
+
+/// Percent-encodes all but unreserved characters and `/`, so that a path with
+/// `&`, `#` or spaces stays one query value.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 fn read_nonempty(path: &Path) -> Result<String, SecretError> {
@@ -103,6 +148,52 @@ mod tests {
             key: "url".into(),
         };
         assert_eq!(secrets.read(&reference).unwrap(), "postgres://x/y");
+    }
+
+    fn shard(ca: Option<SecretKeyRef>) -> ShardSpec {
+        ShardSpec {
+            name: "a".into(),
+            database_url_secret_ref: SecretKeyRef {
+                name: "pg-shard-a".into(),
+                key: "url".into(),
+            },
+            ca_secret_ref: ca,
+            pool_size: None,
+            max_connections: None,
+        }
+    }
+
+    #[test]
+    fn shard_url_without_ca_is_the_url() {
+        let (_dir, secrets) = dir_with("pg-shard-a", "url", "postgres://h/db?sslmode=require\n");
+        assert_eq!(
+            secrets.shard_url(&shard(None)).unwrap(),
+            "postgres://h/db?sslmode=require"
+        );
+    }
+
+    #[test]
+    fn shard_ca_becomes_the_urls_sslrootcert() {
+        let (dir, secrets) = dir_with("pg-shard-a", "url", "postgres://h/db?sslmode=verify-full");
+        std::fs::create_dir_all(dir.0.join("pg ca")).unwrap();
+        std::fs::write(dir.0.join("pg ca").join("ca.crt"), "PEM").unwrap();
+        let ca = SecretKeyRef {
+            name: "pg ca".into(),
+            key: "ca.crt".into(),
+        };
+        let path = percent_encode(&dir.0.join("pg ca").join("ca.crt").to_string_lossy());
+        assert!(path.contains("pg%20ca/ca.crt"), "{path}");
+        assert_eq!(
+            secrets.shard_url(&shard(Some(ca))).unwrap(),
+            format!("postgres://h/db?sslmode=verify-full&sslrootcert={path}")
+        );
+        let (_dir, secrets) = dir_with("pg-shard-a", "url", "postgres://h/db");
+        let missing = SecretKeyRef {
+            name: "pg-ca".into(),
+            key: "ca.crt".into(),
+        };
+        let err = secrets.shard_url(&shard(Some(missing))).unwrap_err();
+        assert!(err.to_string().contains("pg-ca/ca.crt"), "{err}");
     }
 
     #[test]

@@ -224,7 +224,10 @@ impl Config {
         }
         Ok(Self {
             producer: ProducerSettings {
-                client: ClientSettings::of(&manifest.spec.kafka),
+                client: ClientSettings::of(
+                    &manifest.spec.kafka,
+                    &SecretsDir::new(&args.secrets_dir),
+                )?,
                 queue_capacity: args.producer_queue,
                 queue_kbytes: args.producer_queue_kbytes,
                 max_record_bytes: limits::max_record_bytes(args.max_message_bytes),

@@ -2,25 +2,40 @@
 //! the broker facts below hold for all of them and a new connection setting
 //! (TLS, SASL) is added once.
 
+use hookline_contract::pipeline::KafkaSpec;
+use hookline_contract::secrets::{SecretError, SecretsDir};
 use rdkafka::ClientConfig;
+
+use crate::security::Security;
 
 /// How the clients of one pipeline reach its broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientSettings {
     bootstrap_servers: String,
+    security: Security,
 }
 
 impl ClientSettings {
-    /// Settings for the comma-separated `host:port` list `bootstrap_servers`.
+    /// Plaintext settings for the comma-separated `host:port` list
+    /// `bootstrap_servers`.
     pub fn new(bootstrap_servers: impl Into<String>) -> Self {
         Self {
             bootstrap_servers: bootstrap_servers.into(),
+            security: Security::default(),
         }
     }
 
-    /// The settings of a pipeline's `spec.kafka`.
-    pub fn of(kafka: &hookline_contract::pipeline::KafkaSpec) -> Self {
-        Self::new(kafka.bootstrap_servers.clone())
+    /// The settings of a pipeline's `spec.kafka`, its TLS and SASL Secrets
+    /// read as files of `secrets`.
+    pub fn of(kafka: &KafkaSpec, secrets: &SecretsDir) -> Result<Self, SecretError> {
+        Ok(Self::new(kafka.bootstrap_servers.clone())
+            .with_security(Security::from_files(kafka, secrets)?))
+    }
+
+    /// These settings with TLS and SASL as `security` says.
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
     }
 
     pub fn bootstrap_servers(&self) -> &str {
@@ -36,6 +51,7 @@ impl ClientSettings {
             .set("bootstrap.servers", &self.bootstrap_servers)
             .set("client.id", client_id)
             .set("allow.auto.create.topics", "false");
+        self.security.apply(&mut config);
         config
     }
 
@@ -88,6 +104,8 @@ impl ClientSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::security::Pem;
+    use hookline_contract::pipeline::{KafkaSasl, KafkaTls, SaslMechanism, SecretKeyRef};
 
     fn get<'a>(config: &'a ClientConfig, key: &str) -> Option<&'a str> {
         config.get(key)
@@ -105,6 +123,175 @@ mod tests {
             assert_eq!(get(&config, "allow.auto.create.topics"), Some("false"));
             assert_eq!(get(&config, "bootstrap.servers"), Some("b:9092"));
         }
+    }
+
+    fn secret(name: &str, key: &str) -> SecretKeyRef {
+        SecretKeyRef {
+            name: name.into(),
+            key: key.into(),
+        }
+    }
+
+    fn spec(tls: Option<KafkaTls>, sasl: Option<SaslMechanism>) -> KafkaSpec {
+        KafkaSpec {
+            bootstrap_servers: "b:9093".into(),
+            topic_defaults: Default::default(),
+            tls,
+            sasl: sasl.map(|mechanism| KafkaSasl {
+                mechanism,
+                username_secret_ref: secret("kafka-user", "username"),
+                password_secret_ref: secret("kafka-user", "password"),
+            }),
+        }
+    }
+
+    /// Every key a client gets beyond the plaintext ones, as librdkafka
+    /// receives them: what SASL is tested by, as no broker here speaks it.
+    fn security_keys(settings: &ClientSettings) -> Vec<(String, String)> {
+        let plain = ClientSettings::new("b:9093").admin("a");
+        let plain = plain.config_map();
+        let config = settings.admin("a");
+        let mut keys: Vec<(String, String)> = config
+            .config_map()
+            .into_keys()
+            .filter(|k| *k == "security.protocol" || !plain.contains_key(k))
+            // `config_map` hides the password; `get` does not.
+            .map(|k| (k.to_owned(), config.get(k).unwrap_or_default().to_owned()))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Resolves `spec` with certificates as `/s/<name>/<key>` and every
+    /// username and password as `<key>-value`.
+    fn resolve(spec: &KafkaSpec) -> ClientSettings {
+        let security = Security::resolve::<()>(
+            spec,
+            |r| Ok(Pem::File(format!("/s/{}/{}", r.name, r.key).into())),
+            |r| Ok(format!("{}-value", r.key)),
+        )
+        .unwrap();
+        ClientSettings::new("b:9093").with_security(security)
+    }
+
+    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        pairs.sort();
+        pairs
+    }
+
+    #[test]
+    fn without_tls_or_sasl_clients_speak_plaintext() {
+        let settings = resolve(&spec(None, None));
+        assert_eq!(
+            security_keys(&settings),
+            pairs(&[("security.protocol", "PLAINTEXT")])
+        );
+    }
+
+    #[test]
+    fn tls_with_a_ca_and_a_client_certificate_names_the_files() {
+        let tls = KafkaTls {
+            ca_secret_ref: Some(secret("kafka-ca", "ca.crt")),
+            cert_secret_ref: Some(secret("hookline-kafka", "tls.crt")),
+            key_secret_ref: Some(secret("hookline-kafka", "tls.key")),
+        };
+        assert_eq!(
+            security_keys(&resolve(&spec(Some(tls), None))),
+            pairs(&[
+                ("security.protocol", "SSL"),
+                ("ssl.ca.location", "/s/kafka-ca/ca.crt"),
+                ("ssl.certificate.location", "/s/hookline-kafka/tls.crt"),
+                ("ssl.key.location", "/s/hookline-kafka/tls.key"),
+            ])
+        );
+    }
+
+    #[test]
+    fn tls_without_a_ca_probes_the_system_roots() {
+        assert_eq!(
+            security_keys(&resolve(&spec(Some(KafkaTls::default()), None))),
+            pairs(&[("security.protocol", "SSL"), ("ssl.ca.location", "probe")])
+        );
+    }
+
+    #[test]
+    fn scram_over_tls_is_sasl_ssl_with_the_mechanism_and_credentials() {
+        for mechanism in [
+            SaslMechanism::Plain,
+            SaslMechanism::ScramSha256,
+            SaslMechanism::ScramSha512,
+        ] {
+            let settings = resolve(&spec(Some(KafkaTls::default()), Some(mechanism)));
+            assert_eq!(
+                security_keys(&settings),
+                pairs(&[
+                    ("security.protocol", "SASL_SSL"),
+                    ("ssl.ca.location", "probe"),
+                    ("sasl.mechanism", mechanism.as_str()),
+                    ("sasl.username", "username-value"),
+                    ("sasl.password", "password-value"),
+                ])
+            );
+            // librdkafka takes the same keys for every client kind.
+            for config in [
+                settings.producer("p"),
+                settings.consumer("c", "g"),
+                settings.reader("g"),
+            ] {
+                assert_eq!(get(&config, "sasl.mechanism"), Some(mechanism.as_str()));
+                assert_eq!(get(&config, "security.protocol"), Some("SASL_SSL"));
+            }
+            assert!(!format!("{settings:?}").contains("password-value"));
+            // librdkafka itself accepts them: it is built with TLS and the
+            // SCRAM mechanisms (creating a client with a mechanism it lacks
+            // fails at once, before any connection).
+            let client: Result<rdkafka::consumer::BaseConsumer, _> =
+                settings.consumer("c", "g").create();
+            assert!(client.is_ok(), "{mechanism:?}: {:?}", client.err());
+        }
+    }
+
+    #[test]
+    fn sasl_without_tls_is_sasl_plaintext() {
+        let settings = resolve(&spec(None, Some(SaslMechanism::ScramSha256)));
+        assert_eq!(
+            get(&settings.admin("a"), "security.protocol"),
+            Some("SASL_PLAINTEXT")
+        );
+        assert_eq!(get(&settings.admin("a"), "ssl.ca.location"), None);
+    }
+
+    #[test]
+    fn pem_text_is_handed_over_as_pem() {
+        let tls = KafkaTls {
+            ca_secret_ref: Some(secret("kafka-ca", "ca.crt")),
+            ..KafkaTls::default()
+        };
+        let security = Security::resolve::<()>(
+            &spec(Some(tls), None),
+            |_| Ok(Pem::Text("-----BEGIN CERTIFICATE-----".into())),
+            |_| Ok(String::new()),
+        )
+        .unwrap();
+        let config = ClientSettings::new("b").with_security(security).admin("a");
+        assert_eq!(
+            get(&config, "ssl.ca.pem"),
+            Some("-----BEGIN CERTIFICATE-----")
+        );
+        assert_eq!(get(&config, "ssl.ca.location"), None);
+    }
+
+    #[test]
+    fn missing_secret_files_are_named() {
+        let dir = std::env::temp_dir().join(format!("hookline-kafka-{}", uuid::Uuid::new_v4()));
+        let secrets = SecretsDir::new(&dir);
+        let err = ClientSettings::of(&spec(None, Some(SaslMechanism::ScramSha512)), &secrets)
+            .unwrap_err();
+        assert!(err.to_string().contains("kafka-user/username"), "{err}");
     }
 
     #[test]

@@ -17,12 +17,14 @@ pub mod envelope;
 pub mod offsets;
 pub mod produce;
 pub mod reader;
+pub mod security;
 pub mod topics;
 
 pub use client::ClientSettings;
 pub use dead_letter::DeadLetter;
 pub use envelope::Envelope;
 pub use offsets::blocking;
+pub use security::Security;
 
 /// Result of the Kafka plumbing's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

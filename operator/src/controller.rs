@@ -22,8 +22,10 @@ use serde::de::DeserializeOwned;
 
 use crate::claims;
 use crate::metrics::Metrics;
+use crate::secrets::{self, SecretError};
 use crate::status::{self, Observed, TopicProblem};
 use crate::workloads::{self, Images};
+use hookline_kafka::ClientSettings;
 use hookline_kafka::admin::{AdminError, KafkaAdmin};
 use hookline_kafka::topics::{self, Change, TopicPlan};
 
@@ -40,7 +42,7 @@ const RESYNC: Duration = Duration::from_secs(60);
 
 /// Opens the admin API of a pipeline's brokers.
 pub trait AdminFactory: Send + Sync {
-    fn admin(&self, bootstrap_servers: &str) -> Result<Arc<dyn KafkaAdmin>, AdminError>;
+    fn admin(&self, settings: &ClientSettings) -> Result<Arc<dyn KafkaAdmin>, AdminError>;
 }
 
 /// What every reconcile shares.
@@ -70,6 +72,8 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("opening the Kafka admin API failed")]
     Admin(#[source] AdminError),
+    #[error("reading the Kafka TLS and SASL Secrets failed")]
+    KafkaSecrets(#[source] SecretError),
     #[error("serialising {0} failed")]
     Serialize(&'static str, #[source] serde_json::Error),
 }
@@ -81,6 +85,7 @@ impl Error {
             Error::Kube { .. } => "kube",
             Error::Finalizer(_) => "finalizer",
             Error::Admin(_) => "kafka_admin",
+            Error::KafkaSecrets(_) => "kafka_secrets",
             Error::Serialize(..) => "serialize",
         }
     }
@@ -282,6 +287,14 @@ async fn prune_workers(
     Ok(())
 }
 
+/// The admin API of `pipeline`'s brokers, with its TLS and SASL Secrets.
+async fn admin(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Arc<dyn KafkaAdmin>> {
+    let settings = secrets::kafka_settings(pipeline, &ctx.client)
+        .await
+        .map_err(Error::KafkaSecrets)?;
+    ctx.admins.admin(&settings).map_err(Error::Admin)
+}
+
 /// Creates and grows the topics; returns the partitions each main topic has,
 /// or `None` when the broker could not say.
 async fn reconcile_topics(
@@ -290,10 +303,7 @@ async fn reconcile_topics(
     ctx: &Context,
     observed: &mut Observed,
 ) -> Result<Option<BTreeMap<String, i32>>> {
-    let admin = ctx
-        .admins
-        .admin(&pipeline.spec.kafka.bootstrap_servers)
-        .map_err(Error::Admin)?;
+    let admin = admin(pipeline, ctx).await?;
     let declared = topics::declared(&pipeline.spec);
     let names: Vec<String> = declared.iter().map(|d| d.name.clone()).collect();
     let before = match admin.partitions(&names).await {
@@ -566,10 +576,7 @@ async fn cleanup(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
         .await
         .map_err(kube("listing pipelines"))?
         .items;
-    let admin = ctx
-        .admins
-        .admin(&pipeline.spec.kafka.bootstrap_servers)
-        .map_err(Error::Admin)?;
+    let admin = admin(pipeline, ctx).await?;
     for topic in claims::names(pipeline) {
         if claims::claimed_by_another(pipeline, &topic, &all) {
             publish(

@@ -2,8 +2,8 @@
 //! `fixtures::pipeline().with_partitions("orders.webhooks", 6).build()`.
 
 use hookline_contract::pipeline::{
-    DeletionPolicy, IngestNetworkPolicy, IngestSpec, KafkaSpec, PipelineSpec, SecretKeyRef,
-    SecretRef, ShardSpec, TopicSpec, WebhookPipeline,
+    DeletionPolicy, IngestNetworkPolicy, IngestSpec, KafkaSasl, KafkaSpec, KafkaTls, PipelineSpec,
+    SaslMechanism, SecretKeyRef, SecretRef, ShardSpec, TopicSpec, WebhookPipeline,
 };
 
 /// A valid pipeline `payments` in namespace `default`: `orders.webhooks` (4
@@ -18,6 +18,8 @@ pub fn pipeline() -> PipelineBuilder {
         shards: 2,
         deletion_policy: DeletionPolicy::Retain,
         network_policy: false,
+        kafka_tls: None,
+        kafka_sasl: None,
         uid: "6c0f6b1e-0000-4000-8000-000000000001".into(),
     }
 }
@@ -40,6 +42,8 @@ pub struct PipelineBuilder {
     shards: usize,
     deletion_policy: DeletionPolicy,
     network_policy: bool,
+    kafka_tls: Option<KafkaTls>,
+    kafka_sasl: Option<KafkaSasl>,
     uid: String,
 }
 
@@ -76,6 +80,26 @@ impl PipelineBuilder {
         self
     }
 
+    /// Kafka over TLS with the pipeline's CA (Secret `kafka-ca`, key
+    /// `ca.crt`) and SCRAM-SHA-512 (Secret `kafka-user`, keys `username` and
+    /// `password`).
+    pub fn with_kafka_security(mut self) -> Self {
+        let key = |name: &str, key: &str| SecretKeyRef {
+            name: name.into(),
+            key: key.into(),
+        };
+        self.kafka_tls = Some(KafkaTls {
+            ca_secret_ref: Some(key("kafka-ca", "ca.crt")),
+            ..KafkaTls::default()
+        });
+        self.kafka_sasl = Some(KafkaSasl {
+            mechanism: SaslMechanism::ScramSha512,
+            username_secret_ref: key("kafka-user", "username"),
+            password_secret_ref: key("kafka-user", "password"),
+        });
+        self
+    }
+
     pub fn with_deletion_policy(mut self, policy: DeletionPolicy) -> Self {
         self.deletion_policy = policy;
         self
@@ -92,6 +116,8 @@ impl PipelineBuilder {
             kafka: KafkaSpec {
                 bootstrap_servers: "kafka:9092".into(),
                 topic_defaults: Default::default(),
+                tls: self.kafka_tls,
+                sasl: self.kafka_sasl,
             },
             topics: self.topics,
             shards: (0..self.shards)
@@ -103,6 +129,7 @@ impl PipelineBuilder {
                     },
                     pool_size: None,
                     max_connections: None,
+                    ca_secret_ref: None,
                 })
                 .collect(),
             ingest: IngestSpec {

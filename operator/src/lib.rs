@@ -11,5 +11,6 @@ pub mod lease;
 pub mod metrics;
 pub mod render;
 pub mod run;
+pub mod secrets;
 pub mod status;
 pub mod workloads;

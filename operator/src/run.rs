@@ -97,10 +97,9 @@ pub struct Args {
 struct Brokers;
 
 impl AdminFactory for Brokers {
-    fn admin(&self, bootstrap_servers: &str) -> Result<Arc<dyn KafkaAdmin>, AdminError> {
-        let settings = ClientSettings::new(bootstrap_servers);
+    fn admin(&self, settings: &ClientSettings) -> Result<Arc<dyn KafkaAdmin>, AdminError> {
         let admin =
-            RdKafkaAdmin::new(&settings, "hookline-operator").map_err(|e| AdminError::Broker {
+            RdKafkaAdmin::new(settings, "hookline-operator").map_err(|e| AdminError::Broker {
                 operation: "connect",
                 message: e.to_string(),
             })?;

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use hookline_contract::pipeline::{API_VERSION, KIND, Metadata, PipelineManifest, WebhookPipeline};
+use hookline_contract::pipeline::{
+    API_VERSION, KIND, KafkaSpec, Metadata, PipelineManifest, WebhookPipeline,
+};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
@@ -118,7 +120,9 @@ pub fn children(
         ..ConfigMap::default()
     };
 
-    let signing = pipeline.spec.ingest.signing_secret_ref.name.clone();
+    let kafka_secrets = kafka_secrets(&pipeline.spec.kafka);
+    let mut ingest_secrets = vec![pipeline.spec.ingest.signing_secret_ref.name.clone()];
+    ingest_secrets.extend(kafka_secrets.iter().cloned());
     let mut ingest = base.deployment(
         "ingest",
         None,
@@ -131,7 +135,7 @@ pub fn children(
             format!("--metrics-listen=0.0.0.0:{INGEST_METRICS_PORT}"),
         ],
         INGEST_PORT,
-        &[signing],
+        &ingest_secrets,
         digest::ingest(&pipeline.spec),
     );
     add_port(&mut ingest, "metrics", INGEST_METRICS_PORT);
@@ -167,12 +171,12 @@ pub fn children(
         }),
         ..Service::default()
     };
-    let shard_secrets: Vec<String> = pipeline
-        .spec
-        .shards
-        .iter()
-        .map(|s| s.database_url_secret_ref.name.clone())
-        .collect();
+    let mut shard_secrets: Vec<String> = Vec::new();
+    for shard in &pipeline.spec.shards {
+        shard_secrets.push(shard.database_url_secret_ref.name.clone());
+        shard_secrets.extend(shard.ca_secret_ref.as_ref().map(|ca| ca.name.clone()));
+    }
+    shard_secrets.extend(kafka_secrets);
     let workers = pipeline
         .spec
         .topics
@@ -211,6 +215,28 @@ pub fn children(
         ingest_network_policy,
         workers,
     }
+}
+
+/// The Secrets the Kafka clients read: TLS material and SASL credentials.
+fn kafka_secrets(kafka: &KafkaSpec) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Some(tls) = &kafka.tls {
+        for reference in [
+            &tls.ca_secret_ref,
+            &tls.cert_secret_ref,
+            &tls.key_secret_ref,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            names.push(reference.name.clone());
+        }
+    }
+    if let Some(sasl) = &kafka.sasl {
+        names.push(sasl.username_secret_ref.name.clone());
+        names.push(sasl.password_secret_ref.name.clone());
+    }
+    names
 }
 
 /// The name of the worker Deployment of `topic` in pipeline `pipeline`.

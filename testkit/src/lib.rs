@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod proxy;
+pub mod tls;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -44,6 +45,9 @@ const START_DEADLINE: Duration = Duration::from_secs(60);
 pub struct PrivateBroker {
     pub bootstrap: String,
     port: u16,
+    /// The `host:port` the broker tells clients to connect to, when that is
+    /// not its own listener (a TLS terminator in front of it).
+    advertised: Option<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -51,11 +55,18 @@ pub struct PrivateBroker {
 impl PrivateBroker {
     /// Starts a broker; fails the test loudly when `tansu` cannot run.
     pub async fn start() -> Self {
+        Self::start_advertising(None).await
+    }
+
+    /// Starts a broker that tells clients to connect to `advertised`
+    /// (`host:port`) instead of its own listener.
+    pub async fn start_advertising(advertised: Option<String>) -> Self {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let mut broker = Self {
             bootstrap: format!("127.0.0.1:{port}"),
             port,
+            advertised,
             dir,
             child: None,
         };
@@ -73,8 +84,13 @@ impl PrivateBroker {
     /// Starts the broker again on the same port and data.
     pub async fn restart(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = match &self.advertised {
+            Some(advertised) => format!("tcp://{advertised}"),
+            None => url.clone(),
+        };
         let child = Command::new("tansu")
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["broker", "--listener-url", &url])
+            .args(["--advertised-listener-url", &advertised])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
@@ -86,18 +102,23 @@ impl PrivateBroker {
                 panic!("starting `tansu broker` failed ({e}); run `scripts/stack up`, which installs it")
             });
         self.child = Some(child);
-        let deadline = tokio::time::Instant::now() + START_DEADLINE;
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "private broker did not listen on {} within {START_DEADLINE:?}",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_port(self.port, "private broker").await;
+    }
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`, failing
+/// the test with `what` after [`START_DEADLINE`].
+pub async fn wait_for_port(port: u16, what: &str) {
+    let deadline = tokio::time::Instant::now() + START_DEADLINE;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not listen on {port} within {START_DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -192,12 +192,7 @@ impl Config {
             .spec
             .shards
             .iter()
-            .map(|shard| {
-                Ok((
-                    shard.name.clone(),
-                    secrets.read(&shard.database_url_secret_ref)?,
-                ))
-            })
+            .map(|shard| Ok((shard.name.clone(), secrets.shard_url(shard)?)))
             .collect::<Result<Vec<_>>>()?;
         let shard_connections = manifest
             .spec
@@ -252,7 +247,7 @@ impl Config {
             ),
         };
         Ok(Self {
-            kafka: ClientSettings::of(&manifest.spec.kafka),
+            kafka: ClientSettings::of(&manifest.spec.kafka, &secrets)?,
             dlq: dlq_topic(&topic.name),
             dlq_max_bytes: args.dlq_max_bytes,
             group: topic.name.clone(),

@@ -50,7 +50,7 @@ impl Pipeline {
         let pipeline = dir.path().join("pipeline.yaml");
         write(&pipeline, &manifest)?;
         let spec = PipelineManifest::from_yaml(&manifest)?.spec;
-        topics::reconcile(&spec).await?;
+        topics::reconcile(&spec, &ClientSettings::new(bootstrap.to_string())).await?;
         let ingest = format!("127.0.0.1:{}", ports.ingest);
         let ingest_metrics = format!("127.0.0.1:{}", ports.ingest_metrics);
         let layout = Layout {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use hookline_contract::pipeline::PipelineManifest;
 use hookline_contract::secrets::SecretsDir;
+use hookline_kafka::ClientSettings;
 
 pub mod assignment;
 pub mod processes;
@@ -32,5 +33,11 @@ impl PipelineFiles {
 
     pub fn secrets(&self) -> SecretsDir {
         SecretsDir::new(&self.secrets_dir)
+    }
+
+    /// The Kafka client settings of `manifest`, with its TLS and SASL files
+    /// read from the secrets folder.
+    pub fn kafka(&self, manifest: &PipelineManifest) -> anyhow::Result<ClientSettings> {
+        Ok(ClientSettings::of(&manifest.spec.kafka, &self.secrets())?)
     }
 }

@@ -24,7 +24,7 @@ pub type Rows = BTreeMap<&'static str, i64>;
 pub async fn connect(spec: &PipelineSpec, secrets: &SecretsDir) -> anyhow::Result<Vec<Shard>> {
     let mut shards = Vec::with_capacity(spec.shards.len());
     for shard in &spec.shards {
-        let url = secrets.read(&shard.database_url_secret_ref)?;
+        let url = secrets.shard_url(shard)?;
         // The tools run one query at a time per shard.
         let pool = PgPoolOptions::new()
             .max_connections(2)

@@ -12,9 +12,12 @@ use hookline_kafka::topics::{self, TopicPlan};
 /// Creates and grows the topics of `spec` and their DLQs as the operator does;
 /// returns the partitions each topic has. Problems are reported as the
 /// operator reports them, and do not stop the caller.
-pub async fn reconcile(spec: &PipelineSpec) -> anyhow::Result<BTreeMap<String, i32>> {
-    let admin = RdKafkaAdmin::new(&ClientSettings::of(&spec.kafka), "hookline-up")
-        .context("opening the Kafka admin client")?;
+pub async fn reconcile(
+    spec: &PipelineSpec,
+    kafka: &ClientSettings,
+) -> anyhow::Result<BTreeMap<String, i32>> {
+    let admin =
+        RdKafkaAdmin::new(kafka, "hookline-up").context("opening the Kafka admin client")?;
     let declared = topics::declared(spec);
     let names: Vec<String> = declared.iter().map(|d| d.name.clone()).collect();
     let before = admin
@@ -77,12 +80,13 @@ mod tests {
         let dlq = hookline_contract::headers::dlq_topic(&topic);
         let expected = BTreeMap::from([(topic.clone(), 2), (dlq.clone(), 1)]);
 
-        let first = reconcile(&manifest.spec).await.unwrap();
+        let kafka = ClientSettings::new(bootstrap());
+        let first = reconcile(&manifest.spec, &kafka).await.unwrap();
         assert_eq!(first, expected);
         // The broker applies a CreateTopics shortly after answering it.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let again = reconcile(&manifest.spec).await.unwrap();
+            let again = reconcile(&manifest.spec, &kafka).await.unwrap();
             if again == expected {
                 break;
             }

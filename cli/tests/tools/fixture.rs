@@ -141,7 +141,8 @@ impl Fixture {
             crate::support::SECRET,
         );
         let manifest = PipelineManifest::read(&fixture.manifest()).unwrap();
-        let created = hookline::local::topics::reconcile(&manifest.spec)
+        let kafka = ClientSettings::new(manifest.spec.kafka.bootstrap_servers.clone());
+        let created = hookline::local::topics::reconcile(&manifest.spec, &kafka)
             .await
             .unwrap();
         assert_eq!(created.get(&fixture.topic.name), Some(&(partitions as i32)));

@@ -12,7 +12,8 @@
 //! reads it.
 
 use hookline_contract::pipeline::{
-    IngestSpec, InvalidPolicy, KafkaSpec, PipelineSpec, Pointers, SecretRef, ShardSpec, TopicSpec,
+    IngestSpec, InvalidPolicy, KafkaSasl, KafkaSpec, KafkaTls, PipelineSpec, Pointers, SecretRef,
+    ShardSpec, TopicSpec,
 };
 use serde::Serialize;
 
@@ -60,6 +61,8 @@ struct WorkerReads<'a> {
 #[derive(Serialize)]
 struct KafkaReads<'a> {
     bootstrap_servers: &'a str,
+    tls: &'a Option<KafkaTls>,
+    sasl: &'a Option<KafkaSasl>,
 }
 
 impl<'a> KafkaReads<'a> {
@@ -68,8 +71,16 @@ impl<'a> KafkaReads<'a> {
             bootstrap_servers,
             // The operator's alone, used when it creates topics.
             topic_defaults: _,
+            // Which Secrets the binaries read their TLS and SASL settings
+            // from: a change rolls ingest and the workers.
+            tls,
+            sasl,
         } = kafka;
-        Self { bootstrap_servers }
+        Self {
+            bootstrap_servers,
+            tls,
+            sasl,
+        }
     }
 }
 

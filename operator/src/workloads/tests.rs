@@ -140,6 +140,58 @@ fn ingest_mounts_the_signing_secret_and_is_served() {
 }
 
 #[test]
+fn kafka_and_shard_tls_secrets_are_mounted_where_the_binaries_read_them() {
+    let mut pipeline = pipeline().with_kafka_security().build();
+    pipeline.spec.shards[0].ca_secret_ref = Some(hookline_contract::pipeline::SecretKeyRef {
+        name: "pg-ca".into(),
+        key: "ca.crt".into(),
+    });
+    // The second shard shares the CA Secret: mounted once.
+    pipeline.spec.shards[1].ca_secret_ref = pipeline.spec.shards[0].ca_secret_ref.clone();
+    let children = children(&pipeline, &BTreeMap::new(), &images());
+    assert_eq!(
+        mount_paths(&pod(&children.ingest).containers[0]),
+        vec![
+            "/etc/hookline/pipeline",
+            "/etc/hookline/secrets/provider-secrets",
+            "/etc/hookline/secrets/kafka-ca",
+            "/etc/hookline/secrets/kafka-user",
+        ]
+    );
+    for worker in &children.workers {
+        assert_eq!(
+            mount_paths(&pod(worker).containers[0]),
+            vec![
+                "/etc/hookline/pipeline",
+                "/etc/hookline/secrets/pg-shard-0",
+                "/etc/hookline/secrets/pg-ca",
+                "/etc/hookline/secrets/pg-shard-1",
+                "/etc/hookline/secrets/kafka-ca",
+                "/etc/hookline/secrets/kafka-user",
+            ]
+        );
+    }
+}
+
+#[test]
+fn kafka_security_rolls_ingest_and_workers() {
+    let plain = children(&pipeline().build(), &BTreeMap::new(), &images());
+    let secure = children(
+        &pipeline().with_kafka_security().build(),
+        &BTreeMap::new(),
+        &images(),
+    );
+    assert_ne!(
+        template_digest(&plain.ingest),
+        template_digest(&secure.ingest)
+    );
+    assert_ne!(
+        template_digest(&plain.workers[0]),
+        template_digest(&secure.workers[0])
+    );
+}
+
+#[test]
 fn config_map_holds_the_manifest_the_binaries_read() {
     let pipeline = pipeline().build();
     let children = children(&pipeline, &BTreeMap::new(), &images());

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_contract::pipeline::DeletionPolicy;
+use hookline_kafka::ClientSettings;
 use hookline_kafka::admin::{AdminError, FakeAdmin, KafkaAdmin};
 use hookline_operator::controller::{AdminFactory, Context, MANAGER, reconcile};
 use hookline_operator::fixtures::{PipelineBuilder, pipeline};
@@ -36,6 +37,7 @@ const RULES: &str = include_str!("../../../charts/hookline/files/rbac.yaml");
 const OPERATOR_NAMESPACE: &str = "hookline-system";
 const PIPELINES: &str = "/apis/hookline.dev/v1alpha1/namespaces/default/webhookpipelines";
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
+const SECRETS: &str = "/api/v1/namespaces/default/secrets";
 
 #[derive(serde::Deserialize)]
 struct Rules {
@@ -184,7 +186,7 @@ fn unused(rules: &[PolicyRule], needed: &[Access]) -> Vec<String> {
 struct Admins(Arc<dyn KafkaAdmin>);
 
 impl AdminFactory for Admins {
-    fn admin(&self, _bootstrap: &str) -> Result<Arc<dyn KafkaAdmin>, AdminError> {
+    fn admin(&self, _settings: &ClientSettings) -> Result<Arc<dyn KafkaAdmin>, AdminError> {
         Ok(self.0.clone())
     }
 }
@@ -288,8 +290,25 @@ async fn elect(api: &FakeApi) {
 
 /// A pipeline's whole life, reconcile by reconcile.
 async fn live_and_die(cluster: &Cluster) {
+    // Kafka over TLS with SCRAM: the operator reads the pipeline's Secrets
+    // for its own admin client.
+    for (name, data) in [
+        ("kafka-ca", json!({"ca.crt": "LS0tLS1CRUdJTg=="})),
+        (
+            "kafka-user",
+            json!({"username": "aG9va2xpbmU=", "password": "c2VjcmV0"}),
+        ),
+    ] {
+        cluster.api.put(
+            SECRETS,
+            name,
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": name, "namespace": "default"}, "data": data}),
+        );
+    }
     let payments = || {
         pipeline()
+            .with_kafka_security()
             .with_deletion_policy(DeletionPolicy::Delete)
             .with_partitions("refunds.webhooks", 2)
             .with_network_policy(true)

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use hookline_contract::pipeline::{DeletionPolicy, WebhookPipeline};
+use hookline_kafka::ClientSettings;
 use hookline_kafka::admin::{AdminError, FakeAdmin, KafkaAdmin};
 use hookline_operator::controller::{AdminFactory, Context, reconcile};
 use hookline_operator::fixtures::{PipelineBuilder, pipeline};
@@ -23,7 +24,7 @@ const SERVICES: &str = "/api/v1/namespaces/default/services";
 struct Admins(Arc<dyn KafkaAdmin>);
 
 impl AdminFactory for Admins {
-    fn admin(&self, _bootstrap: &str) -> Result<Arc<dyn KafkaAdmin>, AdminError> {
+    fn admin(&self, _settings: &ClientSettings) -> Result<Arc<dyn KafkaAdmin>, AdminError> {
         Ok(self.0.clone())
     }
 }

@@ -19,4 +19,5 @@ mod poison;
 mod store_disputes;
 mod store_orders;
 mod support;
+mod tls;
 mod workers;

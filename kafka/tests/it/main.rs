@@ -1,0 +1,3 @@
+//! hookline-kafka against real brokers.
+
+mod tls;

@@ -1,0 +1,96 @@
+//! The Kafka TLS and SASL Secrets of a pipeline, read through the Kubernetes
+//! API for the operator's own admin client: the operator serves pipelines in
+//! every namespace, so it cannot mount their Secrets as its pods do.
+
+use std::collections::BTreeMap;
+
+use hookline_contract::pipeline::{SecretKeyRef, WebhookPipeline};
+use hookline_kafka::ClientSettings;
+use hookline_kafka::security::{Pem, Security};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+
+/// Why a Secret the pipeline names could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("reading Secret {name} failed")]
+    Get {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("Secret {name} has no key {key}")]
+    MissingKey { name: String, key: String },
+    #[error("key {key} of Secret {name} is not UTF-8 text")]
+    NotText { name: String, key: String },
+}
+
+/// The client settings of `pipeline`'s brokers, its TLS material handed to
+/// librdkafka as PEM text and its SASL credentials read from its Secrets.
+/// Each Secret is read once per call, however many keys it holds.
+pub async fn kafka_settings(
+    pipeline: &WebhookPipeline,
+    client: &Client,
+) -> Result<ClientSettings, SecretError> {
+    let kafka = &pipeline.spec.kafka;
+    let settings = ClientSettings::new(kafka.bootstrap_servers.clone());
+    if kafka.tls.is_none() && kafka.sasl.is_none() {
+        return Ok(settings);
+    }
+    let api: Api<Secret> =
+        Api::namespaced(client.clone(), &pipeline.namespace().unwrap_or_default());
+    let mut names: Vec<&str> = Vec::new();
+    if let Some(tls) = &kafka.tls {
+        for reference in [
+            &tls.ca_secret_ref,
+            &tls.cert_secret_ref,
+            &tls.key_secret_ref,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            names.push(&reference.name);
+        }
+    }
+    if let Some(sasl) = &kafka.sasl {
+        names.push(&sasl.username_secret_ref.name);
+        names.push(&sasl.password_secret_ref.name);
+    }
+    names.sort_unstable();
+    names.dedup();
+    let mut secrets = BTreeMap::new();
+    for name in names {
+        let secret = api.get(name).await.map_err(|source| SecretError::Get {
+            name: name.to_owned(),
+            source,
+        })?;
+        secrets.insert(name.to_owned(), secret);
+    }
+    let value = |reference: &SecretKeyRef| value_of(&secrets, reference);
+    let security = Security::resolve(kafka, |r| value(r).map(Pem::Text), value)?;
+    Ok(settings.with_security(security))
+}
+
+/// The text of one key of the Secrets read.
+fn value_of(
+    secrets: &BTreeMap<String, Secret>,
+    reference: &SecretKeyRef,
+) -> Result<String, SecretError> {
+    let missing = || SecretError::MissingKey {
+        name: reference.name.clone(),
+        key: reference.key.clone(),
+    };
+    let bytes = secrets
+        .get(&reference.name)
+        .and_then(|s| s.data.as_ref())
+        .and_then(|data| data.get(&reference.key))
+        .ok_or_else(missing)?;
+    let text = String::from_utf8(bytes.0.clone()).map_err(|_| SecretError::NotText {
+        name: reference.name.clone(),
+        key: reference.key.clone(),
+    })?;
+    // A value written with `echo` ends with a newline that is no part of a
+    // password; the same trimming as for mounted files.
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
