@@ -171,6 +171,28 @@ pub enum SaslMechanism {
     ScramSha512,
 }
 
+impl KafkaSpec {
+    /// Every Secret key the Kafka clients read (TLS material, SASL
+    /// credentials): what the operator mounts for the pods and reads for its
+    /// own admin client.
+    pub fn secret_refs(&self) -> impl Iterator<Item = &SecretKeyRef> {
+        let tls = self.tls.iter().flat_map(|tls| {
+            [
+                &tls.ca_secret_ref,
+                &tls.cert_secret_ref,
+                &tls.key_secret_ref,
+            ]
+            .into_iter()
+            .flatten()
+        });
+        let sasl = self
+            .sasl
+            .iter()
+            .flat_map(|sasl| [&sasl.username_secret_ref, &sasl.password_secret_ref]);
+        tls.chain(sasl)
+    }
+}
+
 impl SaslMechanism {
     /// The value of librdkafka's `sasl.mechanism`.
     pub fn as_str(self) -> &'static str {

@@ -40,23 +40,7 @@ pub async fn kafka_settings(
     }
     let api: Api<Secret> =
         Api::namespaced(client.clone(), &pipeline.namespace().unwrap_or_default());
-    let mut names: Vec<&str> = Vec::new();
-    if let Some(tls) = &kafka.tls {
-        for reference in [
-            &tls.ca_secret_ref,
-            &tls.cert_secret_ref,
-            &tls.key_secret_ref,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            names.push(&reference.name);
-        }
-    }
-    if let Some(sasl) = &kafka.sasl {
-        names.push(&sasl.username_secret_ref.name);
-        names.push(&sasl.password_secret_ref.name);
-    }
+    let mut names: Vec<&str> = kafka.secret_refs().map(|r| r.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
     let mut secrets = BTreeMap::new();

@@ -219,24 +219,7 @@ pub fn children(
 
 /// The Secrets the Kafka clients read: TLS material and SASL credentials.
 fn kafka_secrets(kafka: &KafkaSpec) -> Vec<String> {
-    let mut names = Vec::new();
-    if let Some(tls) = &kafka.tls {
-        for reference in [
-            &tls.ca_secret_ref,
-            &tls.cert_secret_ref,
-            &tls.key_secret_ref,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            names.push(reference.name.clone());
-        }
-    }
-    if let Some(sasl) = &kafka.sasl {
-        names.push(sasl.username_secret_ref.name.clone());
-        names.push(sasl.password_secret_ref.name.clone());
-    }
-    names
+    kafka.secret_refs().map(|r| r.name.clone()).collect()
 }
 
 /// The name of the worker Deployment of `topic` in pipeline `pipeline`.
