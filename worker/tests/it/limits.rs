@@ -534,6 +534,7 @@ async fn a_batch_too_slow_for_its_write_deadline_is_split_until_it_fits() {
 
 #[tokio::test]
 async fn worker_memory_is_bounded_by_batch_bytes_not_by_the_backlog() {
+    let _alone = crate::support::BROKER_HEAVY_OR_TIMED.lock().await;
     let pipeline = Pipeline::orders().await;
     let user = "user-5";
     let partition = partition_of(user);

@@ -62,6 +62,7 @@ async fn row_seen(pipeline: &Pipeline, shard: usize, order: &str) -> Instant {
 
 #[tokio::test]
 async fn a_lone_event_is_stored_within_tens_of_milliseconds_of_its_receipt() {
+    let _alone = crate::support::BROKER_HEAVY_OR_TIMED.lock().await;
     let pipeline = Pipeline::orders().await;
     let mut workers = pipeline.workers().await;
     // A first event opens the shards' connections; the measured ones follow.

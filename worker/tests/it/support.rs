@@ -12,6 +12,11 @@ fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://hookline:hookline@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// Held by the test that pushes hundreds of megabytes through the one broker
+/// and by the test that times a lone event: on two cores the first starves
+/// the broker (every fetch then takes ~600 ms), so they never run together.
+pub static BROKER_HEAVY_OR_TIMED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A database created for one test and dropped by [`TestDb::drop`].
 pub struct TestDb {
     pub pool: PgPool,
