@@ -249,6 +249,7 @@ async fn raw_produce(args: &Args, topic: &str, bodies: &[Vec<u8>]) -> anyhow::Re
             received_at: chrono::Utc::now(),
             partition_count: count,
             schema: "bench".to_owned(),
+            message_id: None,
         }
         .to_headers();
         let mut record = FutureRecord::to(topic)

@@ -104,6 +104,7 @@ fn event(i: usize, partitions: i32) -> (String, Vec<u8>, Envelope) {
         received_at: chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default(),
         partition_count: partitions.unsigned_abs(),
         schema: "bench".into(),
+        message_id: None,
     };
     (
         user,

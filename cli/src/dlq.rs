@@ -234,6 +234,13 @@ struct Replayed {
     filtered_out: u64,
 }
 
+/// How a replay runs: for real or as a dry run, printing text or JSON.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    dry_run: bool,
+    json: bool,
+}
+
 async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
     let manifest = filter.pipeline.manifest()?;
     let kafka = filter.pipeline.kafka(&manifest)?;
@@ -246,8 +253,18 @@ async fn replay(filter: Filter, dry_run: bool) -> anyhow::Result<()> {
         let keys = filter.keys();
         let (committed, end) = committed_positions(&kafka, &dlq_name, &keys).await?;
         let mut positions = Positions::new(committed);
-        let replayed =
-            replay_dlq(&kafka, &producer, topic, &mut positions, end, dry_run, json).await?;
+        let inspector = Inspector::for_topic(&manifest.spec, topic)
+            .with_context(|| format!("compiling the schema of topic {}", topic.name))?;
+        let mode = Mode { dry_run, json };
+        let replayed = replay_dlq(
+            &kafka,
+            &producer,
+            (topic, &inspector),
+            &mut positions,
+            end,
+            mode,
+        )
+        .await?;
         if !dry_run {
             for (key, next) in positions.advanced(end) {
                 let group = positions::group(&dlq_name, key);
@@ -308,15 +325,12 @@ async fn committed_positions(
 async fn replay_dlq(
     kafka: &ClientSettings,
     producer: &Producer,
-    topic: &TopicSpec,
+    (topic, inspector): (&TopicSpec, &Inspector),
     positions: &mut Positions,
     end: i64,
-    dry_run: bool,
-    json: bool,
+    Mode { dry_run, json }: Mode,
 ) -> anyhow::Result<Replayed> {
     let dlq_name = dlq_topic(&topic.name);
-    let inspector = Inspector::builtin(&topic.event_type, topic.pointers.clone())
-        .with_context(|| format!("compiling the schema of topic {}", topic.name))?;
     let partitions = offsets::offsets(kafka, &topic.name, &topic.name)
         .await
         .with_context(|| format!("reading the partitions of {}", topic.name))?
@@ -359,7 +373,10 @@ async fn replay_dlq(
         let received_at = header(record.headers(), h::RECEIVED_AT)
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map_or_else(chrono::Utc::now, |t| t.to_utc());
-        let inspected = match inspector.inspect(value, received_at) {
+        // The message id the source signed, kept on the dead letter: the
+        // event id of a type without an event-id pointer.
+        let message_id = header(record.headers(), h::MESSAGE_ID);
+        let inspected = match inspector.inspect_delivery(value, received_at, message_id) {
             Ok(inspected) => inspected,
             Err(invalid) => {
                 positions.not_replayed(key, record.offset());
@@ -406,6 +423,7 @@ async fn replay_dlq(
             received_at,
             partition_count: partitions,
             schema: inspector.schema_id().to_owned(),
+            message_id: message_id.map(str::to_owned),
         };
         let partition = partition_for(inspected.user_id.as_bytes(), partitions).map(|p| p as i32);
         // A failure ends the run before any position is committed: the next

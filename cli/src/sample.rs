@@ -9,11 +9,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use hookline_contract::definition::Definition;
+use hookline_contract::event_types;
 use hookline_contract::headers::dlq_topic;
 use hookline_contract::payload::{Example, example};
 use hookline_contract::pipeline::PipelineManifest;
 use hookline_contract::secrets::SecretsDir;
-use hookline_contract::{EventType, event_types};
 use hookline_ingest::auth::{header, sign};
 use hookline_kafka::{ClientSettings, offsets};
 use serde_json::Value;
@@ -38,14 +39,17 @@ const DUPLICATES_METRIC: &str = "hookline_worker_processed_total{outcome=\"dupli
 
 /// One webhook of the sample.
 struct Webhook {
-    event_type: &'static str,
+    event_type: String,
+    /// The signed `webhook-id`: the provider event id, the same on a retry,
+    /// as a provider sends it (a type without an event-id pointer takes it).
+    id: String,
     payload: Value,
 }
 
 /// The sample's webhooks, and the rows each events table should gain.
 struct Sample {
     webhooks: Vec<Webhook>,
-    expected: Vec<(&'static str, usize)>,
+    expected: BTreeMap<&'static str, usize>,
 }
 
 /// Sends the sample to ingest at `ingest` (signed with the manifest's first
@@ -120,21 +124,20 @@ fn sample(manifest: &PipelineManifest) -> anyhow::Result<Sample> {
     let run = &run[..8];
     let now = chrono::Utc::now().timestamp();
     let mut all = Vec::new();
-    let mut expected = Vec::new();
+    let mut expected = BTreeMap::new();
     let mut invalid = Vec::new();
     for (t, topic) in manifest.spec.topics.iter().enumerate() {
-        let event_type: &'static EventType = event_types::lookup(&topic.event_type)
-            .with_context(|| format!("topic {}: unknown event type", topic.name))?;
+        let definition = Definition::of(&manifest.spec, topic)
+            .with_context(|| format!("topic {}", topic.name))?;
         let count = if t == 0 { FIRST_EVENTS } else { OTHER_EVENTS };
         let values = |i: usize, user: &str| {
             let (event, entity, order) = (
                 format!("evt_{run}_{t}_{i}"),
-                format!("{}_{run}_{i}", event_type.name),
+                format!("{}_{run}_{i}", definition.name),
                 format!("ord_{run}_{i}"),
             );
-            example(
-                event_type,
-                &topic.pointers,
+            let payload = example(
+                &definition,
                 &Example {
                     provider_event_id: &event,
                     user_id: user,
@@ -143,25 +146,26 @@ fn sample(manifest: &PipelineManifest) -> anyhow::Result<Sample> {
                     event_time: now - 60 + (i as i64 % 60),
                     amount: 1000 + i as i64,
                 },
-            )
+            );
+            Webhook {
+                event_type: definition.name.clone(),
+                id: event,
+                payload,
+            }
         };
         for i in 0..count {
-            all.push(Webhook {
-                event_type: event_type.name,
-                payload: values(i, &format!("user-{}", i % USERS)),
-            });
+            all.push(values(i, &format!("user-{}", i % USERS)));
         }
-        expected.push((event_type.storage.events_table(), count));
+        *expected
+            .entry(definition.storage.events_table())
+            .or_insert(0) += count;
         if t == 0 {
             for i in 0..INVALID {
-                let mut payload = values(count + i, "nobody");
-                if let Some(user) = payload.pointer_mut(&topic.pointers.user_id) {
+                let mut webhook = values(count + i, "nobody");
+                if let Some(user) = webhook.payload.pointer_mut(&definition.fields.user_id) {
                     *user = Value::Null;
                 }
-                invalid.push(Webhook {
-                    event_type: event_type.name,
-                    payload,
-                });
+                invalid.push(webhook);
             }
         }
     }
@@ -172,7 +176,8 @@ fn sample(manifest: &PipelineManifest) -> anyhow::Result<Sample> {
         .step_by(step)
         .take(DUPLICATES)
         .map(|w| Webhook {
-            event_type: w.event_type,
+            event_type: w.event_type.clone(),
+            id: w.id.clone(),
             payload: w.payload.clone(),
         })
         .collect();
@@ -193,16 +198,15 @@ async fn send(
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .build()?;
-    let run = uuid::Uuid::new_v4().simple().to_string();
     let mut answers = BTreeMap::new();
-    for (n, webhook) in webhooks.iter().enumerate() {
+    for webhook in webhooks {
         let body = serde_json::to_vec(&webhook.payload)?;
-        let id = format!("msg_{}_{n}", &run[..8]);
+        let id = &webhook.id;
         let timestamp = chrono::Utc::now().timestamp();
-        let signature = sign::standard_v1(secret, &id, timestamp, &body).context("signing")?;
+        let signature = sign::standard_v1(secret, id, timestamp, &body).context("signing")?;
         let status = client
             .post(format!("http://{listen}/webhooks/{}", webhook.event_type))
-            .header(header::WEBHOOK_ID, id)
+            .header(header::WEBHOOK_ID, id.as_str())
             .header(header::WEBHOOK_TIMESTAMP, timestamp.to_string())
             .header(header::WEBHOOK_SIGNATURE, signature)
             .body(body)

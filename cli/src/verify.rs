@@ -19,7 +19,8 @@ pub mod report;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use hookline_contract::event_types;
+use hookline_contract::Storage;
+use hookline_contract::definition::Definition;
 
 use crate::local::PipelineFiles;
 use crate::local::shards;
@@ -70,19 +71,20 @@ pub async fn audit(pipeline: &PipelineFiles) -> anyhow::Result<Report> {
     let kafka = pipeline.kafka(&manifest)?;
     let mut report = Report::default();
     let result = async {
+        // Each state table once per shard, whichever topics feed it, and
+        // each declared type once within the shared one.
+        let mut types: Vec<Definition> = Vec::new();
         for topic in &manifest.spec.topics {
-            let event_type = event_types::lookup(&topic.event_type)
-                .with_context(|| format!("topic {}: unknown event type", topic.name))?;
+            let event_type = Definition::of(&manifest.spec, topic)
+                .with_context(|| format!("topic {}", topic.name))?;
             report
                 .topics
-                .push(committed::audit(&kafka, &shards, topic, event_type).await?);
-        }
-        // Each state table once per shard, whichever topics feed it.
-        let mut types: Vec<&event_types::EventType> = Vec::new();
-        for topic in &manifest.spec.topics {
-            if let Some(event_type) = event_types::lookup(&topic.event_type)
-                && !types.iter().any(|t| t.storage == event_type.storage)
-            {
+                .push(committed::audit(&kafka, &shards, topic, &event_type).await?);
+            let audited = types.iter().any(|t| {
+                t.storage == event_type.storage
+                    && (t.storage != Storage::Declared || t.name == event_type.name)
+            });
+            if !audited {
                 types.push(event_type);
             }
         }

@@ -10,6 +10,9 @@ pub enum Storage {
     Orders,
     /// `dispute_events` and `disputes`.
     Disputes,
+    /// `events` and `entities`, shared by every declared type, each row
+    /// carrying its type's name.
+    Declared,
 }
 
 impl Storage {
@@ -18,6 +21,7 @@ impl Storage {
         match self {
             Storage::Orders => "order_events",
             Storage::Disputes => "dispute_events",
+            Storage::Declared => "events",
         }
     }
 
@@ -26,6 +30,7 @@ impl Storage {
         match self {
             Storage::Orders => "orders",
             Storage::Disputes => "disputes",
+            Storage::Declared => "entities",
         }
     }
 
@@ -34,6 +39,7 @@ impl Storage {
         match self {
             Storage::Orders => "order_id",
             Storage::Disputes => "dispute_id",
+            Storage::Declared => "entity_id",
         }
     }
 }
@@ -118,11 +124,12 @@ pub fn names() -> String {
     ALL.map(|t| t.name).join(", ")
 }
 
-/// Every table of every event type, each state table followed by its events
+/// Every table of every storage, each state table followed by its events
 /// table: what the tools count per shard.
 pub fn tables() -> Vec<&'static str> {
-    ALL.iter()
-        .flat_map(|t| [t.storage.state_table(), t.storage.events_table()])
+    [Storage::Orders, Storage::Disputes, Storage::Declared]
+        .iter()
+        .flat_map(|s| [s.state_table(), s.events_table()])
         .collect()
 }
 
@@ -153,7 +160,14 @@ mod tests {
     fn tables_are_the_migrations_tables() {
         assert_eq!(
             tables(),
-            ["orders", "order_events", "disputes", "dispute_events"]
+            [
+                "orders",
+                "order_events",
+                "disputes",
+                "dispute_events",
+                "entities",
+                "events"
+            ]
         );
     }
 

@@ -14,6 +14,9 @@ pub const RECEIVED_AT: &str = "hookline-received-at";
 /// The partition count the producer saw when it placed the record; the worker
 /// checks placement against it, not against today's count.
 pub const PARTITION_COUNT: &str = "hookline-partition-count";
+/// The message id the source's scheme signed (`webhook-id`,
+/// `X-GitHub-Delivery`, `X-Shopify-Webhook-Id`), when it has one.
+pub const MESSAGE_ID: &str = "hookline-message-id";
 /// Id and version of the JSON Schema the payload was validated against.
 pub const SCHEMA: &str = "hookline-schema";
 

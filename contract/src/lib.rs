@@ -7,6 +7,9 @@
 //! Keeping those decisions here, as plain functions and constants, means a change
 //! to any of them is one change, reviewed once.
 
+pub mod declared;
+#[cfg(feature = "payload")]
+pub mod definition;
 pub mod event_id;
 pub mod event_types;
 pub mod headers;

@@ -6,7 +6,7 @@
 //! [`event_time`] to the same values, so an event ingest accepts is one the
 //! worker stores.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 
 /// The ordering key of an event among the events of one entity: the event
 /// time, then the lifecycle rank of its type (so that `order.created` and
@@ -57,6 +57,8 @@ pub enum EventTimeError {
         shown: String,
         received: String,
     },
+    #[error("the event time {text:?} is neither Unix seconds nor an RFC 3339 time")]
+    NotRfc3339 { text: String },
 }
 
 /// The event time `seconds` (Unix seconds) of an event received at
@@ -78,6 +80,35 @@ pub fn event_time(
             received: received_at.to_rfc3339(),
         }),
     }
+}
+
+/// The event time written as RFC 3339 (`2026-11-30T12:00:00.5+01:00`), as
+/// some providers send it, or why it is `event_time_out_of_range`: the range
+/// of [`event_time`]. Kept to microseconds, PostgreSQL's precision, so that
+/// the batch fold and the database compare the same instants.
+pub fn event_time_rfc3339(
+    text: &str,
+    received_at: DateTime<Utc>,
+) -> Result<DateTime<Utc>, EventTimeError> {
+    let at = DateTime::parse_from_rfc3339(text)
+        .map_err(|_| EventTimeError::NotRfc3339 {
+            text: text.chars().take(64).collect(),
+        })?
+        .with_timezone(&Utc)
+        .trunc_subsecs(6);
+    if at.timestamp() < EARLIEST_EVENT_TIME {
+        return Err(EventTimeError::TooEarly {
+            seconds: at.timestamp(),
+        });
+    }
+    if at > received_at + latest_event_time_after_receipt() {
+        return Err(EventTimeError::TooLate {
+            seconds: at.timestamp(),
+            shown: at.to_rfc3339(),
+            received: received_at.to_rfc3339(),
+        });
+    }
+    Ok(at)
 }
 
 #[cfg(test)]
@@ -121,6 +152,29 @@ mod tests {
             event_time(1_700_000_000 + 86_401, received),
             Err(EventTimeError::TooLate { .. })
         ));
+    }
+
+    #[test]
+    fn rfc_3339_times_are_read_to_the_microsecond_within_the_same_range() {
+        let received = at(1_700_000_000);
+        assert_eq!(
+            event_time_rfc3339("2023-11-14T22:13:20Z", received),
+            Ok(at(1_700_000_000))
+        );
+        assert_eq!(
+            event_time_rfc3339("2023-11-14T23:13:20.1234567+01:00", received),
+            Ok(at(1_700_000_000) + Duration::microseconds(123_456))
+        );
+        assert!(matches!(
+            event_time_rfc3339("1999-12-31T23:59:59Z", received),
+            Err(EventTimeError::TooEarly { .. })
+        ));
+        assert!(matches!(
+            event_time_rfc3339("2023-11-16T22:13:20Z", received),
+            Err(EventTimeError::TooLate { .. })
+        ));
+        let err = event_time_rfc3339("yesterday", received).unwrap_err();
+        assert!(err.to_string().contains("RFC 3339"), "{err}");
     }
 
     #[test]

@@ -5,8 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::pipeline::Pointers;
-use crate::{EventType, Reason, ordering};
+use crate::definition::Definition;
+use crate::pipeline::{PipelineSpec, Pointers, TopicSpec};
+use crate::{Reason, ordering};
 
 /// At most this many schema violations are reported, so that a hostile payload
 /// cannot make the answer or the DLQ header large.
@@ -34,8 +35,7 @@ pub struct Inspector {
     /// `hookline-schema` header value: the schema's `$id`.
     schema_id: String,
     validator: jsonschema::Validator,
-    pointers: Pointers,
-    event_type: &'static EventType,
+    definition: Definition,
 }
 
 /// What a valid payload says: everything ingest needs for the record and
@@ -48,18 +48,29 @@ pub struct Inspected {
     pub event_type: String,
     /// The provider's event time, within [`ordering::event_time`]'s range.
     pub occurred_at: DateTime<Utc>,
-    /// The lifecycle rank of `event_type` ([`EventType::rank`]).
+    /// The lifecycle rank of `event_type` ([`Definition::rank`]).
     pub rank: i16,
     /// The values at the event type's column pointers.
     pub columns: ColumnValues,
 }
 
-/// The values at an event type's [`Columns`](crate::event_types::Columns).
+/// The values at an event type's column pointers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnValues {
+    /// The entity whose state the event changes (the order, the dispute, the
+    /// declared type's entity).
     pub entity_id: String,
+    /// Required of the built-ins; a declared type's status is optional.
+    pub status: Option<String>,
+    /// The built-ins' order, amount and currency; `None` for declared types.
+    pub commerce: Option<Commerce>,
+}
+
+/// The built-ins' commerce columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commerce {
+    /// The order the event belongs to (for an order, the entity itself).
     pub order_id: String,
-    pub status: String,
     /// Minor units.
     pub amount: i64,
     pub currency: String,
@@ -76,35 +87,41 @@ pub struct Invalid {
 }
 
 impl Inspector {
-    /// Compiles the schema of the event type named `event_type`.
+    /// Compiles the schema of the built-in event type named `event_type`.
     pub fn builtin(event_type: &str, pointers: Pointers) -> Result<Self, SchemaError> {
         let known = crate::event_types::lookup(event_type)
             .ok_or_else(|| SchemaError::Unknown(event_type.to_owned()))?;
-        Self::new(known, pointers)
+        Self::new(Definition::builtin(known, &pointers)?)
     }
 
-    /// Compiles the schema of `event_type`.
-    pub fn new(event_type: &'static EventType, pointers: Pointers) -> Result<Self, SchemaError> {
-        let schema: Value =
-            serde_json::from_str(event_type.schema).map_err(|source| SchemaError::NotJson {
-                event_type: event_type.name.to_owned(),
-                source,
+    /// Compiles the schema of the type `topic` serves in `spec`.
+    pub fn for_topic(spec: &PipelineSpec, topic: &TopicSpec) -> Result<Self, SchemaError> {
+        Self::new(Definition::of(spec, topic)?)
+    }
+
+    /// Compiles the schema of `definition`.
+    pub fn new(definition: Definition) -> Result<Self, SchemaError> {
+        let validator =
+            jsonschema::validator_for(&definition.schema).map_err(|e| SchemaError::Compile {
+                event_type: definition.name.clone(),
+                message: e.to_string(),
             })?;
-        let validator = jsonschema::validator_for(&schema).map_err(|e| SchemaError::Compile {
-            event_type: event_type.name.to_owned(),
-            message: e.to_string(),
-        })?;
-        let schema_id = schema
+        let schema_id = definition
+            .schema
             .get("$id")
             .and_then(Value::as_str)
-            .unwrap_or(event_type.name)
+            .unwrap_or(&definition.name)
             .to_owned();
         Ok(Self {
             schema_id,
             validator,
-            pointers,
-            event_type,
+            definition,
         })
+    }
+
+    /// The event type this inspector reads.
+    pub fn definition(&self) -> &Definition {
+        &self.definition
     }
 
     /// The schema's id, for the `hookline-schema` header.
@@ -116,18 +133,36 @@ impl Inspector {
     /// are reported before schema violations, since they are the more
     /// specific reasons.
     pub fn inspect(&self, body: &[u8], received_at: DateTime<Utc>) -> Result<Inspected, Invalid> {
-        let payload = parse(body)?;
-        self.inspect_value(&payload, received_at)
+        self.inspect_delivery(body, received_at, None)
     }
 
-    /// [`Inspector::inspect`] for a payload already parsed with [`parse`].
+    /// [`Inspector::inspect`] of a delivery whose scheme signed `message_id`:
+    /// the provider event id of a type without an event-id pointer.
+    pub fn inspect_delivery(
+        &self,
+        body: &[u8],
+        received_at: DateTime<Utc>,
+        message_id: Option<&str>,
+    ) -> Result<Inspected, Invalid> {
+        let payload = parse(body)?;
+        self.inspect_value(&payload, received_at, message_id)
+    }
+
+    /// [`Inspector::inspect_delivery`] for a payload already parsed with [`parse`].
     pub fn inspect_value(
         &self,
         payload: &Value,
         received_at: DateTime<Utc>,
+        message_id: Option<&str>,
     ) -> Result<Inspected, Invalid> {
-        let provider_event_id = identifier(payload, &self.pointers.event_id);
-        let user_id = identifier(payload, &self.pointers.user_id);
+        let fields = &self.definition.fields;
+        let provider_event_id = match &fields.provider_event_id {
+            Some(pointer) => identifier(payload, pointer),
+            None => message_id
+                .filter(|id| !id.trim().is_empty() && id.len() <= MAX_IDENTIFIER_BYTES)
+                .map(str::to_owned),
+        };
+        let user_id = identifier(payload, &fields.user_id);
         let invalid = |reason, message: String| Invalid {
             reason,
             message: bounded(message),
@@ -138,10 +173,15 @@ impl Inspector {
         let Some(event_id) = provider_event_id.clone() else {
             return Err(invalid(
                 Reason::MissingEventId,
-                format!(
-                    "no event id (a non-empty string of at most {MAX_IDENTIFIER_BYTES} bytes) at {}",
-                    self.pointers.event_id
-                ),
+                match &fields.provider_event_id {
+                    Some(pointer) => format!(
+                        "no event id (a non-empty string of at most {MAX_IDENTIFIER_BYTES} bytes) at {pointer}"
+                    ),
+                    None => format!(
+                        "no event id: {} declares no event-id pointer and the source signed no message id",
+                        self.definition.name
+                    ),
+                },
             ));
         };
         let Some(user) = user_id.clone() else {
@@ -149,7 +189,7 @@ impl Inspector {
                 Reason::MissingUserId,
                 format!(
                     "no user id (a non-empty string of at most {MAX_IDENTIFIER_BYTES} bytes) at {}",
-                    self.pointers.user_id
+                    fields.user_id
                 ),
             ));
         };
@@ -191,26 +231,73 @@ impl Inspector {
                 )
             })
         };
-        let event_type = text(&self.pointers.event_type, "event type")?;
-        let seconds = integer_at(&self.pointers.event_time, "event time in Unix seconds")?;
-        let occurred_at = ordering::event_time(seconds, received_at)
-            .map_err(|e| invalid(Reason::EventTimeOutOfRange, e.to_string()))?;
-        let pointers = &self.event_type.columns;
-        let columns = ColumnValues {
-            entity_id: text(pointers.entity_id, "entity id")?,
-            order_id: text(pointers.order_id, "order id")?,
-            status: text(pointers.status, "status")?,
-            amount: integer_at(pointers.amount, "amount")?,
-            currency: text(pointers.currency, "currency")?,
+        let event_type = text(&fields.event_type, "event type")?;
+        let occurred_at = match payload.pointer(&fields.event_time) {
+            Some(Value::String(written)) => ordering::event_time_rfc3339(written, received_at),
+            _ => ordering::event_time(
+                integer_at(&fields.event_time, "event time in Unix seconds")?,
+                received_at,
+            ),
+        }
+        .map_err(|e| invalid(Reason::EventTimeOutOfRange, e.to_string()))?;
+        let entity_id = if self.definition.commerce.is_some() {
+            text(&fields.entity_id, "entity id")?
+        } else {
+            identifier(payload, &fields.entity_id).ok_or_else(|| {
+                invalid(
+                    Reason::SchemaInvalid,
+                    format!(
+                        "no entity id (a non-empty string of at most {MAX_IDENTIFIER_BYTES} bytes) at {}",
+                        fields.entity_id
+                    ),
+                )
+            })?
+        };
+        let (status, commerce) = match &self.definition.commerce {
+            Some(commerce) => {
+                let status = match &fields.status {
+                    Some(pointer) => Some(text(pointer, "status")?),
+                    None => None,
+                };
+                let commerce = Commerce {
+                    order_id: text(&commerce.order_id, "order id")?,
+                    amount: integer_at(&commerce.amount, "amount")?,
+                    currency: text(&commerce.currency, "currency")?,
+                };
+                (status, Some(commerce))
+            }
+            // A declared type's status is whatever scalar is there, if any.
+            None => {
+                let status = fields
+                    .status
+                    .as_deref()
+                    .and_then(|pointer| payload.pointer(pointer))
+                    .and_then(scalar_text);
+                (status, None)
+            }
         };
         Ok(Inspected {
-            rank: i16::from(self.event_type.rank(&event_type)),
+            rank: self.definition.rank(&event_type),
             provider_event_id: event_id,
             user_id: user,
             event_type,
             occurred_at,
-            columns,
+            columns: ColumnValues {
+                entity_id,
+                status,
+                commerce,
+            },
         })
+    }
+}
+
+/// A string, number or boolean as text; `None` for null, arrays and objects.
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
@@ -296,35 +383,43 @@ pub struct Example<'a> {
     pub amount: i64,
 }
 
-/// A valid payload of `event_type` with `example`'s values at the topic's
-/// `pointers` and the type's columns, for sample traffic and benchmarks: the
-/// provider's event type is the first of its lifecycle.
-pub fn example(event_type: &crate::EventType, pointers: &Pointers, example: &Example<'_>) -> Value {
-    let columns = &event_type.columns;
-    let first = event_type
-        .lifecycle
-        .first()
-        .map_or("event", |(name, _)| *name);
+/// A valid payload of `definition` with `example`'s values at its pointers,
+/// for sample traffic and benchmarks: the provider's event type is the first
+/// of its lifecycle. A declared schema's first `examples` entry, when it has
+/// one, is the base the values are written into, so that fields the schema
+/// requires beyond the pointers are there too.
+pub fn example(definition: &Definition, example: &Example<'_>) -> Value {
+    let first = definition.first_event_type().unwrap_or("event");
     let status = first.rsplit('.').next().unwrap_or(first);
-    let mut payload = Value::Object(Default::default());
-    for (pointer, value) in [
-        (
-            pointers.event_id.as_str(),
-            Value::from(example.provider_event_id),
-        ),
-        (pointers.event_type.as_str(), Value::from(first)),
-        (
-            pointers.event_time.as_str(),
-            Value::from(example.event_time),
-        ),
-        (pointers.user_id.as_str(), Value::from(example.user_id)),
-        // The entity last: an order is its own entity.
-        (columns.order_id, Value::from(example.order_id)),
-        (columns.entity_id, Value::from(example.entity_id)),
-        (columns.status, Value::from(status)),
-        (columns.amount, Value::from(example.amount)),
-        (columns.currency, Value::from("eur")),
-    ] {
+    let mut payload = definition
+        .schema
+        .get("examples")
+        .and_then(|examples| examples.get(0))
+        .filter(|base| base.is_object())
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let fields = &definition.fields;
+    let mut values = vec![
+        (fields.event_type.as_str(), Value::from(first)),
+        (fields.event_time.as_str(), Value::from(example.event_time)),
+        (fields.user_id.as_str(), Value::from(example.user_id)),
+    ];
+    if let Some(pointer) = &fields.provider_event_id {
+        values.push((pointer, Value::from(example.provider_event_id)));
+    }
+    if let Some(commerce) = &definition.commerce {
+        values.extend([
+            (commerce.order_id.as_str(), Value::from(example.order_id)),
+            (commerce.amount.as_str(), Value::from(example.amount)),
+            (commerce.currency.as_str(), Value::from("eur")),
+        ]);
+    }
+    // The entity after the order: an order is its own entity.
+    values.push((fields.entity_id.as_str(), Value::from(example.entity_id)));
+    if let Some(pointer) = &fields.status {
+        values.push((pointer, Value::from(status)));
+    }
+    for (pointer, value) in values {
         set(&mut payload, pointer, value);
     }
     payload
@@ -402,10 +497,12 @@ mod tests {
                 rank: 2,
                 columns: ColumnValues {
                     entity_id: "o1".into(),
-                    order_id: "o1".into(),
-                    status: "paid".into(),
-                    amount: 1250,
-                    currency: "eur".into(),
+                    status: Some("paid".into()),
+                    commerce: Some(Commerce {
+                        order_id: "o1".into(),
+                        amount: 1250,
+                        currency: "eur".into(),
+                    }),
                 },
             }
         );
@@ -431,7 +528,8 @@ mod tests {
     fn an_amount_the_worker_could_not_store_is_refused_at_the_edge() {
         let mut payload = order();
         payload["data"]["amount"] = json!(1250.0);
-        assert_eq!(inspect(&orders(), &payload).unwrap().columns.amount, 1250);
+        let columns = inspect(&orders(), &payload).unwrap().columns;
+        assert_eq!(columns.commerce.unwrap().amount, 1250);
         payload["data"]["amount"] = json!(u64::MAX);
         let err = inspect(&orders(), &payload).unwrap_err();
         assert_eq!(err.reason, Reason::SchemaInvalid);
@@ -586,8 +684,7 @@ mod tests {
         for event_type in crate::event_types::ALL {
             let inspector = Inspector::builtin(event_type.name, Pointers::default()).unwrap();
             let payload = example(
-                &event_type,
-                &Pointers::default(),
+                inspector.definition(),
                 &Example {
                     provider_event_id: "evt_1",
                     user_id: "u1",
@@ -597,7 +694,7 @@ mod tests {
                     amount: 5,
                 },
             );
-            let inspected = inspector.inspect_value(&payload, received()).unwrap();
+            let inspected = inspector.inspect_value(&payload, received(), None).unwrap();
             assert_eq!(inspected.user_id, "u1");
             assert_eq!(inspected.provider_event_id, "evt_1");
             assert_eq!(
@@ -613,9 +710,9 @@ mod tests {
             user_id: "/data/customer~1id".into(),
             ..Pointers::default()
         };
+        let definition = Definition::builtin(&crate::event_types::ORDERS, &pointers).unwrap();
         let payload = example(
-            &crate::event_types::ORDERS,
-            &pointers,
+            &definition,
             &Example {
                 provider_event_id: "evt_1",
                 user_id: "u9",
@@ -626,6 +723,99 @@ mod tests {
             },
         );
         assert_eq!(payload["data"]["customer/id"], json!("u9"));
+    }
+
+    fn issues() -> Inspector {
+        let declared: crate::pipeline::DeclaredType = serde_json::from_value(json!({
+            "name": "issues",
+            "schema": {"type": "object", "required": ["action", "issue"],
+                       "examples": [{"repository": {"full_name": "o/r"}}]},
+            "fields": {
+                "eventType": "/action", "eventTime": "/issue/updated_at",
+                "userId": "/repository/id", "entityId": "/issue/id", "status": "/issue/state"
+            },
+            "lifecycle": ["opened", "edited", "closed"]
+        }))
+        .unwrap();
+        Inspector::new(Definition::declared(&declared)).unwrap()
+    }
+
+    fn issue() -> Value {
+        json!({
+            "action": "closed",
+            "issue": {"id": 1_001, "updated_at": "2023-11-14T22:13:20Z", "state": "closed"},
+            "repository": {"id": 42}
+        })
+    }
+
+    #[test]
+    fn a_declared_type_reads_its_own_pointers_and_takes_the_message_id() {
+        let body = serde_json::to_vec(&issue()).unwrap();
+        let inspected = issues()
+            .inspect_delivery(&body, received(), Some("delivery-1"))
+            .unwrap();
+        assert_eq!(
+            inspected,
+            Inspected {
+                provider_event_id: "delivery-1".into(),
+                user_id: "42".into(),
+                event_type: "closed".into(),
+                occurred_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+                rank: 2,
+                columns: ColumnValues {
+                    entity_id: "1001".into(),
+                    status: Some("closed".into()),
+                    commerce: None,
+                },
+            }
+        );
+        let err = issues().inspect(&body, received()).unwrap_err();
+        assert_eq!(err.reason, Reason::MissingEventId);
+        assert!(
+            err.message.contains("signed no message id"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_declared_types_status_is_optional_and_its_entity_is_not() {
+        let mut payload = issue();
+        payload["issue"].as_object_mut().unwrap().remove("state");
+        let body = serde_json::to_vec(&payload).unwrap();
+        let inspected = issues()
+            .inspect_delivery(&body, received(), Some("d"))
+            .unwrap();
+        assert_eq!(inspected.columns.status, None);
+        payload["issue"].as_object_mut().unwrap().remove("id");
+        let body = serde_json::to_vec(&payload).unwrap();
+        let err = issues()
+            .inspect_delivery(&body, received(), Some("d"))
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::SchemaInvalid);
+        assert!(err.message.contains("/issue/id"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_declared_types_example_builds_on_the_schemas_example() {
+        let inspector = issues();
+        let payload = example(
+            inspector.definition(),
+            &Example {
+                provider_event_id: "evt_1",
+                user_id: "u1",
+                entity_id: "e1",
+                order_id: "o1",
+                event_time: 1_700_000_000,
+                amount: 5,
+            },
+        );
+        assert_eq!(payload["repository"]["full_name"], json!("o/r"));
+        let inspected = inspector
+            .inspect_value(&payload, received(), Some("evt_1"))
+            .unwrap();
+        assert_eq!(inspected.columns.entity_id, "e1");
+        assert_eq!(inspected.event_type, "opened");
     }
 
     #[test]

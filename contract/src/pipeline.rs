@@ -9,6 +9,8 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::declared::{DeclaredType, FieldPointers};
+
 /// API group and version of the resource.
 pub const API_VERSION: &str = "hookline.dev/v1alpha1";
 /// Kind of the resource.
@@ -80,6 +82,11 @@ pub struct Metadata {
     x_kube(validation = Rule::new("self.topics.all(t, t.partitions % size(self.shards) == 0)")
         .message("every topic's partitions must be a multiple of the shard count, so that each partition holds the users of one shard"))
 )]
+#[cfg_attr(
+    feature = "kube",
+    x_kube(validation = Rule::new("self.topics.all(t, t.eventType in ['orders', 'disputes'] || (has(self.eventTypes) && self.eventTypes.exists(e, e.name == t.eventType)))")
+        .message("every topic's eventType must name a built-in type (orders, disputes) or one of spec.eventTypes"))
+)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineSpec {
     pub kafka: KafkaSpec,
@@ -102,6 +109,14 @@ pub struct PipelineSpec {
         x_kube(validation = Rule::new("self.map(s, s.name) == oldSelf.map(s, s.name) && self.map(s, s.databaseUrlSecretRef) == oldSelf.map(s, s.databaseUrlSecretRef)").message("the shard list is immutable: changing it would move users between shards"))
     )]
     pub shards: Vec<ShardSpec>,
+    /// Event types besides the built-in `orders` and `disputes`, keyed by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "kube",
+        schemars(length(max = 32)),
+        schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))
+    )]
+    pub event_types: Vec<DeclaredType>,
     pub ingest: IngestSpec,
     /// The worker pods of every topic.
     #[serde(default, skip_serializing_if = "WorkersSpec::is_empty")]
@@ -507,6 +522,7 @@ impl PipelineSpec {
                 }
             }
         }
+        problems.extend(self.event_type_problems());
         let mut shard_names = HashSet::new();
         for shard in &self.shards {
             if !shard_names.insert(&shard.name) {
@@ -531,6 +547,52 @@ impl PipelineSpec {
             ));
         }
         problems
+    }
+
+    /// What is wrong with the declared types and the topics' `eventType`s.
+    fn event_type_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.event_types.len() > crate::declared::MAX_DECLARED_TYPES {
+            problems.push(format!(
+                "eventTypes lists {} types, more than {}",
+                self.event_types.len(),
+                crate::declared::MAX_DECLARED_TYPES
+            ));
+        }
+        let mut declared = HashSet::new();
+        for event_type in &self.event_types {
+            if !declared.insert(event_type.name.as_str()) {
+                problems.push(format!("eventTypes {} is listed twice", event_type.name));
+            }
+            problems.extend(event_type.problems());
+        }
+        for topic in &self.topics {
+            if crate::event_types::lookup(&topic.event_type).is_none()
+                && !declared.contains(topic.event_type.as_str())
+            {
+                problems.push(format!(
+                    "topic {}: eventType {} names no type (built in: {}; declared: {})",
+                    topic.name,
+                    topic.event_type,
+                    crate::event_types::names(),
+                    if declared.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        self.event_types
+                            .iter()
+                            .map(|t| t.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ));
+            }
+        }
+        problems
+    }
+
+    /// The declared type named `name`, if the spec declares one.
+    pub fn declared_type(&self, name: &str) -> Option<&DeclaredType> {
+        self.event_types.iter().find(|t| t.name == name)
     }
 
     /// The topic serving `event_type`.

@@ -182,7 +182,7 @@ impl Config {
             .topics
             .iter()
             .map(|topic| {
-                let inspector = Inspector::builtin(&topic.event_type, topic.pointers.clone())?;
+                let inspector = Inspector::for_topic(&manifest.spec, topic)?;
                 let route = TopicRoute {
                     event_type: topic.event_type.clone(),
                     topic: topic.name.clone(),

@@ -126,6 +126,7 @@ mod tests {
             source: "standard-webhooks",
             received_at: Utc::now(),
             schema: &"s".repeat(256),
+            message_id: None,
         };
         let headers = letter(Stage::Ingest, None).append_to(origin.to_headers());
 
@@ -175,6 +176,7 @@ mod tests {
             received_at: Utc::now(),
             partition_count: u32::MAX,
             schema: "s".repeat(256),
+            message_id: None,
         };
 
         // A built-in schema's user id: 255 characters of up to 4 bytes.

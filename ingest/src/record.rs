@@ -55,6 +55,7 @@ pub fn to_topic<'a>(
         received_at: webhook.received_at,
         partition_count,
         schema: webhook.route.inspector.schema_id().to_owned(),
+        message_id: None,
     };
     Record {
         topic: &webhook.route.topic,
@@ -81,6 +82,7 @@ pub fn to_dlq<'a>(
         source: webhook.source,
         received_at: webhook.received_at,
         schema: route.inspector.schema_id(),
+        message_id: None,
     };
     let letter = DeadLetter {
         topic: route.topic.clone(),
@@ -138,10 +140,12 @@ mod tests {
             rank: 2,
             columns: hookline_contract::payload::ColumnValues {
                 entity_id: "o1".into(),
-                order_id: "o1".into(),
-                status: "paid".into(),
-                amount: 1250,
-                currency: "eur".into(),
+                status: Some("paid".into()),
+                commerce: Some(hookline_contract::payload::Commerce {
+                    order_id: "o1".into(),
+                    amount: 1250,
+                    currency: "eur".into(),
+                }),
             },
         }
     }

@@ -20,6 +20,10 @@ pub struct Envelope {
     /// The partition count the producer placed the record with.
     pub partition_count: u32,
     pub schema: String,
+    /// The message id the source's scheme signed (`webhook-id`,
+    /// `X-GitHub-Delivery`, …), when it has one: the provider event id of a
+    /// declared type without an event-id pointer.
+    pub message_id: Option<String>,
 }
 
 /// What is known of every authentic webhook, valid or not: the headers a
@@ -30,6 +34,7 @@ pub struct Origin<'a> {
     pub source: &'a str,
     pub received_at: DateTime<Utc>,
     pub schema: &'a str,
+    pub message_id: Option<&'a str>,
 }
 
 /// Why a record's headers do not make an envelope.
@@ -56,6 +61,7 @@ impl Envelope {
             source: &self.source,
             received_at: self.received_at,
             schema: &self.schema,
+            message_id: self.message_id.as_deref(),
         }
         .to_headers()
         .insert(text(h::EVENT_TYPE, &self.event_type))
@@ -84,17 +90,22 @@ impl Envelope {
                 .filter(|n| *n > 0)
                 .ok_or_else(|| invalid(h::PARTITION_COUNT, partition_count))?,
             schema: found.text(h::SCHEMA)?.to_owned(),
+            message_id: found.optional_text(h::MESSAGE_ID)?.map(str::to_owned),
         })
     }
 }
 
 impl Origin<'_> {
     pub fn to_headers(&self) -> OwnedHeaders {
-        OwnedHeaders::new_with_capacity(8)
+        let headers = OwnedHeaders::new_with_capacity(8)
             .insert(text(h::EVENT_ID, &self.event_id.to_string()))
             .insert(text(h::SOURCE, self.source))
             .insert(text(h::RECEIVED_AT, &timestamp(self.received_at)))
-            .insert(text(h::SCHEMA, self.schema))
+            .insert(text(h::SCHEMA, self.schema));
+        match self.message_id {
+            Some(id) => headers.insert(text(h::MESSAGE_ID, id)),
+            None => headers,
+        }
     }
 }
 
@@ -149,6 +160,18 @@ impl<'a> Found<'a> {
             .ok_or(EnvelopeError::Missing(name))?;
         std::str::from_utf8(value).map_err(|_| EnvelopeError::NotUtf8(name))
     }
+
+    /// [`Found::text`] of a header records may go without.
+    pub(crate) fn optional_text(
+        &self,
+        name: &'static str,
+    ) -> Result<Option<&'a str>, EnvelopeError> {
+        match self.text(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(EnvelopeError::Missing(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +187,7 @@ mod tests {
             received_at: Utc.timestamp_millis_opt(1_795_000_000_123).unwrap(),
             partition_count: 4,
             schema: "orders/v1".into(),
+            message_id: Some("msg_1".into()),
         }
     }
 
@@ -279,6 +303,7 @@ mod tests {
             source: &e.source,
             received_at: e.received_at,
             schema: &e.schema,
+            message_id: e.message_id.as_deref(),
         };
         let headers = origin.to_headers();
         assert_eq!(

@@ -2,8 +2,8 @@
 //! `fixtures::pipeline().with_partitions("orders.webhooks", 6).build()`.
 
 use hookline_contract::pipeline::{
-    DeletionPolicy, IngestNetworkPolicy, IngestSpec, KafkaSasl, KafkaSpec, KafkaTls, PipelineSpec,
-    SaslMechanism, SecretKeyRef, SecretRef, ShardSpec, TopicSpec, WebhookPipeline,
+    DeclaredType, DeletionPolicy, IngestNetworkPolicy, IngestSpec, KafkaSasl, KafkaSpec, KafkaTls,
+    PipelineSpec, SaslMechanism, SecretKeyRef, SecretRef, ShardSpec, TopicSpec, WebhookPipeline,
 };
 
 /// A valid pipeline `payments` in namespace `default`: `orders.webhooks` (4
@@ -20,6 +20,7 @@ pub fn pipeline() -> PipelineBuilder {
         network_policy: false,
         kafka_tls: None,
         kafka_sasl: None,
+        event_types: Vec::new(),
         uid: "6c0f6b1e-0000-4000-8000-000000000001".into(),
     }
 }
@@ -44,6 +45,7 @@ pub struct PipelineBuilder {
     network_policy: bool,
     kafka_tls: Option<KafkaTls>,
     kafka_sasl: Option<KafkaSasl>,
+    event_types: Vec<DeclaredType>,
     uid: String,
 }
 
@@ -100,6 +102,18 @@ impl PipelineBuilder {
         self
     }
 
+    /// Adds the declared type `declared` and a topic `<name>.webhooks` of
+    /// `partitions` serving it.
+    pub fn with_declared_type(mut self, declared: DeclaredType, partitions: i32) -> Self {
+        self.topics.push(topic(
+            &format!("{}.webhooks", declared.name),
+            &declared.name,
+            partitions,
+        ));
+        self.event_types.push(declared);
+        self
+    }
+
     pub fn with_deletion_policy(mut self, policy: DeletionPolicy) -> Self {
         self.deletion_policy = policy;
         self
@@ -132,6 +146,7 @@ impl PipelineBuilder {
                     ca_secret_ref: None,
                 })
                 .collect(),
+            event_types: self.event_types,
             ingest: IngestSpec {
                 replicas: 2,
                 signing_secret_ref: SecretRef {

@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hookline_contract::EventType;
-use hookline_contract::event_types;
 use hookline_contract::headers::dlq_topic;
 use hookline_contract::payload::Inspector;
 use hookline_contract::pipeline::{DEFAULT_POOL_SIZE, PipelineManifest};
@@ -156,8 +154,8 @@ pub struct Config {
     pub membership: Membership,
     /// Names the worker's Kafka clients.
     pub client_id: String,
-    /// What the topic carries: where its columns are, which tables hold it.
-    pub event_type: &'static EventType,
+    /// What the topic carries: its schema, where its columns are, which
+    /// tables hold it.
     pub inspector: Inspector,
     /// (name, connection string) of each shard, in the manifest's order (the
     /// shard index is `murmur2(user_id) % shards`).
@@ -184,9 +182,7 @@ impl Config {
             .iter()
             .find(|t| t.name == args.topic)
             .ok_or_else(|| Error::UnknownTopic(args.topic.clone()))?;
-        let event_type = event_types::lookup(&topic.event_type)
-            .ok_or_else(|| Error::UnknownEventType(topic.event_type.clone()))?;
-        let inspector = Inspector::builtin(event_type.name, topic.pointers.clone())?;
+        let inspector = Inspector::for_topic(&manifest.spec, topic)?;
         let secrets = SecretsDir::new(&args.secrets_dir);
         let shard_urls = manifest
             .spec
@@ -254,7 +250,6 @@ impl Config {
             topic: topic.name.clone(),
             membership,
             client_id,
-            event_type,
             inspector,
             shard_urls,
             batch_size: args.batch_size,

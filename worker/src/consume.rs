@@ -26,7 +26,7 @@ use crate::dlq::DeadLetters;
 use crate::filling::{Caps, Filling};
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::store::{DisputeEvent, Event, OrderEvent, Pools};
+use crate::store::{DeclaredEvent, DisputeEvent, Event, OrderEvent, Pools};
 
 /// How long shutdown may spend on a last attempt at a failing batch.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -48,9 +48,10 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         // The one place a storage meets the Rust type its rows are written
         // from; everything below is the same for every storage.
-        match self.config.event_type.storage {
+        match self.config.inspector.definition().storage {
             Storage::Orders => Run::<OrderEvent>::new(&self).until(shutdown).await,
             Storage::Disputes => Run::<DisputeEvent>::new(&self).until(shutdown).await,
+            Storage::Declared => Run::<DeclaredEvent>::new(&self).until(shutdown).await,
         }
     }
 

@@ -79,7 +79,11 @@ pub fn decode(inspector: &Inspector, record: RecordView<'_>) -> Result<Fields, P
     // payload ingest accepted is decoded here, and one it would refuse now
     // (written by an older ingest, or replayed) is refused for the same reason.
     let inspected = inspector
-        .inspect_value(&payload, envelope.received_at)
+        .inspect_value(
+            &payload,
+            envelope.received_at,
+            envelope.message_id.as_deref(),
+        )
         .map_err(|invalid| Poison::new(Stage::Validate, invalid.reason, invalid.message))?;
     if inspected.user_id != key {
         return Err(Poison::new(
@@ -89,16 +93,19 @@ pub fn decode(inspector: &Inspector, record: RecordView<'_>) -> Result<Fields, P
         ));
     }
     let columns = inspected.columns;
+    // Declared types have no commerce columns, and their storage reads none.
+    let commerce = columns.commerce.unwrap_or_default();
     Ok(Fields {
+        type_name: inspector.definition().name.clone(),
         event_id: envelope.event_id,
         occurred_at: inspected.occurred_at,
         rank: inspected.rank,
         received_at: envelope.received_at,
-        order_id: columns.order_id,
+        order_id: commerce.order_id,
         entity_id: columns.entity_id,
-        status: columns.status,
-        amount: columns.amount,
-        currency: columns.currency,
+        status: columns.status.unwrap_or_default(),
+        amount: commerce.amount,
+        currency: commerce.currency,
         provider_event_id: inspected.provider_event_id,
         event_type: inspected.event_type,
         user_id: inspected.user_id,

@@ -411,6 +411,7 @@ mod tests {
             received_at: Utc::now(),
             partition_count: 4,
             schema: "orders/v1".into(),
+            message_id: None,
         };
         OwnedMessage::new(
             Some(b"{}".to_vec()),

@@ -62,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
     health.set_ready();
     tracing::info!(
         topic = %config.topic, group = %config.group, membership = ?config.membership,
-        event_type = config.event_type.name, shards = pools.count(), listen = %args.listen,
+        event_type = config.inspector.definition().name, shards = pools.count(), listen = %args.listen,
         fetch_wait = ?config.fetch_wait, "hookline-worker consuming"
     );
 

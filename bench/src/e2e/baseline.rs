@@ -164,6 +164,7 @@ async fn receive(
         received_at,
         partition_count: 1,
         schema: baseline.inspector.schema_id().to_owned(),
+        message_id: None,
     });
     let record = RecordView {
         partition: 0,

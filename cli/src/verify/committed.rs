@@ -10,10 +10,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context;
+use hookline_contract::definition::Definition;
 use hookline_contract::headers::dlq_topic;
 use hookline_contract::payload::Inspector;
 use hookline_contract::pipeline::TopicSpec;
-use hookline_contract::{EventType, shard_for};
+use hookline_contract::{Storage, headers, shard_for};
+use hookline_kafka::envelope::header;
 use hookline_kafka::reader::Range;
 use hookline_kafka::{ClientSettings, DeadLetter, offsets};
 use rdkafka::Message;
@@ -44,7 +46,7 @@ struct Committed {
 }
 
 impl Committed {
-    fn read(message: &BorrowedMessage<'_>, inspector: &Inspector, event_type: &EventType) -> Self {
+    fn read(message: &BorrowedMessage<'_>, inspector: &Inspector) -> Self {
         let payload: Option<serde_json::Value> = message
             .payload()
             .and_then(|value| serde_json::from_slice(value).ok());
@@ -52,15 +54,23 @@ impl Committed {
             .as_ref()
             // Only the ids are wanted here: judged against now, an event time
             // the worker accepted at its receipt is accepted again.
-            .and_then(|p| inspector.inspect_value(p, chrono::Utc::now()).ok());
+            .and_then(|p| {
+                let message_id = header(message.headers(), headers::MESSAGE_ID);
+                inspector
+                    .inspect_value(p, chrono::Utc::now(), message_id)
+                    .ok()
+            });
         Self {
             partition: message.partition(),
             offset: message.offset(),
             entity: payload
                 .as_ref()
-                .and_then(|p| p.pointer(event_type.columns.entity_id))
-                .and_then(|v| v.as_str())
-                .map(str::to_owned),
+                .and_then(|p| p.pointer(&inspector.definition().fields.entity_id))
+                .and_then(|v| match v {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                }),
             event: inspected.as_ref().map(|i| i.provider_event_id.clone()),
             user: inspected.map(|i| i.user_id),
         }
@@ -82,9 +92,9 @@ pub async fn audit(
     kafka: &ClientSettings,
     shards: &[Shard],
     topic: &TopicSpec,
-    event_type: &'static EventType,
+    event_type: &Definition,
 ) -> anyhow::Result<TopicAudit> {
-    let inspector = Inspector::builtin(&topic.event_type, topic.pointers.clone())
+    let inspector = Inspector::new(event_type.clone())
         .with_context(|| format!("compiling the schema of topic {}", topic.name))?;
     // The workers commit to the group named after their topic.
     let partitions = offsets::offsets(kafka, &topic.name, &topic.name)
@@ -117,7 +127,7 @@ pub async fn audit(
         ranges,
         READ_DEADLINE,
         READ_AHEAD,
-        move |message| Committed::read(message, &inspector, event_type),
+        move |message| Committed::read(message, &inspector),
     );
     let mut batches: Vec<Vec<Committed>> = shards.iter().map(|_| Vec::new()).collect();
     while let Some(record) = records.recv().await {
@@ -150,7 +160,7 @@ pub async fn audit(
 /// Counts each record of `batch` as stored or missing, in one query.
 async fn look_up(
     shard: &Shard,
-    event_type: &EventType,
+    event_type: &Definition,
     batch: Vec<Committed>,
     audit: &mut TopicAudit,
 ) -> anyhow::Result<()> {
@@ -169,15 +179,26 @@ async fn look_up(
         .unzip();
     // Table and column names come from the registry, never from input. The
     // answer is the (1-based) positions in the batch of the stored records.
+    // A declared type's rows are those of its name in the shared table.
+    let declared = (storage == Storage::Declared).then_some(event_type.name.as_str());
     let sql = format!(
         "SELECT w.i FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(entity, event, i) \
-         WHERE EXISTS (SELECT 1 FROM {} e WHERE e.{} = w.entity AND e.provider_event_id = w.event)",
+         WHERE EXISTS (SELECT 1 FROM {} e WHERE e.{} = w.entity AND e.provider_event_id = w.event{})",
         storage.events_table(),
-        storage.entity_column()
+        storage.entity_column(),
+        if declared.is_some() {
+            " AND e.type = $3"
+        } else {
+            ""
+        }
     );
-    let found: HashSet<i64> = sqlx::query_scalar::<_, i64>(&sql)
+    let mut query = sqlx::query_scalar::<_, i64>(&sql)
         .bind(&entities)
-        .bind(&events)
+        .bind(&events);
+    if let Some(name) = declared {
+        query = query.bind(name);
+    }
+    let found: HashSet<i64> = query
         .fetch_all(&shard.pool)
         .await
         .with_context(|| {

@@ -3,13 +3,17 @@
 //! latest-state order (event time, lifecycle rank, provider event id in byte
 //! order), and every entity with events must have a state row.
 //!
-//! The ranks are the registry's ([`EventType::lifecycle`]), passed to the
+//! A declared type's rows share `entities` and `events` with the other
+//! declared types: its audit reads only the rows of its type.
+//!
+//! The ranks are the definition's ([`Definition::lifecycle`]), passed to the
 //! query as two arrays, so that the audit and the worker read one definition
 //! and the audit needs no column the worker may or may not have written.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use hookline_contract::EventType;
+use hookline_contract::Storage;
+use hookline_contract::definition::Definition;
 use sqlx::Row;
 
 use super::report::{EventRef, Inconsistent, StateAudit};
@@ -19,38 +23,60 @@ use crate::local::shards::Shard;
 /// query's cost stay bounded whatever the table's size.
 const PAGE: i64 = 1000;
 
+/// The rows of one type in the shared tables: `AND <alias>.type = $<n>` for a
+/// declared type, nothing for a built-in one, whose tables are its own.
+fn of_type(event_type: &Definition, alias: &str, n: usize) -> String {
+    if event_type.storage == Storage::Declared {
+        format!(" AND {alias}.type = ${n}")
+    } else {
+        String::new()
+    }
+}
+
+/// The state table as the report names it.
+fn table_name(event_type: &Definition) -> String {
+    let table = event_type.storage.state_table();
+    if event_type.storage == Storage::Declared {
+        format!("{table} ({})", event_type.name)
+    } else {
+        table.to_owned()
+    }
+}
+
 /// Audits the state table of `event_type` on `shard`.
-pub async fn audit(shard: &Shard, event_type: &EventType) -> anyhow::Result<StateAudit> {
+pub async fn audit(shard: &Shard, event_type: &Definition) -> anyhow::Result<StateAudit> {
     let storage = event_type.storage;
     let mut audit = StateAudit {
         shard: shard.name.clone(),
-        table: storage.state_table(),
+        table: table_name(event_type),
         ..StateAudit::default()
     };
     let (names, ranks): (Vec<&str>, Vec<i32>) = event_type
         .lifecycle
         .iter()
-        .map(|(name, rank)| (*name, i32::from(*rank)))
+        .map(|(name, rank)| (name.as_str(), i32::from(*rank)))
         .unzip();
+    let declared = (storage == Storage::Declared).then_some(event_type.name.as_str());
     let (first, next) = (newest_sql(event_type, true), newest_sql(event_type, false));
     let mut after: Option<String> = None;
     loop {
         let sql = if after.is_none() { &first } else { &next };
-        let rows = sqlx::query(sql)
+        let mut query = sqlx::query(sql)
             .bind(&names)
             .bind(&ranks)
             .bind(after.as_deref())
-            .bind(PAGE)
-            .fetch_all(&shard.pool)
-            .await
-            .with_context(|| {
-                format!(
-                    "comparing {} with {} on shard {}",
-                    storage.state_table(),
-                    storage.events_table(),
-                    shard.name
-                )
-            })?;
+            .bind(PAGE);
+        if let Some(name) = declared {
+            query = query.bind(name);
+        }
+        let rows = query.fetch_all(&shard.pool).await.with_context(|| {
+            format!(
+                "comparing {} with {} on shard {}",
+                storage.state_table(),
+                storage.events_table(),
+                shard.name
+            )
+        })?;
         let page = rows.len() as i64;
         for row in rows {
             let entity_id: String = row.try_get("entity_id").context("reading entity_id")?;
@@ -86,7 +112,7 @@ const NEWEST_FIRST: &str = "e.created_at DESC,
 /// A page of `$4` state rows (the first page, or those after the entity id
 /// `$3`), each with its entity's newest stored event. Two texts rather than
 /// `$3 IS NULL OR …`, so that both pages walk the primary key's index.
-fn newest_sql(event_type: &EventType, first: bool) -> String {
+fn newest_sql(event_type: &Definition, first: bool) -> String {
     let storage = event_type.storage;
     let (state, events, entity) = (
         storage.state_table(),
@@ -98,16 +124,24 @@ fn newest_sql(event_type: &EventType, first: bool) -> String {
     } else {
         format!("{entity} > $3")
     };
+    let (state_of_type, same_type) = (
+        of_type(event_type, state, 5),
+        if event_type.storage == Storage::Declared {
+            " AND e.type = s.type"
+        } else {
+            ""
+        },
+    );
     // Table and column names come from the registry, never from input.
     format!(
         "SELECT s.{entity} AS entity_id,
                 s.last_event_id AS state_id, s.last_event_type AS state_type, s.last_event_at AS state_at,
                 n.provider_event_id AS newest_id, n.event_type AS newest_type, n.created_at AS newest_at
-         FROM (SELECT * FROM {state} WHERE {from} ORDER BY {entity} LIMIT $4) s
+         FROM (SELECT * FROM {state} WHERE {from}{state_of_type} ORDER BY {entity} LIMIT $4) s
          LEFT JOIN LATERAL (
              SELECT e.provider_event_id, e.event_type, e.created_at
              FROM {events} e
-             WHERE e.{entity} = s.{entity}
+             WHERE e.{entity} = s.{entity}{same_type}
              ORDER BY {NEWEST_FIRST}
              LIMIT 1
          ) n ON true
@@ -134,7 +168,7 @@ fn event(row: &sqlx::postgres::PgRow, prefix: &str) -> anyhow::Result<Option<Eve
 /// first listed, each with its newest event.
 async fn orphans(
     shard: &Shard,
-    event_type: &EventType,
+    event_type: &Definition,
     (names, ranks): (&[&str], &[i32]),
     audit: &mut StateAudit,
 ) -> anyhow::Result<()> {
@@ -144,6 +178,14 @@ async fn orphans(
         storage.events_table(),
         storage.entity_column(),
     );
+    let (events_of_type, same_type) = (
+        of_type(event_type, "e", 4),
+        if event_type.storage == Storage::Declared {
+            " AND s.type = e.type"
+        } else {
+            ""
+        },
+    );
     // `count(*) OVER ()` counts every orphan before the LIMIT keeps the first.
     let sql = format!(
         "SELECT count(*) OVER () AS total, o.*
@@ -151,23 +193,24 @@ async fn orphans(
                       e.provider_event_id AS newest_id, e.event_type AS newest_type,
                       e.created_at AS newest_at
                FROM {events} e
-               WHERE NOT EXISTS (SELECT 1 FROM {state} s WHERE s.{entity} = e.{entity})
+               WHERE NOT EXISTS (SELECT 1 FROM {state} s WHERE s.{entity} = e.{entity}{same_type}){events_of_type}
                ORDER BY e.{entity}, {NEWEST_FIRST}) o
          ORDER BY o.entity_id
          LIMIT $3"
     );
-    let rows = sqlx::query(&sql)
+    let mut query = sqlx::query(&sql)
         .bind(names)
         .bind(ranks)
-        .bind(super::report::LISTED as i64)
-        .fetch_all(&shard.pool)
-        .await
-        .with_context(|| {
-            format!(
-                "looking for {} without a row in {} on shard {}",
-                events, state, shard.name
-            )
-        })?;
+        .bind(super::report::LISTED as i64);
+    if event_type.storage == Storage::Declared {
+        query = query.bind(event_type.name.as_str());
+    }
+    let rows = query.fetch_all(&shard.pool).await.with_context(|| {
+        format!(
+            "looking for {} without a row in {} on shard {}",
+            events, state, shard.name
+        )
+    })?;
     let total: i64 = match rows.first() {
         Some(row) => row.try_get("total").context("reading the orphan count")?,
         None => 0,

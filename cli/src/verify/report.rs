@@ -107,7 +107,7 @@ pub struct Inconsistent {
 #[derive(Debug, Clone, Default)]
 pub struct StateAudit {
     pub shard: String,
-    pub table: &'static str,
+    pub table: String,
     /// State rows compared with their entity's events.
     pub checked: u64,
     /// Every inconsistent entity counted, the first [`LISTED`] named.

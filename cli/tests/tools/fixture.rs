@@ -237,6 +237,7 @@ impl Topic {
             received_at: chrono::Utc::now(),
             partition_count: self.partitions,
             schema: "orders".into(),
+            message_id: None,
         }
     }
 

@@ -12,8 +12,8 @@
 //! reads it.
 
 use hookline_contract::pipeline::{
-    IngestSpec, InvalidPolicy, KafkaSasl, KafkaSpec, KafkaTls, PipelineSpec, Pointers, SecretRef,
-    ShardSpec, TopicSpec,
+    DeclaredType, IngestSpec, InvalidPolicy, KafkaSasl, KafkaSpec, KafkaTls, PipelineSpec,
+    Pointers, SecretRef, ShardSpec, TopicSpec,
 };
 use serde::Serialize;
 
@@ -33,6 +33,8 @@ struct IngestReads<'a> {
 struct RouteReads<'a> {
     topic: &'a str,
     event_type: &'a str,
+    /// The type's declaration, when the topic serves a declared type.
+    declared: Option<&'a DeclaredType>,
     pointers: &'a Pointers,
     invalid_policy: InvalidPolicy,
 }
@@ -52,6 +54,7 @@ struct WorkerReads<'a> {
     kafka: KafkaReads<'a>,
     topic: &'a str,
     event_type: &'a str,
+    declared: Option<&'a DeclaredType>,
     pointers: &'a Pointers,
     shards: &'a [ShardSpec],
 }
@@ -91,6 +94,8 @@ pub(super) fn ingest(spec: &PipelineSpec) -> String {
         topics,
         // The workers' alone.
         shards: _,
+        // Those of its topics, with them.
+        event_types,
         ingest,
         // The workers' pods'.
         workers: _,
@@ -120,6 +125,7 @@ pub(super) fn ingest(spec: &PipelineSpec) -> String {
             RouteReads {
                 topic: name,
                 event_type,
+                declared: declared(event_types, event_type),
                 pointers,
                 invalid_policy: *invalid_policy,
             }
@@ -139,6 +145,8 @@ pub(super) fn worker(spec: &PipelineSpec, topic: &TopicSpec) -> String {
         // Only `topic` of them.
         topics: _,
         shards,
+        // Its topic's, with it.
+        event_types,
         // Ingest's alone.
         ingest: _,
         // Part of the pod template itself: a change to it rolls the pods
@@ -159,9 +167,15 @@ pub(super) fn worker(spec: &PipelineSpec, topic: &TopicSpec) -> String {
         kafka: KafkaReads::of(kafka),
         topic: name,
         event_type,
+        declared: declared(event_types, event_type),
         pointers,
         shards,
     })
+}
+
+/// The declaration of `event_type`, when it is not built in.
+fn declared<'a>(event_types: &'a [DeclaredType], event_type: &str) -> Option<&'a DeclaredType> {
+    event_types.iter().find(|t| t.name == event_type)
 }
 
 /// Eight hex digits of murmur2 over the JSON of `reads`: short enough for an

@@ -16,6 +16,7 @@ const SHARDS: u32 = 2;
 
 fn fields(user: &str) -> Fields {
     Fields {
+        type_name: "orders".into(),
         event_id: uuid::Uuid::nil(),
         provider_event_id: "e".into(),
         event_type: "order.paid".into(),
@@ -171,6 +172,7 @@ fn new_decodes_each_record_and_places_it() {
         received_at: Utc::now(),
         partition_count: PARTITIONS,
         schema: "orders/v1".into(),
+        message_id: None,
     };
     let value = serde_json::to_vec(&json!({
         "id": "evt_1", "type": "order.paid", "created": 1_700_000_000,

@@ -1,7 +1,8 @@
 use chrono::{TimeZone, Utc};
-use hookline_contract::event_types::{Columns, ORDERS};
+use hookline_contract::definition::Definition;
+use hookline_contract::event_types::ORDERS;
 use hookline_contract::pipeline::Pointers;
-use hookline_contract::{EventType, event_id, partition_for};
+use hookline_contract::{event_id, partition_for};
 use serde_json::{Value, json};
 
 use super::*;
@@ -20,6 +21,7 @@ fn envelope(count: u32) -> Result<Envelope, EnvelopeError> {
         received_at: Utc.timestamp_millis_opt(1_795_773_600_000).unwrap(),
         partition_count: count,
         schema: "orders/v1".into(),
+        message_id: None,
     })
 }
 
@@ -159,14 +161,9 @@ fn dispute_record_decodes_to_a_dispute() {
 fn columns_are_read_where_the_event_type_says() {
     // The orders schema lets providers add fields; a type whose status lives
     // elsewhere is read from there, not from a pointer written in the worker.
-    let moved = Box::leak(Box::new(EventType {
-        columns: Columns {
-            status: "/data/state",
-            ..ORDERS.columns
-        },
-        ..ORDERS
-    }));
-    let moved = Inspector::new(moved, Pointers::default()).unwrap();
+    let mut moved = Definition::builtin(&ORDERS, &Pointers::default()).unwrap();
+    moved.fields.status = Some("/data/state".into());
+    let moved = Inspector::new(moved).unwrap();
     let env = envelope(PARTITIONS);
     let mut payload: Value = serde_json::from_slice(&body("u1")).unwrap();
     payload["data"]["state"] = json!("settled");

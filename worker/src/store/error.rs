@@ -39,6 +39,12 @@ pub enum Error {
     /// Upserting the latest state into `disputes` failed.
     #[error("upserting disputes failed")]
     UpsertDisputes(#[source] sqlx::Error),
+    /// Inserting a batch into `events` failed.
+    #[error("inserting declared events failed")]
+    InsertDeclaredEvents(#[source] sqlx::Error),
+    /// Upserting the latest state into `entities` failed.
+    #[error("upserting entities failed")]
+    UpsertEntities(#[source] sqlx::Error),
     /// A batch came with another number of payloads than events (a bug:
     /// retried, so that it stalls visibly instead of storing wrong payloads).
     #[error("{events} events came with {payloads} payloads")]
@@ -69,6 +75,8 @@ impl Error {
             Error::UpsertOrders(_) => "upsert_orders",
             Error::InsertDisputeEvents(_) => "insert_dispute_events",
             Error::UpsertDisputes(_) => "upsert_disputes",
+            Error::InsertDeclaredEvents(_) => "insert_declared_events",
+            Error::UpsertEntities(_) => "upsert_entities",
             Error::PayloadsMismatch { .. } => "payloads_mismatch",
         }
     }
@@ -93,7 +101,9 @@ impl Error {
             | Error::InsertOrderEvents(e)
             | Error::UpsertOrders(e)
             | Error::InsertDisputeEvents(e)
-            | Error::UpsertDisputes(e) => Some(e),
+            | Error::UpsertDisputes(e)
+            | Error::InsertDeclaredEvents(e)
+            | Error::UpsertEntities(e) => Some(e),
         }
     }
 

@@ -6,6 +6,7 @@
 //! connections and writes a shard's part of a batch with the one function its
 //! event type's storage needs ([`Event::store_batch`]).
 
+mod declared;
 mod disputes;
 mod error;
 mod fold;
@@ -20,6 +21,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
+pub use declared::{DeclaredEvent, store_declared_events};
 pub use disputes::{DisputeEvent, store_dispute_events};
 pub use error::{Error, ErrorClass, Result, class_of_sqlstate};
 pub use migrate::{MIGRATOR, PARTITION_MONTHS_AHEAD, ensure_dispute_partitions, migrate};
@@ -44,6 +46,9 @@ pub enum Stored {
 /// pointers. Each storage's event is made from it ([`Event`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fields {
+    /// The topic's event type (`orders`, or a declared name): the `type` of
+    /// a declared type's rows.
+    pub type_name: String,
     /// hookline's deterministic event id.
     pub event_id: Uuid,
     pub provider_event_id: String,
@@ -55,8 +60,9 @@ pub struct Fields {
     pub order_id: String,
     /// The shard key.
     pub user_id: String,
+    /// Empty when a declared type's payload has none.
     pub status: String,
-    /// Minor units.
+    /// Minor units; the built-ins' only, as are the order id and currency.
     pub amount: i64,
     /// ISO 4217, lowercase.
     pub currency: String,
@@ -91,6 +97,16 @@ impl Event for OrderEvent {
         payloads: &[&str],
     ) -> impl Future<Output = Result<Vec<Stored>>> + Send {
         store_order_events(tx, events, payloads)
+    }
+}
+
+impl Event for DeclaredEvent {
+    fn store_batch(
+        tx: &mut Transaction<'_, Postgres>,
+        events: &[Self],
+        payloads: &[&str],
+    ) -> impl Future<Output = Result<Vec<Stored>>> + Send {
+        store_declared_events(tx, events, payloads)
     }
 }
 

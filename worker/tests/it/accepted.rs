@@ -77,7 +77,7 @@ prop_compose! {
 
 /// The record ingest makes of an accepted payload, decoded by the worker.
 fn decoded(inspector: &Inspector, payload: &Value) -> Option<Result<OrderEvent, String>> {
-    let inspected = inspector.inspect_value(payload, received()).ok()?;
+    let inspected = inspector.inspect_value(payload, received(), None).ok()?;
     let user = inspected.user_id.clone();
     let value = serde_json::to_vec(payload).unwrap();
     let envelope: Result<Envelope, EnvelopeError> = Ok(Envelope {
@@ -87,6 +87,7 @@ fn decoded(inspector: &Inspector, payload: &Value) -> Option<Result<OrderEvent, 
         received_at: received(),
         partition_count: PARTITIONS,
         schema: inspector.schema_id().into(),
+        message_id: None,
     });
     let view = RecordView {
         partition: partition_for(user.as_bytes(), PARTITIONS).unwrap() as i32,
@@ -123,7 +124,7 @@ proptest! {
         let blank = ["/id", "/data/user_id"].iter().any(|p| {
             payload.pointer(p).and_then(Value::as_str).is_some_and(|s| s.trim().is_empty())
         });
-        let accepted = orders().inspect_value(&payload, received()).is_ok();
+        let accepted = orders().inspect_value(&payload, received(), None).is_ok();
         prop_assert_eq!(accepted, storable_amount && storable_time && !nul && !blank, "{}", payload);
     }
 }

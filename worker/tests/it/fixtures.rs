@@ -12,6 +12,7 @@ pub fn at(seconds: i64) -> DateTime<Utc> {
 /// An `order.created` event of order `order_id` for user `u1`, at t=1000.
 pub fn order(order_id: &str, provider_event_id: &str) -> OrderEvent {
     OrderEvent(Fields {
+        type_name: "orders".to_owned(),
         event_id: hookline_contract::event_id("test", provider_event_id),
         provider_event_id: provider_event_id.to_owned(),
         event_type: "order.created".to_owned(),
@@ -30,6 +31,7 @@ pub fn order(order_id: &str, provider_event_id: &str) -> OrderEvent {
 /// A `dispute.created` event of dispute `dispute_id` for user `u1`, at t=1000.
 pub fn dispute(dispute_id: &str, provider_event_id: &str) -> DisputeEvent {
     DisputeEvent(Fields {
+        type_name: "disputes".to_owned(),
         event_id: hookline_contract::event_id("test", provider_event_id),
         provider_event_id: provider_event_id.to_owned(),
         event_type: "dispute.created".to_owned(),

@@ -313,6 +313,7 @@ impl WithoutDlq {
             received_at: chrono::Utc::now(),
             partition_count: PARTITIONS as u32,
             schema: "test".into(),
+            message_id: None,
         };
         let value = serde_json::to_vec(&payload).unwrap();
         self.produce(user, &value, Some(envelope)).await;

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accepted;
+mod declared;
 mod failures;
 mod fixtures;
 mod flow;

@@ -37,6 +37,8 @@ pub struct Ev {
     pub status: String,
     pub at: i64,
     pub currency: String,
+    /// The provider's event type, for a declared type's events.
+    pub event_type: Option<String>,
 }
 
 /// An order event `id` of order `entity` for `user`.
@@ -48,6 +50,7 @@ pub fn ev(user: &str, id: &str, entity: &str) -> Ev {
         status: "paid".into(),
         at: 1_700_000_000,
         currency: "eur".into(),
+        event_type: None,
     }
 }
 
@@ -60,7 +63,19 @@ impl Ev {
         self.status = status.into();
         self
     }
+    pub fn typed(mut self, event_type: &str) -> Self {
+        self.event_type = Some(event_type.into());
+        self
+    }
 }
+
+/// The declared type of the `refunds` pipelines, as a manifest declares it.
+pub const REFUNDS_TYPE: &str = "  eventTypes:
+    - name: refunds
+      schema: {type: object, required: [id, type, created, data], properties: {data: {type: object, required: [refund_id]}}}
+      fields: {providerEventId: /id, eventType: /type, eventTime: /created, userId: /data/user_id, entityId: /data/refund_id, status: /data/status}
+      lifecycle: [refund.created, refund.updated, refund.succeeded, refund.failed]
+";
 
 /// A pipeline of one topic and two shards, private to a test.
 pub struct Pipeline {
@@ -96,8 +111,13 @@ impl Pipeline {
             std::fs::write(secrets.join(name).join("url"), url).unwrap();
         }
         let manifest = format!(
-            "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {{name: t}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  topics: [{{name: {topic}, eventType: {event_type}, partitions: {PARTITIONS}}}]\n  shards:\n    - {{name: a, databaseUrlSecretRef: {{name: pg-a, key: url}}}}\n    - {{name: b, databaseUrlSecretRef: {{name: pg-b, key: url}}}}\n  ingest: {{signingSecretRef: {{name: provider}}}}\n",
-            bootstrap()
+            "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {{name: t}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  topics: [{{name: {topic}, eventType: {event_type}, partitions: {PARTITIONS}}}]\n  shards:\n    - {{name: a, databaseUrlSecretRef: {{name: pg-a, key: url}}}}\n    - {{name: b, databaseUrlSecretRef: {{name: pg-b, key: url}}}}\n  ingest: {{signingSecretRef: {{name: provider}}}}\n{}",
+            bootstrap(),
+            if event_type == "refunds" {
+                REFUNDS_TYPE
+            } else {
+                ""
+            },
         );
         std::fs::write(dir.path().join("pipeline.yaml"), manifest).unwrap();
         let producer = Producer::new(&kafka().producer("hookline-worker-test"), DEADLINE).unwrap();
@@ -148,6 +168,11 @@ impl Pipeline {
                 "data": {"user_id": ev.user, "order_id": ev.entity, "amount": 1250,
                          "currency": ev.currency, "status": ev.status}
             }),
+            "refunds" => json!({
+                "id": ev.id, "type": ev.event_type.as_deref().unwrap_or("refund.updated"),
+                "created": ev.at,
+                "data": {"user_id": ev.user, "refund_id": ev.entity, "status": ev.status}
+            }),
             _ => json!({
                 "id": ev.id, "type": "dispute.updated", "created": ev.at,
                 "data": {"user_id": ev.user, "dispute_id": ev.entity, "order_id": "o1",
@@ -177,6 +202,7 @@ impl Pipeline {
             received_at: Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap(),
             partition_count: PARTITIONS as u32,
             schema: "test".into(),
+            message_id: None,
         }
     }
 

@@ -11,14 +11,14 @@ use rdkafka::message::Headers;
 
 use crate::pipeline::{DEADLINE, PARTITIONS, Pipeline, ev, eventually, kafka};
 
-struct DlqRecord {
-    key: Option<String>,
-    value: Vec<u8>,
-    headers: HashMap<String, String>,
+pub(crate) struct DlqRecord {
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+    pub headers: HashMap<String, String>,
 }
 
 /// Every record of the one-partition DLQ `topic`, once it holds `count`.
-async fn read_dlq(topic: &str, count: usize) -> Vec<DlqRecord> {
+pub(crate) async fn read_dlq(topic: &str, count: usize) -> Vec<DlqRecord> {
     eventually(&format!("{count} records in {topic}"), || async {
         offsets::depth(&kafka(), topic)
             .await
