@@ -46,29 +46,49 @@ pub struct FieldPointers {
     /// The provider's id of the event. Omitted: the message id the source's
     /// scheme signs (`webhook-id`, `X-GitHub-Delivery`, `X-Shopify-Webhook-Id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 256), regex(pattern = POINTER_PATTERN)))]
+    #[cfg_attr(
+        feature = "kube",
+        schemars(length(min = 1, max = 256)),
+        x_kube(validation = Rule::new("self.matches('^(/([^~/]|~[01])*)+$')").message("fields.providerEventId must be a JSON Pointer such as /data/id (~0 for ~, ~1 for /)"))
+    )]
     pub provider_event_id: Option<String>,
     /// The provider's event type (`refund.created`, …).
-    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 256), regex(pattern = POINTER_PATTERN)))]
+    #[cfg_attr(
+        feature = "kube",
+        schemars(length(min = 1, max = 256)),
+        x_kube(validation = Rule::new("self.matches('^(/([^~/]|~[01])*)+$')").message("fields.eventType must be a JSON Pointer such as /data/id (~0 for ~, ~1 for /)"))
+    )]
     pub event_type: String,
     /// The event time: Unix seconds, or an RFC 3339 string.
-    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 256), regex(pattern = POINTER_PATTERN)))]
+    #[cfg_attr(
+        feature = "kube",
+        schemars(length(min = 1, max = 256)),
+        x_kube(validation = Rule::new("self.matches('^(/([^~/]|~[01])*)+$')").message("fields.eventTime must be a JSON Pointer such as /data/id (~0 for ~, ~1 for /)"))
+    )]
     pub event_time: String,
     /// The user, hence the partition and the shard.
-    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 256), regex(pattern = POINTER_PATTERN)))]
+    #[cfg_attr(
+        feature = "kube",
+        schemars(length(min = 1, max = 256)),
+        x_kube(validation = Rule::new("self.matches('^(/([^~/]|~[01])*)+$')").message("fields.userId must be a JSON Pointer such as /data/id (~0 for ~, ~1 for /)"))
+    )]
     pub user_id: String,
     /// The entity whose latest state the event sets.
-    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 256), regex(pattern = POINTER_PATTERN)))]
+    #[cfg_attr(
+        feature = "kube",
+        schemars(length(min = 1, max = 256)),
+        x_kube(validation = Rule::new("self.matches('^(/([^~/]|~[01])*)+$')").message("fields.entityId must be a JSON Pointer such as /data/id (~0 for ~, ~1 for /)"))
+    )]
     pub entity_id: String,
     /// The entity's status, when the payload has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "kube", schemars(length(min = 1, max = 256), regex(pattern = POINTER_PATTERN)))]
+    #[cfg_attr(
+        feature = "kube",
+        schemars(length(min = 1, max = 256)),
+        x_kube(validation = Rule::new("self.matches('^(/([^~/]|~[01])*)+$')").message("fields.status must be a JSON Pointer such as /data/id (~0 for ~, ~1 for /)"))
+    )]
     pub status: Option<String>,
 }
-
-/// A non-empty JSON Pointer: `/`-separated tokens in which `~` is only ever
-/// `~0` or `~1`.
-pub const POINTER_PATTERN: &str = r"^(/([^~/]|~[01])*)+$";
 
 #[cfg(feature = "kube")]
 fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -138,6 +138,15 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
         ..Observed::default()
     };
 
+    // Admission checks what CEL can; a declared type's schema can only be
+    // judged by compiling it.
+    let invalid = pipeline.spec.problems();
+    if !invalid.is_empty() {
+        observed.invalid = invalid;
+        observed.topics = previous.topics;
+        write_status(pipeline, ctx, &observed).await?;
+        return Ok(Action::requeue(RESYNC));
+    }
     let lost = claims::lost_topics(pipeline, &all);
     if !lost.is_empty() {
         // The older pipeline owns these topics: touch neither them nor the

@@ -2,7 +2,7 @@
 //! `fixtures::pipeline().with_partitions("orders.webhooks", 6).build()`.
 
 use hookline_contract::pipeline::{
-    DeclaredType, DeletionPolicy, IngestNetworkPolicy, IngestSpec, KafkaSasl, KafkaSpec, KafkaTls,
+    DeclaredType, DeletionPolicy, FieldPointers, IngestNetworkPolicy, IngestSpec, KafkaSasl, KafkaSpec, KafkaTls,
     PipelineSpec, SaslMechanism, SecretKeyRef, SecretRef, ShardSpec, TopicSpec, WebhookPipeline,
 };
 
@@ -35,6 +35,23 @@ fn topic(name: &str, event_type: &str, partitions: i32) -> TopicSpec {
     }
 }
 
+/// A declared type `name` read at the usual pointers, with a lifecycle.
+pub fn declared(name: &str) -> DeclaredType {
+    DeclaredType {
+        name: name.into(),
+        schema: serde_json::json!({"type": "object", "required": ["id", "data"]}),
+        fields: FieldPointers {
+            provider_event_id: Some("/id".into()),
+            event_type: "/type".into(),
+            event_time: "/created".into(),
+            user_id: "/data/user_id".into(),
+            entity_id: "/data/id".into(),
+            status: Some("/data/status".into()),
+        },
+        lifecycle: vec![format!("{name}.created"), format!("{name}.updated")],
+    }
+}
+
 /// Changes one thing at a time of a valid pipeline.
 #[derive(Debug, Clone)]
 pub struct PipelineBuilder {
@@ -56,7 +73,9 @@ impl PipelineBuilder {
         self
     }
 
-    /// Sets the partitions of `topic`, adding the topic if it is new.
+    /// Sets the partitions of `topic`, adding the topic if it is new; a new
+    /// topic's event type is the name's first part (`refunds.webhooks`:
+    /// `refunds`), declared when it is not built in.
     pub fn with_partitions(mut self, topic_name: &str, partitions: i32) -> Self {
         match self.topics.iter_mut().find(|t| t.name == topic_name) {
             Some(t) => t.partitions = partitions,
@@ -66,6 +85,11 @@ impl PipelineBuilder {
                     .next()
                     .unwrap_or(topic_name)
                     .to_owned();
+                if hookline_contract::event_types::lookup(&event_type).is_none()
+                    && !self.event_types.iter().any(|t| t.name == event_type)
+                {
+                    self.event_types.push(declared(&event_type));
+                }
                 self.topics.push(topic(topic_name, &event_type, partitions));
             }
         }

@@ -140,6 +140,9 @@ pub struct Observed {
     pub ingest: (i32, i32),
     /// Connections the workers may open to each shard.
     pub shards: Vec<ShardDemand>,
+    /// What is wrong with the spec that admission could not judge (a
+    /// declared type's schema that does not compile): nothing is applied.
+    pub invalid: Vec<String>,
 }
 
 /// The status for `observed`, keeping the transition times of `previous`'s
@@ -182,8 +185,19 @@ pub fn build(
     };
     let workers = replicas(observed.workers, "worker replicas");
     let ingest = replicas(observed.ingest, "ingest replicas");
-    let ready = [&topics, &workers, &ingest]
-        .into_iter()
+    let invalid = (!observed.invalid.is_empty()).then(|| {
+        (
+            false,
+            "InvalidSpec",
+            format!(
+                "the spec cannot work, so nothing was applied: {}",
+                observed.invalid.join("; ")
+            ),
+        )
+    });
+    let ready = invalid
+        .iter()
+        .chain([&topics, &workers, &ingest])
         .find(|(ok, _, _)| !ok)
         .map_or(
             (true, "Ready", "the pipeline is ready".to_owned()),

@@ -194,6 +194,45 @@ fn changed_shard_list_is_refused() {
 }
 
 #[test]
+fn an_event_type_that_names_no_type_is_refused() {
+    let mut unknown = valid().build();
+    unknown.spec.topics[1].event_type = "refundz".into();
+    let found = messages(unknown.validate_cel());
+    assert!(
+        found.iter().any(|m| m.contains("must name a built-in type")),
+        "{found:?}"
+    );
+    let declared = valid().with_partitions("refunds.webhooks", 2).build();
+    assert_eq!(messages(declared.validate_cel()), Vec::<String>::new());
+}
+
+#[test]
+fn a_declared_type_with_a_broken_pointer_or_a_built_in_name_is_refused() {
+    let mut broken = crate::fixtures::declared("refunds");
+    broken.fields.entity_id = "data/refund_id".into();
+    broken.fields.status = Some("/data/~2".into());
+    let pipeline = valid().with_declared_type(broken, 2).build();
+    let found = messages(pipeline.validate_cel());
+    for field in ["fields.entityId", "fields.status"] {
+        assert!(
+            found
+                .iter()
+                .any(|m| m.contains(&format!("{field} must be a JSON Pointer"))),
+            "{field}: {found:?}"
+        );
+    }
+    let mut named_orders = crate::fixtures::declared("orders");
+    named_orders.name = "orders".into();
+    let mut pipeline = valid().build();
+    pipeline.spec.event_types.push(named_orders);
+    let found = messages(pipeline.validate_cel());
+    assert!(
+        found.iter().any(|m| m.contains("orders and disputes are built in")),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn duplicate_topic_name_is_refused() {
     let mut duplicated = valid().build();
     duplicated.spec.topics[1].name = "orders.webhooks".into();

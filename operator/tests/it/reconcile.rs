@@ -519,3 +519,53 @@ async fn against_the_real_broker_topics_are_created_and_growth_is_broker_unsuppo
         "workers follow the partitions Kafka has"
     );
 }
+
+#[tokio::test]
+async fn a_declared_type_whose_schema_cannot_compile_is_refused_and_nothing_is_applied() {
+    let world = World::new(FakeAdmin::default());
+    let mut broken = hookline_operator::fixtures::declared("refunds");
+    broken.schema = json!({"type": "objekt"});
+    world.apply(pipeline().with_declared_type(broken, 2), 1);
+
+    world.settle("payments").await;
+
+    let (status, reason) = world.condition("payments", "Ready");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "InvalidSpec"));
+    let object = world.api.get(PIPELINES, "payments").unwrap();
+    let ready = object["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()
+        .clone();
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("eventTypes refunds: schema does not compile"),
+        "{ready}"
+    );
+    assert_eq!(world.kafka.requests(), Vec::<String>::new(), "Kafka requests");
+    assert!(world.api.get(DEPLOYMENTS, "payments-ingest").is_none());
+    assert!(world.events().iter().any(|r| r == "InvalidSpec"), "{:?}", world.events());
+}
+
+#[tokio::test]
+async fn a_declared_type_gets_its_topic_and_workers_like_a_built_in() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(
+        pipeline().with_declared_type(hookline_operator::fixtures::declared("refunds"), 2),
+        1,
+    );
+
+    world.settle("payments").await;
+
+    assert_eq!(world.kafka.topics()["refunds.webhooks"], 2);
+    assert_eq!(world.replicas("payments-worker-refunds-webhooks"), 2);
+    let config = world.api.get(CONFIG_MAPS, "payments-pipeline").unwrap();
+    assert!(
+        config.to_string().contains("eventTypes"),
+        "the mounted manifest carries the declaration: {config}"
+    );
+}
