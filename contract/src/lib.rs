@@ -21,6 +21,7 @@ pub mod pod_template;
 pub mod reason;
 pub mod routing;
 pub mod secrets;
+pub mod sources;
 #[cfg(feature = "kube")]
 pub mod status;
 

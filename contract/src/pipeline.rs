@@ -123,6 +123,16 @@ pub struct PipelineSpec {
     pub workers: WorkersSpec,
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Providers besides the default source, each on
+    /// `POST /webhooks/{source}/{type}` with its own scheme and secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "kube",
+        schemars(length(max = 32)),
+        schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"])),
+        x_kube(validation = Rule::new("self.all(s, self.exists_one(u, u.name == s.name))").message("source names must be unique"))
+    )]
+    pub sources: Vec<SourceSpec>,
 }
 
 /// How to reach the broker.
@@ -393,6 +403,7 @@ fn one() -> i32 {
 }
 
 pub use crate::pod_template::{IngestNetworkPolicy, PodTemplate};
+pub use crate::sources::{HmacAlgorithm, HmacSpec, SignatureEncoding, SourceScheme, SourceSpec};
 
 /// What happens to the topics when the pipeline is deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -546,6 +557,7 @@ impl PipelineSpec {
                 "kafka.topicDefaults.minInsyncReplicas ({min}) exceeds replicationFactor ({rf}): no write could ever be acknowledged"
             ));
         }
+        crate::sources::problems(&self.sources, &mut problems);
         problems
     }
 

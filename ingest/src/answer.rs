@@ -42,6 +42,8 @@ pub enum Refusal {
     BodyTimeout { timeout: Duration },
     /// No topic serves the event type: 404.
     UnknownType(String),
+    /// No source of the pipeline has this name: 404.
+    UnknownSource(String),
     /// Nothing was acknowledged but a retry may succeed: 503.
     Unavailable { retry_after: Duration },
     /// The broker refuses this deployment's records for good: 500. The
@@ -76,7 +78,7 @@ impl Refusal {
             Refusal::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::UnreadableBody => StatusCode::BAD_REQUEST,
             Refusal::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Refusal::UnknownType(_) => StatusCode::NOT_FOUND,
+            Refusal::UnknownType(_) | Refusal::UnknownSource(_) => StatusCode::NOT_FOUND,
             Refusal::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -116,6 +118,10 @@ impl IntoResponse for Refusal {
             Refusal::UnknownType(event_type) => problem(
                 "unknown_event_type",
                 format!("no topic serves event type {event_type:?}"),
+            ),
+            Refusal::UnknownSource(source) => problem(
+                "unknown_source",
+                format!("the pipeline has no source {source:?}"),
             ),
             Refusal::Unavailable { .. } => {
                 problem("unavailable", "the event was not accepted; retry later")

@@ -1,11 +1,21 @@
 //! Is this webhook authentic? Pure verification, no I/O.
 //!
-//! Two schemes: Standard Webhooks (`webhook-id`, `webhook-timestamp`,
-//! `webhook-signature`; `v1` HMAC-SHA256 and `v1a` ed25519) and Stripe's
-//! `Stripe-Signature`. Several secrets may be configured at once (rotation); a
-//! request is authentic when any of them verifies any of its signatures. MACs
-//! are compared in constant time by `hmac`'s `verify_slice`, which also refuses
-//! a signature of the wrong length.
+//! The default route knows two schemes, told apart by their headers:
+//! Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`;
+//! `v1` HMAC-SHA256 and `v1a` ed25519) and Stripe's `Stripe-Signature`
+//! ([`Keys`]). A named source has one scheme ([`source::Verifier`]): those two,
+//! or an HMAC of the body as GitHub ([`github`]), Shopify ([`shopify`]), Slack
+//! ([`slack`]) or the manifest ([`configured`]) says. Several secrets may be
+//! configured at once (rotation); a request is authentic when any of them
+//! verifies any of its signatures. MACs are compared in constant time by
+//! `hmac`'s `verify_slice`, which also refuses a signature of the wrong length.
+
+pub mod configured;
+pub mod github;
+pub mod mac;
+pub mod shopify;
+pub mod slack;
+pub mod source;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -32,27 +42,49 @@ const MAC_BYTES: usize = 32;
 /// Shortest secret accepted: anything shorter is a placeholder, not a key.
 pub const MIN_SECRET_BYTES: usize = 16;
 
-/// Header names of the two schemes (lowercase, as `http` normalises them).
+/// Header names of the schemes (lowercase, as `http` normalises them).
 pub mod header {
     pub const WEBHOOK_ID: &str = "webhook-id";
     pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
     pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+    /// Svix's names of the same three headers, which named Standard Webhooks
+    /// sources also take: svix signs as Standard Webhooks does.
+    pub const SVIX_ID: &str = "svix-id";
+    pub const SVIX_TIMESTAMP: &str = "svix-timestamp";
+    pub const SVIX_SIGNATURE: &str = "svix-signature";
     pub const STRIPE_SIGNATURE: &str = "stripe-signature";
+    pub const GITHUB_SIGNATURE: &str = "x-hub-signature-256";
+    pub const GITHUB_DELIVERY: &str = "x-github-delivery";
+    pub const SHOPIFY_HMAC: &str = "x-shopify-hmac-sha256";
+    pub const SHOPIFY_WEBHOOK_ID: &str = "x-shopify-webhook-id";
+    pub const SLACK_SIGNATURE: &str = "x-slack-signature";
+    pub const SLACK_TIMESTAMP: &str = "x-slack-request-timestamp";
 }
 
-/// The scheme that authenticated a request; it names the event's source.
+/// The scheme that authenticated a request. On the default route it names
+/// the event's source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     StandardWebhooks,
     Stripe,
+    Github,
+    Shopify,
+    Slack,
+    Hmac,
 }
 
 impl Scheme {
-    /// The source name carried in `hookline-source` and mixed into `event_id`.
+    /// The source name carried in `hookline-source` and mixed into `event_id`
+    /// for webhooks of the default route (a named source's name stands in
+    /// for it on the source's route).
     pub const fn source(self) -> &'static str {
         match self {
             Scheme::StandardWebhooks => "standard-webhooks",
             Scheme::Stripe => "stripe",
+            Scheme::Github => "github",
+            Scheme::Shopify => "shopify",
+            Scheme::Slack => "slack",
+            Scheme::Hmac => "hmac",
         }
     }
 }
@@ -64,6 +96,9 @@ pub enum AuthError {
     MissingSignature,
     #[error("the {0} header is missing")]
     MissingHeader(&'static str),
+    /// The signature header a source's manifest names is missing.
+    #[error("the {0} header is missing")]
+    MissingConfiguredHeader(String),
     #[error("the signed timestamp is not a Unix time in seconds")]
     InvalidTimestamp,
     #[error("the signed timestamp is more than {tolerance} s from now")]
@@ -84,7 +119,9 @@ impl AuthError {
     /// A stable code for the `{"code": …}` of the answer and for metrics.
     pub const fn code(&self) -> &'static str {
         match self {
-            AuthError::MissingSignature | AuthError::MissingHeader(_) => "missing_signature",
+            AuthError::MissingSignature
+            | AuthError::MissingHeader(_)
+            | AuthError::MissingConfiguredHeader(_) => "missing_signature",
             AuthError::InvalidTimestamp => "invalid_timestamp",
             AuthError::TimestampOutOfTolerance { .. } => "timestamp_out_of_tolerance",
             AuthError::NoMatchingSignature | AuthError::SchemeNotConfigured(_) => {
@@ -100,6 +137,10 @@ impl AuthError {
 /// A secret line that cannot be used, with what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
+    #[error("no secret: every line is blank")]
+    NoSecrets,
+    #[error("scheme hmac needs its hmac block (header, algorithm, encoding)")]
+    NoHmacSpec,
     #[error("line {line}: expected whsec_<base64> or whpk_<base64>")]
     UnknownPrefix { line: usize },
     #[error("line {line}: the part after the prefix is not base64")]
@@ -217,12 +258,8 @@ impl Keys {
         now: i64,
         tolerance: u32,
     ) -> Result<Claim, AuthError> {
-        if let Some(signatures) = header(header::WEBHOOK_SIGNATURE) {
-            let id =
-                header(header::WEBHOOK_ID).ok_or(AuthError::MissingHeader(header::WEBHOOK_ID))?;
-            let timestamp = header(header::WEBHOOK_TIMESTAMP)
-                .ok_or(AuthError::MissingHeader(header::WEBHOOK_TIMESTAMP))?;
-            self.claim_standard(id, timestamp, signatures, now, tolerance)
+        if header(header::WEBHOOK_SIGNATURE).is_some() {
+            self.claim_standard_headers(header, now, tolerance)
         } else if let Some(signature) = header(header::STRIPE_SIGNATURE) {
             self.claim_stripe(signature, now, tolerance)
         } else if header(header::WEBHOOK_ID).is_some()
@@ -232,6 +269,24 @@ impl Keys {
         } else {
             Err(AuthError::MissingSignature)
         }
+    }
+
+    /// [`Keys::claim`] of a request that can only be Standard Webhooks: its
+    /// three headers, by the names `header` finds them under.
+    pub(crate) fn claim_standard_headers<'h>(
+        &self,
+        header: impl Fn(&str) -> Option<&'h str>,
+        now: i64,
+        tolerance: u32,
+    ) -> Result<Claim, AuthError> {
+        let signatures = header(header::WEBHOOK_SIGNATURE)
+            .ok_or(AuthError::MissingHeader(header::WEBHOOK_SIGNATURE))?;
+        let id = header(header::WEBHOOK_ID).ok_or(AuthError::MissingHeader(header::WEBHOOK_ID))?;
+        let timestamp = header(header::WEBHOOK_TIMESTAMP)
+            .ok_or(AuthError::MissingHeader(header::WEBHOOK_TIMESTAMP))?;
+        let mut claim = self.claim_standard(id, timestamp, signatures, now, tolerance)?;
+        claim.message_id = mac::message_id(id);
+        Ok(claim)
     }
 
     fn claim_standard(
@@ -286,7 +341,12 @@ impl Keys {
         claim.could_match()
     }
 
-    fn claim_stripe(&self, header: &str, now: i64, tolerance: u32) -> Result<Claim, AuthError> {
+    pub(crate) fn claim_stripe(
+        &self,
+        header: &str,
+        now: i64,
+        tolerance: u32,
+    ) -> Result<Claim, AuthError> {
         if self.stripe.is_empty() {
             return Err(AuthError::SchemeNotConfigured(Scheme::Stripe.source()));
         }
@@ -333,6 +393,11 @@ impl Keys {
         let secrets = match claim.scheme {
             Scheme::StandardWebhooks => &self.hmac,
             Scheme::Stripe => &self.stripe,
+            // Claims of the other schemes are verified by their source's
+            // secrets, never by these.
+            Scheme::Github | Scheme::Shopify | Scheme::Slack | Scheme::Hmac => {
+                return Err(AuthError::NoMatchingSignature);
+            }
         };
         // The body is hashed once per secret, whatever the number of candidates.
         let macs: Vec<HmacSha256> = if claim.macs.is_empty() {
@@ -364,12 +429,18 @@ impl Keys {
 #[derive(Debug, Clone)]
 pub struct Claim {
     scheme: Scheme,
-    /// `{id}.{timestamp}.` (Standard Webhooks) or `{t}.` (Stripe).
+    /// `{id}.{timestamp}.` (Standard Webhooks), `{t}.` (Stripe),
+    /// `v0:{ts}:` (Slack), or nothing (a MAC of the body alone).
     prefix: String,
-    /// HMAC-SHA256 signatures, decoded, of the right length.
+    /// The hash of the HMACs in `macs`.
+    algorithm: mac::Algorithm,
+    /// HMAC signatures, decoded, of the algorithm's length.
     macs: Vec<Vec<u8>>,
     /// `v1a` signatures, at most [`MAX_ED25519_VERIFICATIONS`] per key.
     ed25519: Vec<Signature>,
+    /// The provider's id of this delivery, when the scheme sends one and it
+    /// is fit for a record header (see [`mac::message_id`]).
+    message_id: Option<String>,
 }
 
 impl Claim {
@@ -377,9 +448,16 @@ impl Claim {
         Self {
             scheme,
             prefix,
+            algorithm: mac::Algorithm::Sha256,
             macs: Vec::new(),
             ed25519: Vec::new(),
+            message_id: None,
         }
+    }
+
+    /// The id of the delivery, if the scheme sent a usable one.
+    pub fn message_id(&self) -> Option<&str> {
+        self.message_id.as_deref()
     }
 
     /// A claim without a signature that could match is refused before the
@@ -426,7 +504,7 @@ fn check_timestamp(timestamp: &str, now: i64, tolerance: u32) -> Result<(), Auth
 }
 
 /// Non-empty lines with their 1-based numbers, trimmed.
-fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines()
         .enumerate()
         .map(|(i, line)| (i + 1, line.trim()))
@@ -434,9 +512,13 @@ fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 }
 
 /// Signing helpers for tests, the load generator and the demo: the provider's
-/// side of both schemes.
+/// side of the schemes.
 pub mod sign {
     use super::*;
+
+    pub use super::github::sign as github;
+    pub use super::shopify::sign as shopify;
+    pub use super::slack::sign as slack;
 
     /// The `webhook-signature` value for a `whsec_` secret.
     pub fn standard_v1(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use hookline_contract::headers::dlq_topic;
 use hookline_contract::payload::Inspector;
-use hookline_contract::pipeline::{InvalidPolicy, PipelineManifest};
+use hookline_contract::pipeline::{InvalidPolicy, PipelineManifest, SourceSpec};
 use hookline_contract::secrets::SecretsDir;
 use hookline_kafka::ClientSettings;
 use hookline_runtime::parse_duration;
 
 use crate::auth::Keys;
+use crate::auth::source::Verifier;
 use crate::body::READ_SLOT_BYTES;
 use crate::limits;
 use crate::produce::ProducerSettings;
@@ -126,7 +127,11 @@ pub struct Args {
 /// Everything the service needs, loaded and checked.
 pub struct Config {
     pub manifest: PipelineManifest,
+    /// The default source's: `POST /webhooks/{type}`.
     pub keys: Keys,
+    /// By name: the `{source}` of `POST /webhooks/{source}/{type}`. Shared,
+    /// so that a request verified off the async threads holds its source.
+    pub sources: HashMap<String, Arc<Source>>,
     /// By event type: the `{type}` of `POST /webhooks/{type}`. Shared, so that
     /// a request holds its route without borrowing the service's state.
     pub routes: HashMap<String, Arc<TopicRoute>>,
@@ -141,6 +146,14 @@ pub struct TopicRoute {
     pub dlq: String,
     pub policy: InvalidPolicy,
     pub inspector: Inspector,
+}
+
+/// A named source: its name (`hookline-source`, and part of the event id)
+/// and how its webhooks are verified.
+#[derive(Debug)]
+pub struct Source {
+    pub name: Arc<str>,
+    pub verifier: Verifier,
 }
 
 /// Limits and timeouts of request handling.
@@ -167,11 +180,16 @@ impl Config {
     /// command line's settings ([`Config::new`]).
     pub fn load(args: &Args) -> Result<Self> {
         let manifest = PipelineManifest::read(&args.pipeline)?;
-        let keys = load_keys(
-            &SecretsDir::new(&args.secrets_dir),
-            &manifest.spec.ingest.signing_secret_ref.name,
-        )?;
-        Self::new(manifest, keys, args)
+        let secrets = SecretsDir::new(&args.secrets_dir);
+        let keys = load_keys(&secrets, &manifest.spec.ingest.signing_secret_ref.name)?;
+        let sources = load_sources(&secrets, &manifest.spec.sources)?;
+        Ok(Self::new(manifest, keys, args)?.with_sources(sources))
+    }
+
+    /// Serves `sources` besides the default source.
+    pub fn with_sources(mut self, sources: HashMap<String, Arc<Source>>) -> Self {
+        self.sources = sources;
+        self
     }
 
     /// Compiles the schemas of `manifest`'s topics and checks the settings of
@@ -235,6 +253,7 @@ impl Config {
             },
             manifest,
             keys,
+            sources: HashMap::new(),
             routes,
             settings: Settings {
                 max_body_bytes,
@@ -289,6 +308,33 @@ pub fn load_keys(secrets: &SecretsDir, name: &str) -> Result<Keys> {
         });
     }
     Ok(keys)
+}
+
+/// Reads the secrets of each source: the key its `secretRef` names, one
+/// secret per line. A missing file, or one without a usable secret, fails
+/// startup: a source that could verify nothing would answer 401 to its
+/// provider's every webhook.
+pub fn load_sources(
+    secrets: &SecretsDir,
+    sources: &[SourceSpec],
+) -> Result<HashMap<String, Arc<Source>>> {
+    sources
+        .iter()
+        .map(|spec| {
+            let reference = &spec.secret_ref;
+            let text = secrets.read_key(&reference.name, &reference.key)?;
+            let verifier = Verifier::new(spec, &text).map_err(|source| Error::SourceKey {
+                name: spec.name.clone(),
+                path: secrets.path(&reference.name, &reference.key),
+                source,
+            })?;
+            let source = Source {
+                name: Arc::from(spec.name.as_str()),
+                verifier,
+            };
+            Ok((spec.name.clone(), Arc::new(source)))
+        })
+        .collect()
 }
 
 /// The Standard Webhooks secret of [`test`]'s endpoint (a published vector's).

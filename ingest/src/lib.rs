@@ -66,6 +66,13 @@ pub enum Error {
         #[source]
         source: auth::KeyError,
     },
+    #[error("secrets of source {name}, file {path}: {source}")]
+    SourceKey {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: auth::KeyError,
+    },
     #[error("no signing secrets: neither {standard} nor {stripe} exists")]
     NoSigningSecrets { standard: PathBuf, stripe: PathBuf },
     #[error("invalid setting: {0}")]

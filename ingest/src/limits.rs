@@ -123,10 +123,10 @@ mod tests {
         let body = max_body_bytes(KAFKA_DEFAULT_MESSAGE_MAX_BYTES, None).unwrap();
         let origin = Origin {
             event_id: Uuid::nil(),
-            source: "standard-webhooks",
+            source: &"s".repeat(63),
             received_at: Utc::now(),
             schema: &"s".repeat(256),
-            message_id: None,
+            message_id: Some(&"m".repeat(crate::auth::mac::MAX_MESSAGE_ID_BYTES)),
         };
         let headers = letter(Stage::Ingest, None).append_to(origin.to_headers());
 
@@ -172,11 +172,11 @@ mod tests {
         let envelope = Envelope {
             event_id: Uuid::nil(),
             event_type: "e".repeat(255),
-            source: "standard-webhooks".into(),
+            source: "s".repeat(63),
             received_at: Utc::now(),
             partition_count: u32::MAX,
             schema: "s".repeat(256),
-            message_id: None,
+            message_id: Some("m".repeat(crate::auth::mac::MAX_MESSAGE_ID_BYTES)),
         };
 
         // A built-in schema's user id: 255 characters of up to 4 bytes.

@@ -20,7 +20,7 @@ use crate::signed::SignedWebhook;
 
 /// The event id of a valid webhook: the same for every retry of the event.
 pub fn event_id(webhook: &SignedWebhook, inspected: &Inspected) -> Uuid {
-    hookline_contract::event_id(webhook.source, &inspected.provider_event_id)
+    hookline_contract::event_id(&webhook.source, &inspected.provider_event_id)
 }
 
 /// The event id of an invalid webhook. Without a provider event id the
@@ -28,10 +28,10 @@ pub fn event_id(webhook: &SignedWebhook, inspected: &Inspected) -> Uuid {
 /// gets the same id.
 pub fn invalid_event_id(webhook: &SignedWebhook, invalid: &Invalid) -> Uuid {
     match &invalid.provider_event_id {
-        Some(provider_event_id) => hookline_contract::event_id(webhook.source, provider_event_id),
+        Some(provider_event_id) => hookline_contract::event_id(&webhook.source, provider_event_id),
         None => {
             let digest = hex::encode(Sha256::digest(&webhook.body));
-            hookline_contract::event_id(webhook.source, &format!("sha256:{digest}"))
+            hookline_contract::event_id(&webhook.source, &format!("sha256:{digest}"))
         }
     }
 }
@@ -51,11 +51,11 @@ pub fn to_topic<'a>(
     let envelope = Envelope {
         event_id,
         event_type: inspected.event_type.clone(),
-        source: webhook.source.to_owned(),
+        source: webhook.source.to_string(),
         received_at: webhook.received_at,
         partition_count,
         schema: webhook.route.inspector.schema_id().to_owned(),
-        message_id: None,
+        message_id: webhook.message_id.clone(),
     };
     Record {
         topic: &webhook.route.topic,
@@ -79,10 +79,10 @@ pub fn to_dlq<'a>(
     let route = &webhook.route;
     let origin = Origin {
         event_id,
-        source: webhook.source,
+        source: &webhook.source,
         received_at: webhook.received_at,
         schema: route.inspector.schema_id(),
-        message_id: None,
+        message_id: webhook.message_id.as_deref(),
     };
     let letter = DeadLetter {
         topic: route.topic.clone(),
@@ -207,6 +207,21 @@ mod tests {
         assert_eq!(letter.stage, Stage::Ingest);
         assert_eq!(letter.reason, Reason::SchemaInvalid);
         assert_eq!(letter.message, invalid.message);
+    }
+
+    #[test]
+    fn a_message_id_is_a_header_of_the_record_and_of_its_dead_letter() {
+        let mut webhook = webhook(BODY);
+        let inspected = inspected("u1");
+        let record = to_topic(&webhook, &inspected, Uuid::nil(), 4);
+        assert_eq!(header(Some(&record.headers), h::MESSAGE_ID), None);
+
+        webhook.message_id = Some("msg_2".into());
+        let record = to_topic(&webhook, &inspected, Uuid::nil(), 4);
+        assert_eq!(header(Some(&record.headers), h::MESSAGE_ID), Some("msg_2"));
+        let invalid = invalid(Some("evt_1"), None);
+        let record = to_dlq(&webhook, &invalid, Uuid::nil(), Utc::now());
+        assert_eq!(header(Some(&record.headers), h::MESSAGE_ID), Some("msg_2"));
     }
 
     #[test]

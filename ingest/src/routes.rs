@@ -26,11 +26,11 @@ pub async fn webhook(
     State(app): State<Arc<App>>,
     webhook: SignedWebhook,
 ) -> Result<Accepted, Refusal> {
-    match webhook
-        .route
-        .inspector
-        .inspect(&webhook.body, webhook.received_at)
-    {
+    match webhook.route.inspector.inspect_delivery(
+        &webhook.body,
+        webhook.received_at,
+        webhook.message_id.as_deref(),
+    ) {
         Ok(inspected) => accept(&app, &webhook, &inspected).await,
         Err(invalid) => refuse(&app, &webhook, &invalid).await,
     }

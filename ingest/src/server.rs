@@ -2,6 +2,7 @@
 //! (webhooks and health), the metrics listener apart from it, and serving
 //! until shutdown.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::produce::Producer;
 use crate::routes;
+use crate::signed::{EVENT_TYPE, SOURCE};
 use crate::{Error, Result};
 
 /// How long shutdown waits for queued records to be delivered.
@@ -82,7 +84,8 @@ impl Probe for App {
     }
 }
 
-/// The public router: `POST /webhooks/{type}`, and `/healthz` and `/readyz`
+/// The public router: `POST /webhooks/{type}` (the default source),
+/// `POST /webhooks/{source}/{type}` (a named one), and `/healthz` and `/readyz`
 /// for the kubelet's probes, answered as every hookline binary answers them.
 /// `/metrics` is not here: it is served by [`serve_metrics`] on its own
 /// listener.
@@ -90,6 +93,7 @@ pub fn router(app: Arc<App>) -> Router {
     let timeout = app.config.settings.request_timeout;
     Router::new()
         .route("/webhooks/{event_type}", post(routes::webhook))
+        .route("/webhooks/{source}/{event_type}", post(routes::webhook))
         .route_layer(middleware::from_fn_with_state(app.clone(), count_requests))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -125,17 +129,22 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 
 /// Counts every webhook answer by event type and status, the refusals of the
 /// extractor (401, 404, 413, 503) included: they are what a provider sees.
+/// A request for a source the pipeline does not have counts as unknown.
 async fn count_requests(
     State(app): State<Arc<App>>,
-    Path(event_type): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     request: Request,
     next: Next,
 ) -> Response {
     let response = next.run(request).await;
-    let label = if app.config.routes.contains_key(&event_type) {
-        event_type.as_str()
-    } else {
-        UNKNOWN_EVENT_TYPE
+    let known_source = params
+        .get(SOURCE)
+        .is_none_or(|source| app.config.sources.contains_key(source));
+    let label = match params.get(EVENT_TYPE) {
+        Some(event_type) if known_source && app.config.routes.contains_key(event_type) => {
+            event_type.as_str()
+        }
+        _ => UNKNOWN_EVENT_TYPE,
     };
     app.metrics.request(label, response.status().as_u16());
     response
@@ -287,6 +296,74 @@ mod tests {
         assert!(counted(&app, "orders", 503), "{}", app.metrics.render());
         // Nothing of the read budget stays held by the refused request.
         assert_eq!(app.reading.held_bytes(), 0);
+    }
+
+    /// The test configuration with a GitHub source `gh`.
+    fn with_github_source() -> Arc<App> {
+        use hookline_contract::pipeline::{SecretKeyRef, SourceScheme, SourceSpec};
+
+        use crate::auth::source::Verifier;
+        use crate::config::Source;
+
+        let spec = SourceSpec {
+            name: "gh".into(),
+            scheme: SourceScheme::Github,
+            secret_ref: SecretKeyRef {
+                name: "gh".into(),
+                key: "secret".into(),
+            },
+            hmac: None,
+        };
+        let source = Source {
+            name: Arc::from("gh"),
+            verifier: Verifier::new(&spec, "It's a Secret to Everybody").unwrap(),
+        };
+        let config = crate::config::test(InvalidPolicy::Quarantine)
+            .with_sources(HashMap::from([("gh".to_owned(), Arc::new(source))]));
+        App::new(config).unwrap()
+    }
+
+    async fn post_github(app: &Arc<App>, path: &str, signature: &str) -> StatusCode {
+        let request = axum::http::Request::post(path)
+            .header(crate::auth::header::GITHUB_SIGNATURE, signature)
+            .body(Body::from("Hello, World!"))
+            .unwrap();
+        router(app.clone()).oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn a_named_source_is_routed_and_verified_by_its_own_scheme() {
+        let app = with_github_source();
+        // GitHub's published example ("Validating webhook deliveries").
+        let valid = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let wrong = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e18";
+
+        assert_eq!(
+            post_github(&app, "/webhooks/gh/orders", wrong).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            post_github(&app, "/webhooks/gitlab/orders", valid).await,
+            StatusCode::NOT_FOUND
+        );
+        // The default route does not take GitHub's scheme.
+        assert_eq!(
+            post_github(&app, "/webhooks/orders", valid).await,
+            StatusCode::UNAUTHORIZED
+        );
+        // Authentic, then not JSON: quarantined, which needs the broker this
+        // configuration never reaches.
+        assert_eq!(
+            post_github(&app, "/webhooks/gh/orders", valid).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let metrics = app.metrics.render();
+        assert!(
+            metrics
+                .contains(r#"hookline_ingest_requests_total{event_type="orders",status="401"} 2"#),
+            "{metrics}"
+        );
+        assert!(counted(&app, "unknown", 404), "{metrics}");
     }
 
     #[tokio::test]

@@ -3,10 +3,13 @@
 //!
 //! The checks run cheapest first, and each refuses with its own answer:
 //!
-//! 1. the route of `{type}` (404), before anything is read;
-//! 2. what the headers claim (401): a scheme, a signed timestamp within
+//! 1. the route of `{type}` and, on `/webhooks/{source}/{type}`, of
+//!    `{source}` (404), before anything is read;
+//! 2. what the headers claim (401): a scheme (the source's, or on the
+//!    default route Standard Webhooks or Stripe), a signed timestamp within
 //!    tolerance, at most a few signatures that could match a configured
-//!    secret ([`crate::auth::Keys::claim`]), still before the body;
+//!    secret ([`crate::auth::Keys::claim`],
+//!    [`crate::auth::source::Verifier::claim`]), still before the body;
 //! 3. the declared size (413);
 //! 4. the body, read within the body timeout (408) and the read budget
 //!    (503) that every unverified body shares ([`crate::body`]);
@@ -18,6 +21,7 @@
 //! timeout, and never a produce slot: slow or forged requests cannot starve
 //! authentic ones.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -28,9 +32,9 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::App;
 use crate::answer::Refusal;
-use crate::auth::{AuthError, Claim, Scheme};
+use crate::auth::{AuthError, Claim};
 use crate::body::ReadError;
-use crate::config::TopicRoute;
+use crate::config::{Source, TopicRoute};
 
 /// Bodies up to this size are verified on the async thread that read them:
 /// an HMAC of 16 KiB takes tens of microseconds, less than handing it to
@@ -43,9 +47,13 @@ const INLINE_VERIFY_MAX_BYTES: usize = 16 * 1024;
 pub struct SignedWebhook {
     /// Where webhooks of its `{type}` go.
     pub route: Arc<TopicRoute>,
-    /// The scheme that authenticated it: `hookline-source`, and part of the
-    /// event id.
-    pub source: &'static str,
+    /// Its source: `hookline-source`, and part of the event id. The named
+    /// source's name, or on the default route the scheme that authenticated
+    /// it (`standard-webhooks`, `stripe`).
+    pub source: Arc<str>,
+    /// The provider's id of this delivery, when its scheme sends one that
+    /// fits a record header (`hookline-message-id`).
+    pub message_id: Option<String>,
     /// The provider's bytes, as signed; they become the record's value
     /// without a copy (a slice of the buffer they were read into).
     pub body: Bytes,
@@ -59,29 +67,41 @@ impl FromRequest<Arc<App>> for SignedWebhook {
 
     async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, Refusal> {
         let (mut parts, body) = request.into_parts();
-        let event_type = match Path::<String>::from_request_parts(&mut parts, app).await {
-            Ok(Path(event_type)) => event_type,
-            // Not reached behind the request counter, which refuses such a
-            // path (not UTF-8) first; no topic serves it in any case.
-            Err(_) => return Err(Refusal::UnknownType(parts.uri.path().to_owned())),
-        };
+        let mut params =
+            match Path::<HashMap<String, String>>::from_request_parts(&mut parts, app).await {
+                Ok(Path(params)) => params,
+                // Not reached behind the request counter, which refuses such
+                // a path (not UTF-8) first; no topic serves it in any case.
+                Err(_) => return Err(Refusal::UnknownType(parts.uri.path().to_owned())),
+            };
+        let event_type = params.remove(EVENT_TYPE).unwrap_or_default();
         let Some(route) = app.config.routes.get(&event_type).cloned() else {
             return Err(Refusal::UnknownType(event_type));
         };
+        let endpoint = match params.remove(SOURCE) {
+            None => Endpoint::Default,
+            Some(name) => match app.config.sources.get(&name) {
+                Some(source) => Endpoint::Named(source.clone()),
+                None => return Err(Refusal::UnknownSource(name)),
+            },
+        };
         let settings = &app.config.settings;
         let unauthenticated = |error: AuthError| {
-            tracing::info!(event_type = %route.event_type, code = error.code(), "unauthenticated webhook");
+            tracing::info!(
+                event_type = %route.event_type, source = endpoint.name(), code = error.code(),
+                "unauthenticated webhook"
+            );
             Refusal::Unauthenticated(error)
         };
-        let claim = app
-            .config
-            .keys
+        let claim = endpoint
             .claim(
+                app,
                 |name| parts.headers.get(name).and_then(|v| v.to_str().ok()),
                 Utc::now().timestamp(),
                 settings.tolerance_secs,
             )
             .map_err(unauthenticated)?;
+        let message_id = claim.message_id().map(str::to_owned);
         // No produce slot free: this webhook could only be refused once read,
         // so it is refused before. A slot freed meanwhile is taken below.
         if app.admission.available_permits() == 0 {
@@ -107,7 +127,7 @@ impl FromRequest<Arc<App>> for SignedWebhook {
                 ReadError::Unreadable => Refusal::UnreadableBody,
             })?;
         let received_at = Utc::now();
-        let scheme = verify(app, claim, read.signed().clone())
+        let source = verify(app, &endpoint, claim, read.signed().clone())
             .await?
             .map_err(unauthenticated)?;
         let Ok(admitted) = app.admission.clone().try_acquire_owned() else {
@@ -118,11 +138,61 @@ impl FromRequest<Arc<App>> for SignedWebhook {
         // an authentic webhook's, held under its produce slot.
         Ok(Self {
             route,
-            source: scheme.source(),
+            source,
+            message_id,
             body: read.body(),
             received_at,
             _admitted: admitted,
         })
+    }
+}
+
+/// The path parameters of the two webhook routes ([`crate::server::router`]).
+pub const EVENT_TYPE: &str = "event_type";
+pub const SOURCE: &str = "source";
+
+/// Who verifies a request: the default source's keys, or a named source.
+#[derive(Clone)]
+enum Endpoint {
+    Default,
+    Named(Arc<Source>),
+}
+
+impl Endpoint {
+    /// For the logs: the named source, or the default one.
+    fn name(&self) -> &str {
+        match self {
+            Endpoint::Default => "default",
+            Endpoint::Named(source) => &source.name,
+        }
+    }
+
+    fn claim<'h>(
+        &self,
+        app: &App,
+        header: impl Fn(&str) -> Option<&'h str>,
+        now: i64,
+        tolerance: u32,
+    ) -> Result<Claim, AuthError> {
+        match self {
+            Endpoint::Default => app.config.keys.claim(header, now, tolerance),
+            Endpoint::Named(source) => source.verifier.claim(header, now, tolerance),
+        }
+    }
+
+    /// The webhook's source name once `claim` verified over `signed`.
+    fn verify_claim(&self, app: &App, claim: &Claim, signed: &[u8]) -> Result<Arc<str>, AuthError> {
+        match self {
+            Endpoint::Default => app
+                .config
+                .keys
+                .verify_claim(claim, signed)
+                .map(|scheme| Arc::from(scheme.source())),
+            Endpoint::Named(source) => source
+                .verifier
+                .verify_claim(claim, signed)
+                .map(|_| source.name.clone()),
+        }
     }
 }
 
@@ -143,14 +213,15 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 /// by the read budget each request holds while it is verified.
 async fn verify(
     app: &Arc<App>,
+    endpoint: &Endpoint,
     claim: Claim,
     signed: Bytes,
-) -> Result<Result<Scheme, AuthError>, Refusal> {
+) -> Result<Result<Arc<str>, AuthError>, Refusal> {
     if !claim.has_ed25519() && signed.len() <= INLINE_VERIFY_MAX_BYTES {
-        return Ok(app.config.keys.verify_claim(&claim, &signed));
+        return Ok(endpoint.verify_claim(app, &claim, &signed));
     }
-    let keys = app.clone();
-    tokio::task::spawn_blocking(move || keys.config.keys.verify_claim(&claim, &signed))
+    let (app, endpoint) = (app.clone(), endpoint.clone());
+    tokio::task::spawn_blocking(move || endpoint.verify_claim(&app, &claim, &signed))
         .await
         .map_err(|error| {
             tracing::error!(error = %error, "verifying a signature failed to run");
@@ -161,11 +232,12 @@ async fn verify(
 #[cfg(test)]
 impl SignedWebhook {
     /// A webhook as the extractor would admit it, with a slot of its own.
-    pub(crate) fn test(route: Arc<TopicRoute>, source: &'static str, body: &[u8]) -> Self {
+    pub(crate) fn test(route: Arc<TopicRoute>, source: &str, body: &[u8]) -> Self {
         let slot = Arc::new(tokio::sync::Semaphore::new(1));
         Self {
             route,
-            source,
+            source: Arc::from(source),
+            message_id: None,
             body: Bytes::copy_from_slice(body),
             received_at: Utc::now(),
             _admitted: slot.try_acquire_owned().unwrap(),

@@ -2,8 +2,9 @@
 //! `fixtures::pipeline().with_partitions("orders.webhooks", 6).build()`.
 
 use hookline_contract::pipeline::{
-    DeclaredType, DeletionPolicy, FieldPointers, IngestNetworkPolicy, IngestSpec, KafkaSasl, KafkaSpec, KafkaTls,
-    PipelineSpec, SaslMechanism, SecretKeyRef, SecretRef, ShardSpec, TopicSpec, WebhookPipeline,
+    DeclaredType, DeletionPolicy, FieldPointers, IngestNetworkPolicy, IngestSpec, KafkaSasl,
+    KafkaSpec, KafkaTls, PipelineSpec, SaslMechanism, SecretKeyRef, SecretRef, ShardSpec,
+    SourceScheme, SourceSpec, TopicSpec, WebhookPipeline,
 };
 
 /// A valid pipeline `payments` in namespace `default`: `orders.webhooks` (4
@@ -21,6 +22,7 @@ pub fn pipeline() -> PipelineBuilder {
         kafka_tls: None,
         kafka_sasl: None,
         event_types: Vec::new(),
+        sources: Vec::new(),
         uid: "6c0f6b1e-0000-4000-8000-000000000001".into(),
     }
 }
@@ -63,6 +65,7 @@ pub struct PipelineBuilder {
     kafka_tls: Option<KafkaTls>,
     kafka_sasl: Option<KafkaSasl>,
     event_types: Vec<DeclaredType>,
+    sources: Vec<SourceSpec>,
     uid: String,
 }
 
@@ -149,6 +152,21 @@ impl PipelineBuilder {
         self
     }
 
+    /// Adds a source `name` of `scheme` whose secrets are the key `secret`
+    /// of Secret `<name>-secrets`.
+    pub fn with_source(mut self, name: &str, scheme: SourceScheme) -> Self {
+        self.sources.push(SourceSpec {
+            name: name.into(),
+            scheme,
+            secret_ref: SecretKeyRef {
+                name: format!("{name}-secrets"),
+                key: "secret".into(),
+            },
+            hmac: None,
+        });
+        self
+    }
+
     pub fn build(self) -> WebhookPipeline {
         let spec = PipelineSpec {
             kafka: KafkaSpec {
@@ -184,6 +202,7 @@ impl PipelineBuilder {
             },
             workers: Default::default(),
             deletion_policy: self.deletion_policy,
+            sources: self.sources,
         };
         let mut pipeline = WebhookPipeline::new(&self.name, spec);
         pipeline.metadata.namespace = Some("default".into());

@@ -122,6 +122,15 @@ pub fn children(
 
     let kafka_secrets = kafka_secrets(&pipeline.spec.kafka);
     let mut ingest_secrets = vec![pipeline.spec.ingest.signing_secret_ref.name.clone()];
+    // Each source's secrets are mounted like the signing Secret's: ingest
+    // reads them at startup from the same directory.
+    ingest_secrets.extend(
+        pipeline
+            .spec
+            .sources
+            .iter()
+            .map(|source| source.secret_ref.name.clone()),
+    );
     ingest_secrets.extend(kafka_secrets.iter().cloned());
     let mut ingest = base.deployment(
         "ingest",

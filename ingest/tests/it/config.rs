@@ -89,12 +89,12 @@ fn missing_manifest_is_refused_by_name() {
 }
 
 #[test]
-fn event_type_without_schema_is_refused() {
+fn an_event_type_neither_built_in_nor_declared_is_refused() {
     let manifest = MANIFEST.replace("eventType: orders", "eventType: refunds");
     let (_dir, args) = setup(&manifest, &[("stripe", "whsec_a_long_enough_secret")]);
     let error = load_error(&args);
     assert!(
-        error.contains("no event type \"refunds\" (known: orders, disputes)"),
+        error.contains("eventType refunds names no type (built in: orders, disputes; declared: none)"),
         "{error}"
     );
 }

@@ -1,6 +1,7 @@
 //! An ingest service per test: its own topics, manifest and secrets, served on
 //! 127.0.0.1 with a free port; and signed requests to it.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hookline_contract::pipeline::InvalidPolicy;
@@ -28,6 +29,23 @@ pub struct Options {
     pub max_reading_bytes: usize,
     /// When false, the topics do not exist and the service is not waited for.
     pub create_topics: bool,
+    /// Named sources besides the default one.
+    pub sources: Vec<TestSource>,
+}
+
+/// A named source of a test's pipeline: its secrets are the key `secret` of
+/// the Secret `<name>-secrets`, one per line.
+pub struct TestSource {
+    pub name: &'static str,
+    pub scheme: &'static str,
+    pub secrets: Vec<String>,
+}
+
+impl TestSource {
+    /// The secret file the service reads, under `secrets_dir`.
+    pub fn file(secrets_dir: &std::path::Path, name: &str) -> PathBuf {
+        secrets_dir.join(format!("{name}-secrets")).join("secret")
+    }
 }
 
 impl Default for Options {
@@ -41,6 +59,7 @@ impl Default for Options {
             max_concurrent_requests: 64,
             max_reading_bytes: 64 * 1024 * 1024,
             create_topics: true,
+            sources: Vec::new(),
         }
     }
 }
@@ -53,9 +72,13 @@ pub struct Ingest {
     pub bootstrap: String,
     pub orders: String,
     pub disputes: String,
+    /// Where the service reads its Secrets: key K of Secret S is `S/K`.
+    pub secrets_dir: PathBuf,
     http: reqwest::Client,
     shutdown: CancellationToken,
     served: Option<tokio::task::JoinHandle<hookline_ingest::Result<()>>>,
+    args: Args,
+    create_topics: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -102,6 +125,17 @@ spec:
 "#,
             bootstrap = options.bootstrap
         );
+        let mut manifest = manifest;
+        if !options.sources.is_empty() {
+            manifest.push_str("  sources:\n");
+        }
+        for source in &options.sources {
+            manifest.push_str(&format!(
+                "    - {{name: {name}, scheme: {scheme}, secretRef: {{name: {name}-secrets, key: secret}}}}\n",
+                name = source.name,
+                scheme = source.scheme
+            ));
+        }
         let pipeline = dir.path().join("pipeline.yaml");
         std::fs::write(&pipeline, manifest).unwrap();
         let secrets = dir.path().join("secrets");
@@ -116,10 +150,15 @@ spec:
             format!("{STRIPE_SECRET}\n"),
         )
         .unwrap();
+        for source in &options.sources {
+            let file = TestSource::file(&secrets, source.name);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, source.secrets.join("\n") + "\n").unwrap();
+        }
 
         let args = Args {
             pipeline,
-            secrets_dir: secrets,
+            secrets_dir: secrets.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             metrics_listen: "127.0.0.1:0".parse().unwrap(),
             max_message_bytes: hookline_ingest::limits::KAFKA_DEFAULT_MESSAGE_MAX_BYTES,
@@ -135,6 +174,28 @@ spec:
             retry_after: Duration::from_secs(7),
             log_format: None,
         };
+        Self::serve(
+            args,
+            options.bootstrap,
+            orders,
+            disputes,
+            secrets,
+            options.create_topics,
+            dir,
+        )
+        .await
+    }
+
+    /// Serves the service of `args`, reading its manifest and secrets now.
+    async fn serve(
+        args: Args,
+        bootstrap: String,
+        orders: String,
+        disputes: String,
+        secrets_dir: PathBuf,
+        create_topics: bool,
+        dir: tempfile::TempDir,
+    ) -> Self {
         let app = hookline_ingest::App::new(Config::load(&args).unwrap()).unwrap();
         let listener = hookline_ingest::bind(args.listen).await.unwrap();
         let metrics_listener = hookline_ingest::bind(args.metrics_listen).await.unwrap();
@@ -154,18 +215,40 @@ spec:
         let ingest = Self {
             url,
             metrics_url,
-            bootstrap: options.bootstrap,
+            bootstrap,
             orders,
             disputes,
+            secrets_dir,
             http: reqwest::Client::new(),
             shutdown,
             served: Some(served),
+            args,
+            create_topics,
             _dir: dir,
         };
-        if options.create_topics {
+        if create_topics {
             ingest.wait_ready().await;
         }
         ingest
+    }
+
+    /// Stops the service and starts it again on the same topics, manifest
+    /// and secret files, which it reads anew (on a new port).
+    pub async fn restart(mut self) -> Self {
+        self.shutdown.cancel();
+        if let Some(served) = self.served.take() {
+            served.await.unwrap().unwrap();
+        }
+        Self::serve(
+            self.args,
+            self.bootstrap,
+            self.orders,
+            self.disputes,
+            self.secrets_dir,
+            self.create_topics,
+            self._dir,
+        )
+        .await
     }
 
     /// Waits until `/readyz` says ready: the broker answers and the topics'
@@ -266,6 +349,15 @@ spec:
             .header(header::WEBHOOK_SIGNATURE, signature)
             .body(body.to_vec());
         Answer::of(request).await
+    }
+
+    /// POSTs `body` to `path` with `headers`, as given.
+    pub async fn post_with(&self, path: &str, headers: &[(&str, String)], body: &[u8]) -> Answer {
+        let mut request = self.http.post(format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        Answer::of(request.body(body.to_vec())).await
     }
 
     /// POSTs `body` signed with Stripe's scheme.

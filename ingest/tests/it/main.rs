@@ -11,3 +11,4 @@ mod fuzz;
 mod harness;
 mod outage;
 mod placement;
+mod sources;

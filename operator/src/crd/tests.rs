@@ -199,7 +199,9 @@ fn an_event_type_that_names_no_type_is_refused() {
     unknown.spec.topics[1].event_type = "refundz".into();
     let found = messages(unknown.validate_cel());
     assert!(
-        found.iter().any(|m| m.contains("must name a built-in type")),
+        found
+            .iter()
+            .any(|m| m.contains("must name a built-in type")),
         "{found:?}"
     );
     let declared = valid().with_partitions("refunds.webhooks", 2).build();
@@ -227,7 +229,9 @@ fn a_declared_type_with_a_broken_pointer_or_a_built_in_name_is_refused() {
     pipeline.spec.event_types.push(named_orders);
     let found = messages(pipeline.validate_cel());
     assert!(
-        found.iter().any(|m| m.contains("orders and disputes are built in")),
+        found
+            .iter()
+            .any(|m| m.contains("orders and disputes are built in")),
         "{found:?}"
     );
 }
@@ -261,5 +265,50 @@ fn overlong_pipeline_name_is_refused() {
                 .validate_cel()
         )
         .is_empty()
+    );
+}
+
+#[test]
+fn an_hmac_block_goes_with_the_hmac_scheme_only() {
+    use hookline_contract::pipeline::{HmacAlgorithm, HmacSpec, SignatureEncoding, SourceScheme};
+
+    let hmac = HmacSpec {
+        header: "X-Signature".into(),
+        algorithm: HmacAlgorithm::Sha256,
+        encoding: SignatureEncoding::Hex,
+        prefix: Some("sha256=".into()),
+    };
+    let mut configured = valid().with_source("legacy", SourceScheme::Hmac).build();
+    configured.spec.sources[0].hmac = Some(hmac.clone());
+    assert_eq!(messages(configured.validate_cel()), Vec::<String>::new());
+
+    let bare = valid().with_source("legacy", SourceScheme::Hmac).build();
+    let mut misplaced = valid().with_source("gh", SourceScheme::Github).build();
+    misplaced.spec.sources[0].hmac = Some(hmac);
+    for pipeline in [bare, misplaced] {
+        let found = messages(pipeline.validate_cel());
+        assert!(
+            found
+                .iter()
+                .any(|m| m.contains("hmac is required when scheme is hmac, and only then")),
+            "{found:?}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_source_names_are_refused() {
+    use hookline_contract::pipeline::SourceScheme;
+
+    let twice = valid()
+        .with_source("gh", SourceScheme::Github)
+        .with_source("gh", SourceScheme::Slack)
+        .build();
+    let found = messages(twice.validate_cel());
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("source names must be unique")),
+        "{found:?}"
     );
 }

@@ -13,17 +13,22 @@
 
 use hookline_contract::pipeline::{
     DeclaredType, IngestSpec, InvalidPolicy, KafkaSasl, KafkaSpec, KafkaTls, PipelineSpec,
-    Pointers, SecretRef, ShardSpec, TopicSpec,
+    Pointers, SecretRef, ShardSpec, SourceSpec, TopicSpec,
 };
 use serde::Serialize;
 
-/// What ingest reads: the brokers, each topic's route, and its signing
-/// Secret.
+/// What ingest reads: the brokers, each topic's route, its signing Secret,
+/// and each source (its route, scheme and Secret).
 #[derive(Serialize)]
 struct IngestReads<'a> {
     kafka: KafkaReads<'a>,
     routes: Vec<RouteReads<'a>>,
     signing_secret: &'a SecretRef,
+    /// Left out when empty, so that the digest of a pipeline without
+    /// sources is what it was before they existed, and upgrading the
+    /// operator rolls no ingest.
+    #[serde(skip_serializing_if = "<[SourceSpec]>::is_empty")]
+    sources: &'a [SourceSpec],
 }
 
 /// One topic as ingest reads it. Not its partition count: ingest produces
@@ -33,7 +38,10 @@ struct IngestReads<'a> {
 struct RouteReads<'a> {
     topic: &'a str,
     event_type: &'a str,
-    /// The type's declaration, when the topic serves a declared type.
+    /// The type's declaration, when the topic serves a declared type; left
+    /// out otherwise, so that the digest of a pipeline without declared
+    /// types is what it was before they existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     declared: Option<&'a DeclaredType>,
     pointers: &'a Pointers,
     invalid_policy: InvalidPolicy,
@@ -54,6 +62,7 @@ struct WorkerReads<'a> {
     kafka: KafkaReads<'a>,
     topic: &'a str,
     event_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     declared: Option<&'a DeclaredType>,
     pointers: &'a Pointers,
     shards: &'a [ShardSpec],
@@ -101,6 +110,7 @@ pub(super) fn ingest(spec: &PipelineSpec) -> String {
         workers: _,
         // The operator's alone.
         deletion_policy: _,
+        sources,
     } = spec;
     let IngestSpec {
         // The Deployment's, not the pod's.
@@ -135,6 +145,7 @@ pub(super) fn ingest(spec: &PipelineSpec) -> String {
         kafka: KafkaReads::of(kafka),
         routes,
         signing_secret: signing_secret_ref,
+        sources,
     })
 }
 
@@ -154,6 +165,8 @@ pub(super) fn worker(spec: &PipelineSpec, topic: &TopicSpec) -> String {
         workers: _,
         // The operator's alone.
         deletion_policy: _,
+        // Ingest's alone: a worker meets a source only as `hookline-source`.
+        sources: _,
     } = spec;
     let TopicSpec {
         name,

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::fixtures::pipeline;
-use hookline_contract::pipeline::{DeletionPolicy, InvalidPolicy, WebhookPipeline};
+use hookline_contract::pipeline::{DeletionPolicy, InvalidPolicy, SourceScheme, WebhookPipeline};
 
 fn images() -> Images {
     Images {
@@ -137,6 +137,31 @@ fn ingest_mounts_the_signing_secret_and_is_served() {
         service.selector,
         children.ingest.spec.as_ref().unwrap().selector.match_labels
     );
+}
+
+#[test]
+fn ingest_mounts_each_sources_secret_beside_the_signing_secret_and_workers_do_not() {
+    let mut pipeline = pipeline()
+        .with_source("gh", SourceScheme::Github)
+        .with_source("chat", SourceScheme::Slack)
+        .build();
+    // A source may share the signing Secret: mounted once.
+    pipeline.spec.sources[1].secret_ref.name = "provider-secrets".into();
+    let children = children(&pipeline, &BTreeMap::new(), &images());
+    assert_eq!(
+        mount_paths(&pod(&children.ingest).containers[0]),
+        vec![
+            "/etc/hookline/pipeline",
+            "/etc/hookline/secrets/provider-secrets",
+            "/etc/hookline/secrets/gh-secrets",
+        ]
+    );
+    for worker in &children.workers {
+        assert!(
+            !mount_paths(&pod(worker).containers[0]).contains(&"/etc/hookline/secrets/gh-secrets"),
+            "workers never verify signatures"
+        );
+    }
 }
 
 #[test]
@@ -302,6 +327,19 @@ fn each_child_rolls_for_what_it_reads_and_for_nothing_else() {
     assert_eq!(
         rolled_by(|p| p.spec.ingest.signing_secret_ref.name = "provider-secrets-2".into()),
         (true, false, false)
+    );
+    assert_eq!(
+        rolled_by(|p| *p = pipeline().with_source("gh", SourceScheme::Github).build()),
+        (true, false, false),
+        "ingest serves and verifies the sources; the workers never read them"
+    );
+    assert_eq!(
+        rolled_by(|p| {
+            *p = pipeline().with_source("gh", SourceScheme::Github).build();
+            p.spec.sources[0].secret_ref.key = "rotated".into();
+        }),
+        (true, false, false),
+        "a source's secret key is read at startup"
     );
     // Admission refuses a changed shard list; who reads it is what counts here.
     assert_eq!(

@@ -546,9 +546,17 @@ async fn a_declared_type_whose_schema_cannot_compile_is_refused_and_nothing_is_a
             .contains("eventTypes refunds: schema does not compile"),
         "{ready}"
     );
-    assert_eq!(world.kafka.requests(), Vec::<String>::new(), "Kafka requests");
+    assert_eq!(
+        world.kafka.requests(),
+        Vec::<String>::new(),
+        "Kafka requests"
+    );
     assert!(world.api.get(DEPLOYMENTS, "payments-ingest").is_none());
-    assert!(world.events().iter().any(|r| r == "InvalidSpec"), "{:?}", world.events());
+    assert!(
+        world.events().iter().any(|r| r == "InvalidSpec"),
+        "{:?}",
+        world.events()
+    );
 }
 
 #[tokio::test]

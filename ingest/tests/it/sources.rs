@@ -1,0 +1,199 @@
+//! Named sources over real HTTP against the real broker: each on
+//! `/webhooks/{source}/{type}`, verified by its own scheme and secrets, its
+//! records carrying its name.
+
+use hookline_contract::{event_id, headers as h};
+use hookline_ingest::auth::{header, sign};
+
+use crate::broker::read;
+use crate::harness::{Answer, Ingest, Options, TestSource, bytes, order};
+
+const GITHUB_SECRET: &str = "gh-webhook-secret-0000000001";
+const GITHUB_NEXT_SECRET: &str = "gh-webhook-secret-0000000002";
+const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+/// A service with the sources `gh` (GitHub) and `chat` (Slack).
+async fn start(github_secrets: &[&str]) -> Ingest {
+    Ingest::start_with(Options {
+        sources: vec![
+            TestSource {
+                name: "gh",
+                scheme: "github",
+                secrets: github_secrets.iter().map(|s| (*s).to_owned()).collect(),
+            },
+            TestSource {
+                name: "chat",
+                scheme: "slack",
+                secrets: vec![SLACK_SECRET.to_owned()],
+            },
+        ],
+        ..Options::default()
+    })
+    .await
+}
+
+async fn post_github(
+    ingest: &Ingest,
+    path: &str,
+    secret: &str,
+    body: &[u8],
+    delivery: &str,
+) -> Answer {
+    let signature = sign::github(secret, body).unwrap();
+    let headers = [
+        (header::GITHUB_SIGNATURE, signature),
+        (header::GITHUB_DELIVERY, delivery.to_owned()),
+    ];
+    ingest.post_with(path, &headers, body).await
+}
+
+async fn post_slack(ingest: &Ingest, path: &str, secret: &str, body: &[u8]) -> Answer {
+    let now = chrono::Utc::now().timestamp();
+    let headers = [
+        (
+            header::SLACK_SIGNATURE,
+            sign::slack(secret, now, body).unwrap(),
+        ),
+        (header::SLACK_TIMESTAMP, now.to_string()),
+    ];
+    ingest.post_with(path, &headers, body).await
+}
+
+#[tokio::test]
+async fn a_github_signed_webhook_to_its_source_is_produced_with_its_name_and_delivery_id() {
+    let ingest = start(&[GITHUB_SECRET]).await;
+    let delivery = uuid::Uuid::new_v4().to_string();
+
+    let answer = post_github(
+        &ingest,
+        "/webhooks/gh/orders",
+        GITHUB_SECRET,
+        &bytes(&order("evt_gh", "u1")),
+        &delivery,
+    )
+    .await;
+
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    let expected_id = event_id("gh", "evt_gh").to_string();
+    assert_eq!(answer.event_id(), expected_id);
+    let record = read(&ingest.bootstrap, &ingest.orders, 1).await.remove(0);
+    assert_eq!(record.headers[h::SOURCE], "gh");
+    assert_eq!(record.headers[h::EVENT_ID], expected_id);
+    assert_eq!(record.headers[h::MESSAGE_ID], delivery);
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn a_slack_signed_webhook_to_its_source_is_produced_with_its_name() {
+    let ingest = start(&[GITHUB_SECRET]).await;
+
+    let answer = post_slack(
+        &ingest,
+        "/webhooks/chat/orders",
+        SLACK_SECRET,
+        &bytes(&order("evt_sl", "u2")),
+    )
+    .await;
+
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    assert_eq!(answer.event_id(), event_id("chat", "evt_sl").to_string());
+    let record = read(&ingest.bootstrap, &ingest.orders, 1).await.remove(0);
+    assert_eq!(record.headers[h::SOURCE], "chat");
+    // Slack sends no delivery id.
+    assert!(!record.headers.contains_key(h::MESSAGE_ID));
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn the_default_route_keeps_its_sources_and_carries_the_webhook_id() {
+    let ingest = start(&[GITHUB_SECRET]).await;
+
+    let answer = ingest.post("orders", &bytes(&order("evt_def", "u3"))).await;
+
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    assert_eq!(
+        answer.event_id(),
+        event_id("standard-webhooks", "evt_def").to_string()
+    );
+    let record = read(&ingest.bootstrap, &ingest.orders, 1).await.remove(0);
+    assert_eq!(record.headers[h::SOURCE], "standard-webhooks");
+    assert!(record.headers[h::MESSAGE_ID].starts_with("msg_"));
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_signatures_are_401_and_an_unknown_source_404() {
+    let ingest = start(&[GITHUB_SECRET]).await;
+    let body = bytes(&order("evt_x", "u4"));
+
+    let forged = post_github(
+        &ingest,
+        "/webhooks/gh/orders",
+        "not-the-gh-secret-000",
+        &body,
+        "d1",
+    )
+    .await;
+    assert_eq!(forged.status, 401, "{:?}", forged.body);
+    assert_eq!(forged.body["code"], "invalid_signature");
+
+    let forged = post_slack(
+        &ingest,
+        "/webhooks/chat/orders",
+        "not-the-slack-secret-0",
+        &body,
+    )
+    .await;
+    assert_eq!(forged.status, 401, "{:?}", forged.body);
+
+    // A valid GitHub signature on Slack's route: that source's scheme only.
+    let elsewhere = post_github(&ingest, "/webhooks/chat/orders", GITHUB_SECRET, &body, "d2").await;
+    assert_eq!(elsewhere.status, 401, "{:?}", elsewhere.body);
+
+    let unknown = post_github(
+        &ingest,
+        "/webhooks/gitlab/orders",
+        GITHUB_SECRET,
+        &body,
+        "d3",
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{:?}", unknown.body);
+    assert_eq!(unknown.body["code"], "unknown_source");
+
+    let no_type = post_github(&ingest, "/webhooks/gh/refunds", GITHUB_SECRET, &body, "d4").await;
+    assert_eq!(no_type.status, 404, "{:?}", no_type.body);
+    assert_eq!(no_type.body["code"], "unknown_event_type");
+
+    let metrics = ingest.metrics().await;
+    assert!(
+        metrics.contains(r#"hookline_ingest_requests_total{event_type="unknown",status="404"} 2"#),
+        "{metrics}"
+    );
+    ingest.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_secret_line_is_accepted_beside_the_first_after_a_restart() {
+    let ingest = start(&[GITHUB_SECRET]).await;
+    let body = bytes(&order("evt_rot", "u5"));
+    let next = post_github(
+        &ingest,
+        "/webhooks/gh/orders",
+        GITHUB_NEXT_SECRET,
+        &body,
+        "r1",
+    )
+    .await;
+    assert_eq!(next.status, 401, "{:?}", next.body);
+
+    let file = TestSource::file(&ingest.secrets_dir, "gh");
+    std::fs::write(&file, format!("{GITHUB_SECRET}\n\n{GITHUB_NEXT_SECRET}\n")).unwrap();
+    let ingest = ingest.restart().await;
+
+    for secret in [GITHUB_SECRET, GITHUB_NEXT_SECRET] {
+        let answer = post_github(&ingest, "/webhooks/gh/orders", secret, &body, "r2").await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+    }
+    ingest.stop().await;
+}
