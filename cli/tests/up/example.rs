@@ -130,3 +130,45 @@ async fn sample_traffic_reports_where_the_webhooks_went_and_exit_stops_everythin
     );
     up.finish().await;
 }
+
+/// Declared types beside the built-in orders, from the manifest alone: the
+/// sample's webhooks of every type reach their tables once, retries folded.
+#[tokio::test]
+async fn declared_types_run_beside_the_built_in_orders_from_the_sources_example() {
+    let mut up = Up::launch(sources_manifest, 6, &["--sample-traffic", "--exit"]).await;
+    let status = tokio::time::timeout(2 * DEADLINE, up.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let (out, errors) = (std::fs::read_to_string(&up.stdout).unwrap(), up.errors());
+    assert!(status.success(), "up exited with {status}: {out}{errors}");
+    for line in [
+        "sent 355 webhooks: 355 × 202",
+        "25 duplicate deliveries recognised by the workers; 10 invalid webhooks quarantined to the DLQs (10 in all)",
+    ] {
+        assert!(out.contains(line), "{line:?} not in {out}");
+    }
+    let orders = rows_per_shard(&up, "order_events").await;
+    let declared = rows_per_shard(&up, "events").await;
+    let entities = rows_per_shard(&up, "entities").await;
+    assert_eq!(
+        (
+            orders[0] + orders[1],
+            declared[0] + declared[1],
+            entities[0] + entities[1]
+        ),
+        (200, 120, 120)
+    );
+    for pool in &up.pools {
+        let types: Vec<(String, i64)> =
+            sqlx::query_as("SELECT type, count(*) FROM events GROUP BY type ORDER BY type")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        assert!(
+            types.iter().all(|(t, _)| t == "issues" || t == "refunds"),
+            "{types:?}"
+        );
+    }
+    up.finish().await;
+}

@@ -119,6 +119,11 @@ impl Up {
                 .join("secrets/provider-secrets/standard-webhooks"),
             SECRET,
         );
+        // The GitHub source of examples/sources; other manifests name none.
+        write(
+            &dir.path().join("secrets/github/secret"),
+            "a-github-webhook-secret-for-the-example\n",
+        );
         let ingest = format!("127.0.0.1:{}", free_ports(1));
         let ingest_metrics = format!("127.0.0.1:{}", free_ports(1));
         let first_worker = free_ports(workers);

@@ -146,6 +146,28 @@ pub fn example_manifest(run: &str) -> String {
         )
 }
 
+/// examples/sources/pipeline.yaml with this run's topics and broker.
+pub fn sources_manifest(run: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sources/pipeline.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (name, short) in [
+        ("orders.webhooks", "orders"),
+        ("issues.webhooks", "issues"),
+        ("refunds.webhooks", "refunds"),
+    ] {
+        assert!(
+            text.contains(name),
+            "{} no longer names {name}",
+            path.display()
+        );
+        text = text.replace(name, &format!("up-{run}.{short}"));
+    }
+    text.replace(
+        "127.0.0.1:9092",
+        &env("HOOKLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+    )
+}
+
 /// A manifest of one orders topic with `partitions` partitions on two shards,
 /// reading the provider's event id at `event_id_pointer`, with the example's
 /// secret names.

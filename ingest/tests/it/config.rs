@@ -94,7 +94,9 @@ fn an_event_type_neither_built_in_nor_declared_is_refused() {
     let (_dir, args) = setup(&manifest, &[("stripe", "whsec_a_long_enough_secret")]);
     let error = load_error(&args);
     assert!(
-        error.contains("eventType refunds names no type (built in: orders, disputes; declared: none)"),
+        error.contains(
+            "eventType refunds names no type (built in: orders, disputes; declared: none)"
+        ),
         "{error}"
     );
 }

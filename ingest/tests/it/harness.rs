@@ -31,7 +31,18 @@ pub struct Options {
     pub create_topics: bool,
     /// Named sources besides the default one.
     pub sources: Vec<TestSource>,
+    /// A topic `<orders>.issues` of the declared type `issues` (GitHub's
+    /// issue events: no event id in the payload, an RFC 3339 event time).
+    pub issues: bool,
 }
+
+/// The declared type of [`Options::issues`].
+pub const ISSUES_TYPE: &str = "  eventTypes:
+    - name: issues
+      schema: {type: object, required: [action, issue, repository]}
+      fields: {eventType: /action, eventTime: /issue/updated_at, userId: /repository/id, entityId: /issue/id, status: /issue/state}
+      lifecycle: [opened, edited, closed]
+";
 
 /// A named source of a test's pipeline: its secrets are the key `secret` of
 /// the Secret `<name>-secrets`, one per line.
@@ -60,6 +71,7 @@ impl Default for Options {
             max_reading_bytes: 64 * 1024 * 1024,
             create_topics: true,
             sources: Vec::new(),
+            issues: false,
         }
     }
 }
@@ -90,6 +102,14 @@ impl Ingest {
     pub async fn start_with(options: Options) -> Self {
         let orders = unique("orders");
         let disputes = unique("disputes");
+        let issues = format!("{orders}.issues");
+        if options.create_topics && options.issues {
+            create_topics(
+                &options.bootstrap,
+                &[(&issues, 2), (&format!("{issues}.DLQ"), 1)],
+            )
+            .await;
+        }
         if options.create_topics {
             create_topics(
                 &options.bootstrap,
@@ -118,14 +138,22 @@ spec:
   topics:
     - {{name: {orders}, eventType: orders, partitions: {PARTITIONS}, invalidPolicy: {policy}}}
     - {{name: {disputes}, eventType: disputes, partitions: 2, invalidPolicy: {policy}}}
-  shards:
+{issues_topic}  shards:
     - {{name: a, databaseUrlSecretRef: {{name: pg-a, key: url}}}}
     - {{name: b, databaseUrlSecretRef: {{name: pg-b, key: url}}}}
   ingest: {{signingSecretRef: {{name: provider}}}}
 "#,
-            bootstrap = options.bootstrap
+            bootstrap = options.bootstrap,
+            issues_topic = if options.issues {
+                format!("    - {{name: {issues}, eventType: issues, partitions: 2}}\n")
+            } else {
+                String::new()
+            },
         );
         let mut manifest = manifest;
+        if options.issues {
+            manifest.push_str(ISSUES_TYPE);
+        }
         if !options.sources.is_empty() {
             manifest.push_str("  sources:\n");
         }

@@ -197,3 +197,77 @@ async fn a_second_secret_line_is_accepted_beside_the_first_after_a_restart() {
     }
     ingest.stop().await;
 }
+
+/// A GitHub `issues` event as GitHub sends it: no event id in the payload,
+/// the issue's update time in RFC 3339.
+fn issue_event(action: &str) -> serde_json::Value {
+    serde_json::json!({
+        "action": action,
+        "issue": {"id": 1_001, "number": 7, "state": "open",
+                  "updated_at": chrono::Utc::now().to_rfc3339()},
+        "repository": {"id": 42, "full_name": "octo/repo"}
+    })
+}
+
+#[tokio::test]
+async fn a_declared_type_without_an_event_id_takes_githubs_delivery_id_on_every_redelivery() {
+    let ingest = Ingest::start_with(Options {
+        sources: vec![TestSource {
+            name: "gh",
+            scheme: "github",
+            secrets: vec![GITHUB_SECRET.to_owned()],
+        }],
+        issues: true,
+        ..Options::default()
+    })
+    .await;
+    let issues = format!("{}.issues", ingest.orders);
+    let delivery = uuid::Uuid::new_v4().to_string();
+    let body = bytes(&issue_event("opened"));
+
+    let first = post_github(
+        &ingest,
+        "/webhooks/gh/issues",
+        GITHUB_SECRET,
+        &body,
+        &delivery,
+    )
+    .await;
+    let again = post_github(
+        &ingest,
+        "/webhooks/gh/issues",
+        GITHUB_SECRET,
+        &body,
+        &delivery,
+    )
+    .await;
+
+    assert_eq!((first.status, again.status), (202, 202), "{:?}", first.body);
+    let expected = event_id("gh", &delivery).to_string();
+    assert_eq!(
+        (first.event_id(), again.event_id()),
+        (expected.clone(), expected.clone())
+    );
+    let records = read(&ingest.bootstrap, &issues, 2).await;
+    for record in &records {
+        assert_eq!(record.headers[h::EVENT_ID], expected);
+        assert_eq!(record.headers[h::MESSAGE_ID], delivery);
+        assert_eq!(record.key.as_deref(), Some("42"));
+    }
+    // Without a delivery id there is no event id to fold redeliveries by:
+    // the webhook is quarantined with its reason, never stored twice.
+    let signature = sign::github(GITHUB_SECRET, &body).unwrap();
+    let answer = ingest
+        .post_with(
+            "/webhooks/gh/issues",
+            &[(header::GITHUB_SIGNATURE, signature)],
+            &body,
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    let letter = read(&ingest.bootstrap, &format!("{issues}.DLQ"), 1)
+        .await
+        .remove(0);
+    assert_eq!(letter.headers[h::dlq::REASON], "missing_event_id");
+    ingest.stop().await;
+}
