@@ -61,6 +61,9 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    // A manifest that cannot work is refused before anything starts; once
+    // running, a bad edit is reported and the running pipeline kept.
+    args.pipeline.manifest()?;
     let mut supervisor = Supervisor::new(&args);
     let mut tick = tokio::time::interval(TICK);
     // One listener for the whole run, so a Ctrl-C that comes while the

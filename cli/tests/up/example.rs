@@ -172,3 +172,31 @@ async fn declared_types_run_beside_the_built_in_orders_from_the_sources_example(
     }
     up.finish().await;
 }
+
+/// A declared type whose pointer cannot work is refused before anything
+/// starts, with a message that names it.
+#[tokio::test]
+async fn up_refuses_a_manifest_with_a_broken_pointer_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &manifest,
+        sources_manifest("broken").replace("entityId: /issue/id", "entityId: issue/id"),
+    )
+    .unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .arg("up")
+        .arg("-f")
+        .arg(&manifest)
+        .arg("--secrets-dir")
+        .arg(dir.path())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DEADLINE, run).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("eventTypes issues: fields.entityId \"issue/id\" is not a JSON Pointer"),
+        "{stderr}"
+    );
+}

@@ -312,3 +312,20 @@ fn duplicate_source_names_are_refused() {
         "{found:?}"
     );
 }
+
+#[test]
+fn the_sources_example_is_admitted_and_a_topic_of_no_type_in_it_is_not() {
+    let text = include_str!("../../../examples/sources/pipeline.yaml");
+    let example: WebhookPipeline = serde_saphyr::from_str(text).unwrap();
+    assert_eq!(example.spec.event_types.len(), 2);
+    assert_eq!(messages(example.validate_cel()), Vec::<String>::new());
+    let broken: WebhookPipeline =
+        serde_saphyr::from_str(&text.replace("eventType: issues,", "eventType: tickets,")).unwrap();
+    assert!(
+        messages(broken.validate_cel())
+            .iter()
+            .any(|m| m.contains("must name a built-in type")),
+        "{:?}",
+        messages(broken.validate_cel())
+    );
+}
