@@ -1,8 +1,6 @@
 //! `events` and `entities`: the rows of every declared event type, each
 //! naming its type.
 
-use std::ops::{Deref, DerefMut};
-
 use sqlx::{Postgres, Transaction};
 
 use hookline_contract::StateOrder;
@@ -15,25 +13,7 @@ use super::{Error, Fields, Result, Stored};
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeclaredEvent(pub Fields);
 
-impl From<Fields> for DeclaredEvent {
-    fn from(fields: Fields) -> Self {
-        Self(fields)
-    }
-}
-
-impl Deref for DeclaredEvent {
-    type Target = Fields;
-
-    fn deref(&self) -> &Fields {
-        &self.0
-    }
-}
-
-impl DerefMut for DeclaredEvent {
-    fn deref_mut(&mut self) -> &mut Fields {
-        &mut self.0
-    }
-}
+fields_newtype!(DeclaredEvent);
 
 impl Foldable for DeclaredEvent {
     type EventKey<'a> = (&'a str, &'a str, &'a str);

@@ -1,7 +1,5 @@
 //! `dispute_events` and `disputes`.
 
-use std::ops::{Deref, DerefMut};
-
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
@@ -16,25 +14,7 @@ use super::{Error, Fields, Result, Stored};
 #[derive(Debug, Clone, PartialEq)]
 pub struct DisputeEvent(pub Fields);
 
-impl From<Fields> for DisputeEvent {
-    fn from(fields: Fields) -> Self {
-        Self(fields)
-    }
-}
-
-impl Deref for DisputeEvent {
-    type Target = Fields;
-
-    fn deref(&self) -> &Fields {
-        &self.0
-    }
-}
-
-impl DerefMut for DisputeEvent {
-    fn deref_mut(&mut self) -> &mut Fields {
-        &mut self.0
-    }
-}
+fields_newtype!(DisputeEvent);
 
 impl Foldable for DisputeEvent {
     type EventKey<'a> = (&'a str, &'a str, DateTime<Utc>);

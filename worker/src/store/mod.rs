@@ -6,6 +6,32 @@
 //! connections and writes a shard's part of a batch with the one function its
 //! event type's storage needs ([`Event::store_batch`]).
 
+/// `From<Fields>`, `Deref` and `DerefMut` for a storage's event, a newtype
+/// over the [`Fields`] every event has.
+macro_rules! fields_newtype {
+    ($event:ty) => {
+        impl From<$crate::store::Fields> for $event {
+            fn from(fields: $crate::store::Fields) -> Self {
+                Self(fields)
+            }
+        }
+
+        impl std::ops::Deref for $event {
+            type Target = $crate::store::Fields;
+
+            fn deref(&self) -> &$crate::store::Fields {
+                &self.0
+            }
+        }
+
+        impl std::ops::DerefMut for $event {
+            fn deref_mut(&mut self) -> &mut $crate::store::Fields {
+                &mut self.0
+            }
+        }
+    };
+}
+
 mod declared;
 mod disputes;
 mod error;

@@ -1,7 +1,5 @@
 //! `order_events` and `orders`.
 
-use std::ops::{Deref, DerefMut};
-
 use sqlx::{Postgres, Transaction};
 
 use hookline_contract::StateOrder;
@@ -15,25 +13,7 @@ use super::{Error, Fields, Result, Stored};
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderEvent(pub Fields);
 
-impl From<Fields> for OrderEvent {
-    fn from(fields: Fields) -> Self {
-        Self(fields)
-    }
-}
-
-impl Deref for OrderEvent {
-    type Target = Fields;
-
-    fn deref(&self) -> &Fields {
-        &self.0
-    }
-}
-
-impl DerefMut for OrderEvent {
-    fn deref_mut(&mut self) -> &mut Fields {
-        &mut self.0
-    }
-}
+fields_newtype!(OrderEvent);
 
 impl Foldable for OrderEvent {
     type EventKey<'a> = (&'a str, &'a str);
