@@ -243,3 +243,36 @@ async fn events_replayed_twice_are_stored_once_and_verify_is_clean() {
     assert_eq!(rows(&up.pools).await, 4, "stored once");
     up.stop().await;
 }
+
+/// A declared type without an event-id pointer is replayed with the delivery
+/// id its source signed: kept on the dead letter, read again for the event
+/// id, carried to the main topic.
+#[tokio::test]
+async fn a_declared_delivery_is_replayed_with_its_signed_message_id() {
+    let fixture = Fixture::new(2, false).await;
+    let issues = Topic::new(&fixture.declare_issues().await, 2);
+    let payload = serde_json::json!({
+        "action": "closed",
+        "issue": {"id": 1_001, "updated_at": "2023-11-14T22:13:20Z"},
+        "repository": {"id": 42}
+    });
+    issues
+        .dead_letter_delivery(&payload, Reason::Misrouted, ("delivery-7", "42"))
+        .await;
+
+    let ran = fixture
+        .hookline(&["dlq", "replay", "--topic", &issues.name, "--output", "json"])
+        .await;
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let dlq = &ran.json()["dlqs"][0];
+    assert_eq!(dlq["replayed"], 1, "{dlq}");
+    let records = issues.main_records().await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].key, "42");
+    assert_eq!(records[0].message_id.as_deref(), Some("delivery-7"));
+    assert_eq!(
+        records[0].event_id,
+        hookline_contract::event_id("gh", "delivery-7").to_string()
+    );
+    fixture.finish().await;
+}

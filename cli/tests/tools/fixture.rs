@@ -51,6 +51,7 @@ pub struct MainRecord {
     pub key: String,
     pub event_id: String,
     pub provider_event_id: String,
+    pub message_id: Option<String>,
 }
 
 /// What `hookline` did: its exit code and standard output and error.
@@ -157,6 +158,58 @@ impl Fixture {
         self.dir.path().join("secrets")
     }
 
+    /// Adds the declared type `refunds` (and its topic `<orders>.refunds`,
+    /// created on the broker) to the manifest.
+    pub async fn declare_refunds(&self) -> String {
+        self.declare(
+            "refunds",
+            "{providerEventId: /id, eventType: /type, eventTime: /created, userId: /data/user_id, entityId: /data/refund_id, status: /data/status}",
+            "[refund.created, refund.updated, refund.succeeded]",
+        )
+        .await
+    }
+
+    /// Adds the declared type `issues`, GitHub's issue events, whose event id
+    /// is the signed delivery id (no pointer), and its topic.
+    pub async fn declare_issues(&self) -> String {
+        self.declare(
+            "issues",
+            "{eventType: /action, eventTime: /issue/updated_at, userId: /repository/id, entityId: /issue/id}",
+            "[opened, edited, closed]",
+        )
+        .await
+    }
+
+    /// Adds the declared type `name` with `fields` and `lifecycle` (YAML) and
+    /// its topic `<orders>.<name>`, created on the broker; the topic's name.
+    async fn declare(&self, name: &str, fields: &str, lifecycle: &str) -> String {
+        let topic = format!("{}.{name}", self.topic.name);
+        let partitions = self.topic.partitions;
+        let text = std::fs::read_to_string(self.manifest()).unwrap();
+        let (head, tail) = text.split_once("  shards:\n").unwrap();
+        let head = head.replacen(
+            "}]\n",
+            &format!("}}, {{name: {topic}, eventType: {name}, partitions: {partitions}}}]\n"),
+            1,
+        );
+        let declared = if head.contains("  eventTypes:\n") {
+            String::new()
+        } else {
+            "  eventTypes:\n".to_owned()
+        };
+        write(
+            &self.manifest(),
+            &format!(
+                "{head}{declared}    - name: {name}\n      schema: {{type: object}}\n      fields: {fields}\n      lifecycle: {lifecycle}\n  shards:\n{tail}"
+            ),
+        );
+        let manifest = PipelineManifest::read(&self.manifest()).unwrap();
+        hookline::local::topics::reconcile(&manifest.spec, &self.topic.kafka)
+            .await
+            .unwrap();
+        topic
+    }
+
     /// (Re)writes the manifest, its broker at `bootstrap`.
     pub fn write_manifest(&self, bootstrap: &str) {
         let text = format!(
@@ -231,8 +284,8 @@ impl Topic {
 
     fn envelope(&self, payload: &serde_json::Value) -> Envelope {
         Envelope {
-            event_id: hookline_contract::event_id("shop", payload["id"].as_str().unwrap()),
-            event_type: payload["type"].as_str().unwrap().to_owned(),
+            event_id: hookline_contract::event_id("shop", payload["id"].as_str().unwrap_or("")),
+            event_type: payload["type"].as_str().unwrap_or("issue").to_owned(),
             source: "shop".into(),
             received_at: chrono::Utc::now(),
             partition_count: self.partitions,
@@ -279,6 +332,20 @@ impl Topic {
         self.send_dead_letter(payload, reason, Some(origin)).await
     }
 
+    /// Dead-letters `payload` of a delivery its source signed as
+    /// `message_id`, keyed by `user`.
+    pub async fn dead_letter_delivery(
+        &self,
+        payload: &serde_json::Value,
+        reason: Reason,
+        (message_id, user): (&str, &str),
+    ) -> i64 {
+        let mut envelope = self.envelope(payload);
+        envelope.event_id = hookline_contract::event_id("gh", message_id);
+        envelope.message_id = Some(message_id.to_owned());
+        self.send(payload, reason, None, envelope, user).await
+    }
+
     async fn send_dead_letter(
         &self,
         payload: &serde_json::Value,
@@ -286,6 +353,18 @@ impl Topic {
         origin: Option<(i32, i64)>,
     ) -> i64 {
         let user = payload["data"]["user_id"].as_str().unwrap_or("nobody");
+        self.send(payload, reason, origin, self.envelope(payload), user)
+            .await
+    }
+
+    async fn send(
+        &self,
+        payload: &serde_json::Value,
+        reason: Reason,
+        origin: Option<(i32, i64)>,
+        envelope: Envelope,
+        user: &str,
+    ) -> i64 {
         let value = serde_json::to_vec(payload).unwrap();
         let letter = DeadLetter {
             topic: self.name.clone(),
@@ -295,7 +374,7 @@ impl Topic {
             message: format!("refused as {reason} by the test"),
             at: chrono::Utc::now(),
         };
-        let headers: OwnedHeaders = letter.append_to(self.envelope(payload).to_headers());
+        let headers: OwnedHeaders = letter.append_to(envelope.to_headers());
         self.producer
             .send(Record {
                 topic: &self.dlq(),
@@ -332,20 +411,15 @@ impl Topic {
             while let Some(message) = reader.next_record().unwrap() {
                 let payload: serde_json::Value =
                     serde_json::from_slice(message.payload().unwrap()).unwrap();
-                let event_id = message
-                    .headers()
-                    .and_then(|h| {
-                        h.iter()
-                            .find(|h| h.key == hookline_contract::headers::EVENT_ID)
-                    })
-                    .and_then(|h| h.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap();
+                let header = |name: &str| {
+                    hookline_kafka::envelope::header(message.headers(), name).map(str::to_owned)
+                };
                 records.push(MainRecord {
                     partition: message.partition(),
                     key: String::from_utf8_lossy(message.key().unwrap()).into_owned(),
-                    event_id,
-                    provider_event_id: payload["id"].as_str().unwrap().to_owned(),
+                    event_id: header(hookline_contract::headers::EVENT_ID).unwrap(),
+                    provider_event_id: payload["id"].as_str().unwrap_or_default().to_owned(),
+                    message_id: header(hookline_contract::headers::MESSAGE_ID),
                 });
             }
             records
@@ -400,6 +474,57 @@ pub async fn set_state(pool: &PgPool, payload: &serde_json::Value) {
     .bind(payload["id"].as_str().unwrap())
     .bind(payload["type"].as_str().unwrap())
     .bind(payload["created"].as_i64().unwrap() as f64)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// Stores the event of the declared type `type_` of `entity` in `events` of
+/// `pool`, as a worker would.
+pub async fn store_declared(
+    pool: &PgPool,
+    type_: &str,
+    entity: &str,
+    id: &str,
+    event_type: &str,
+    at: i64,
+) {
+    sqlx::query(
+        "INSERT INTO events (type, entity_id, provider_event_id, event_id, user_id, event_type, created_at, received_at, payload)
+         VALUES ($1, $2, $3, $4, 'user-0', $5, to_timestamp($6), now(), '{}')",
+    )
+    .bind(type_)
+    .bind(entity)
+    .bind(id)
+    .bind(hookline_contract::event_id("shop", id))
+    .bind(event_type)
+    .bind(at as f64)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// Makes the event `id` of the declared type `type_` the state of `entity`
+/// in `entities` of `pool`, whatever the state was.
+pub async fn set_declared_state(
+    pool: &PgPool,
+    type_: &str,
+    entity: &str,
+    id: &str,
+    event_type: &str,
+    at: i64,
+) {
+    sqlx::query(
+        "INSERT INTO entities (type, entity_id, user_id, status, last_event_id, last_event_type, last_event_at, state)
+         VALUES ($1, $2, 'user-0', NULL, $3, $4, to_timestamp($5), '{}')
+         ON CONFLICT (type, entity_id) DO UPDATE SET last_event_id = EXCLUDED.last_event_id,
+             last_event_type = EXCLUDED.last_event_type, last_event_at = EXCLUDED.last_event_at",
+    )
+    .bind(type_)
+    .bind(entity)
+    .bind(id)
+    .bind(event_type)
+    .bind(at as f64)
     .execute(pool)
     .await
     .unwrap();

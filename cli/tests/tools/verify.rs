@@ -5,7 +5,7 @@
 
 use hookline_contract::Reason;
 
-use crate::fixture::{Fixture, Ran, order};
+use crate::fixture::{Fixture, Ran, order, set_declared_state, store_declared};
 
 const T0: i64 = 1_700_000_000;
 
@@ -210,5 +210,49 @@ async fn an_audit_that_cannot_look_exits_2() {
     // A manifest that is not one.
     crate::support::write(&fixture.manifest(), "spec: [not a pipeline");
     assert_code(&fixture.hookline(&["verify"]).await, 2);
+    fixture.finish().await;
+}
+
+/// A declared type's states are audited against its own events in the
+/// shared tables: another type's newer event of the same entity id is not
+/// its newest, and its lifecycle decides a same-second pair.
+#[tokio::test]
+async fn a_declared_types_state_is_audited_against_its_own_events_by_its_lifecycle() {
+    let fixture = Fixture::new(2, true).await;
+    fixture.declare_refunds().await;
+    let shard = fixture.shard_of("user-0");
+    store_declared(shard, "refunds", "rf_1", "evt_b", "refund.created", T0).await;
+    store_declared(shard, "refunds", "rf_1", "evt_a", "refund.succeeded", T0).await;
+    set_declared_state(shard, "refunds", "rf_1", "evt_a", "refund.succeeded", T0).await;
+    // Rows of another type with the same entity id, newer.
+    store_declared(shard, "issues", "rf_1", "evt_z", "opened", T0 + 100).await;
+    set_declared_state(shard, "issues", "rf_1", "evt_z", "opened", T0 + 100).await;
+    let ran = fixture.hookline(&["verify", "--output", "json"]).await;
+    assert_code(&ran, 0);
+    let report = ran.json();
+    let tables: Vec<&str> = report["state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["table"].as_str().unwrap())
+        .collect();
+    assert!(tables.contains(&"entities (refunds)"), "{report}");
+
+    // By id alone evt_b would be the newest; by the lifecycle it is not.
+    set_declared_state(shard, "refunds", "rf_1", "evt_b", "refund.created", T0).await;
+    let ran = fixture.hookline(&["verify", "--output", "json"]).await;
+    assert_code(&ran, 1);
+    let report = ran.json();
+    assert_eq!(report["inconsistent"], 1, "{report}");
+    let entity = report["state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["entities"].as_array().unwrap().clone())
+        .find(|e| e["entity_id"] == "rf_1")
+        .unwrap();
+    assert_eq!(entity["state"]["provider_event_id"], "evt_b");
+    assert_eq!(entity["newest"]["provider_event_id"], "evt_a");
+    assert_eq!(entity["newest"]["event_type"], "refund.succeeded");
     fixture.finish().await;
 }
