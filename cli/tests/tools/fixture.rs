@@ -14,7 +14,7 @@ use hookline_kafka::produce::{Producer, Record};
 use hookline_kafka::reader::{Range, Reader};
 use hookline_kafka::{ClientSettings, DeadLetter, Envelope};
 use rdkafka::Message;
-use rdkafka::message::{Headers, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use sqlx::{Executor, PgPool};
 
 use crate::support::{env, write};
