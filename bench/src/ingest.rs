@@ -208,6 +208,7 @@ async fn start_ingest(
         producer_queue_kbytes: 256 * 1024,
         max_concurrent_requests: 1_024,
         retry_after: Duration::from_secs(5),
+        secrets_reload_interval: Duration::from_secs(5),
         log_format: None,
     };
     let app = hookline_ingest::App::new(Config::load(&ingest_args)?)?;

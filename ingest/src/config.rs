@@ -20,6 +20,7 @@ use crate::auth::source::Verifier;
 use crate::body::READ_SLOT_BYTES;
 use crate::limits;
 use crate::produce::ProducerSettings;
+use crate::signing::{Reload, Signing};
 use crate::{Error, Result};
 
 /// Key of the signing Secret holding Standard Webhooks secrets and public keys.
@@ -118,6 +119,11 @@ pub struct Args {
     #[arg(long, env = "HOOKLINE_RETRY_AFTER", default_value = "5s", value_parser = parse_duration)]
     pub retry_after: Duration,
 
+    /// How often the signing secrets' files are read again: a rotated Secret
+    /// is served without a restart once Kubernetes has updated the mount.
+    #[arg(long, env = "HOOKLINE_SECRETS_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub secrets_reload_interval: Duration,
+
     /// Log format: `json` (one object per line) or `text`. Default: text on
     /// a terminal, JSON anywhere else (a pod, a pipe, a file).
     #[arg(long, env = "HOOKLINE_LOG_FORMAT")]
@@ -127,11 +133,13 @@ pub struct Args {
 /// Everything the service needs, loaded and checked.
 pub struct Config {
     pub manifest: PipelineManifest,
-    /// The default source's: `POST /webhooks/{type}`.
-    pub keys: Keys,
-    /// By name: the `{source}` of `POST /webhooks/{source}/{type}`. Shared,
-    /// so that a request verified off the async threads holds its source.
-    pub sources: HashMap<String, Arc<Source>>,
+    /// The default source's keys (`POST /webhooks/{type}`) and the named
+    /// sources' (the `{source}` of `POST /webhooks/{source}/{type}`), as the
+    /// mounted files hold them now.
+    pub signing: Arc<Signing>,
+    /// What keeps `signing` following the files; none for a configuration
+    /// built without files.
+    pub reload: Option<Reload>,
     /// By event type: the `{type}` of `POST /webhooks/{type}`. Shared, so that
     /// a request holds its route without borrowing the service's state.
     pub routes: HashMap<String, Arc<TopicRoute>>,
@@ -183,12 +191,20 @@ impl Config {
         let secrets = SecretsDir::new(&args.secrets_dir);
         let keys = load_keys(&secrets, &manifest.spec.ingest.signing_secret_ref.name)?;
         let sources = load_sources(&secrets, &manifest.spec.sources)?;
-        Ok(Self::new(manifest, keys, args)?.with_sources(sources))
+        let reload = Reload {
+            secrets,
+            signing_secret: manifest.spec.ingest.signing_secret_ref.name.clone(),
+            sources: manifest.spec.sources.clone(),
+            interval: args.secrets_reload_interval,
+        };
+        let mut config = Self::new(manifest, keys, args)?.with_sources(sources);
+        config.reload = Some(reload);
+        Ok(config)
     }
 
     /// Serves `sources` besides the default source.
-    pub fn with_sources(mut self, sources: HashMap<String, Arc<Source>>) -> Self {
-        self.sources = sources;
+    pub fn with_sources(self, sources: HashMap<String, Arc<Source>>) -> Self {
+        self.signing.replace_sources(sources);
         self
     }
 
@@ -228,6 +244,12 @@ impl Config {
                 "--body-timeout plus --ack-timeout plus one second must not exceed --request-timeout",
             ));
         }
+        // A zero interval would read the files in a busy loop.
+        if args.secrets_reload_interval.is_zero() {
+            return Err(Error::InvalidSetting(
+                "--secrets-reload-interval must be more than zero",
+            ));
+        }
         if args.max_concurrent_requests == 0 {
             return Err(Error::InvalidSetting(
                 "--max-concurrent-requests must be at least 1",
@@ -252,8 +274,8 @@ impl Config {
                 ack_timeout: args.ack_timeout,
             },
             manifest,
-            keys,
-            sources: HashMap::new(),
+            signing: Arc::new(Signing::new(keys, HashMap::new())),
+            reload: None,
             routes,
             settings: Settings {
                 max_body_bytes,
@@ -320,21 +342,23 @@ pub fn load_sources(
 ) -> Result<HashMap<String, Arc<Source>>> {
     sources
         .iter()
-        .map(|spec| {
-            let reference = &spec.secret_ref;
-            let text = secrets.read_key(&reference.name, &reference.key)?;
-            let verifier = Verifier::new(spec, &text).map_err(|source| Error::SourceKey {
-                name: spec.name.clone(),
-                path: secrets.path(&reference.name, &reference.key),
-                source,
-            })?;
-            let source = Source {
-                name: Arc::from(spec.name.as_str()),
-                verifier,
-            };
-            Ok((spec.name.clone(), Arc::new(source)))
-        })
+        .map(|spec| Ok((spec.name.clone(), Arc::new(load_source(secrets, spec)?))))
         .collect()
+}
+
+/// Reads the secrets of the source `spec`: the key its `secretRef` names.
+pub fn load_source(secrets: &SecretsDir, spec: &SourceSpec) -> Result<Source> {
+    let reference = &spec.secret_ref;
+    let text = secrets.read_key(&reference.name, &reference.key)?;
+    let verifier = Verifier::new(spec, &text).map_err(|source| Error::SourceKey {
+        name: spec.name.clone(),
+        path: secrets.path(&reference.name, &reference.key),
+        source,
+    })?;
+    Ok(Source {
+        name: Arc::from(spec.name.as_str()),
+        verifier,
+    })
 }
 
 /// The Standard Webhooks secret of [`test`]'s endpoint (a published vector's).
@@ -450,5 +474,26 @@ mod settings_tests {
             config.producer.max_record_bytes,
             limits::KAFKA_DEFAULT_MESSAGE_MAX_BYTES - limits::DEAD_LETTER_HEADROOM_BYTES
         );
+    }
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::Args;
+
+    #[test]
+    fn the_secrets_reload_interval_defaults_to_five_seconds_and_takes_a_unit() {
+        let required = ["hookline-ingest", "--pipeline", "p", "--secrets-dir", "s"];
+        let args = Args::try_parse_from(required).unwrap();
+        assert_eq!(args.secrets_reload_interval, Duration::from_secs(5));
+        let flag = required
+            .iter()
+            .chain(&["--secrets-reload-interval", "750ms"]);
+        let args = Args::try_parse_from(flag).unwrap();
+        assert_eq!(args.secrets_reload_interval, Duration::from_millis(750));
     }
 }

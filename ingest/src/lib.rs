@@ -8,6 +8,8 @@
 //!   secrets, checked before the first request; one route per event type.
 //! - [`server`]: the state every request shares, the public router, the
 //!   metrics listener, and serving until shutdown.
+//! - [`signing`]: the signing secrets in use, read again when the mounted
+//!   files change.
 //! - [`limits`]: the body limit, derived from the broker's record limit so
 //!   that the dead letter of any accepted body fits.
 //!
@@ -29,6 +31,7 @@
 pub mod config;
 pub mod limits;
 pub mod server;
+pub mod signing;
 
 pub mod signed;
 

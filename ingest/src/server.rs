@@ -139,7 +139,7 @@ async fn count_requests(
     let response = next.run(request).await;
     let known_source = params
         .get(SOURCE)
-        .is_none_or(|source| app.config.sources.contains_key(source));
+        .is_none_or(|source| app.config.signing.has_source(source));
     let label = match params.get(EVENT_TYPE) {
         Some(event_type) if known_source && app.config.routes.contains_key(event_type) => {
             event_type.as_str()
@@ -165,12 +165,19 @@ pub async fn serve(
             app.producer.keep_checking(&topics, shutdown).await;
         })
     };
+    let reloader = app.config.reload.clone().map(|reload| {
+        let (signing, shutdown) = (app.config.signing.clone(), shutdown.clone());
+        tokio::spawn(reload.run(signing, shutdown))
+    });
     let served = axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
         .map_err(Error::Serve);
     shutdown.cancel();
     let _ = refresher.await;
+    if let Some(reloader) = reloader {
+        let _ = reloader.await;
+    }
     if let Err(error) = app.producer.flush(FLUSH_TIMEOUT).await {
         tracing::error!(error = %error, "records may still be queued at shutdown");
     }

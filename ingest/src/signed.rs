@@ -32,7 +32,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::App;
 use crate::answer::Refusal;
-use crate::auth::{AuthError, Claim};
+use crate::auth::{AuthError, Claim, Keys};
 use crate::body::ReadError;
 use crate::config::{Source, TopicRoute};
 
@@ -78,10 +78,12 @@ impl FromRequest<Arc<App>> for SignedWebhook {
         let Some(route) = app.config.routes.get(&event_type).cloned() else {
             return Err(Refusal::UnknownType(event_type));
         };
+        // The keys as they are now: claimed and verified against one set,
+        // whatever a reload does meanwhile.
         let endpoint = match params.remove(SOURCE) {
-            None => Endpoint::Default,
-            Some(name) => match app.config.sources.get(&name) {
-                Some(source) => Endpoint::Named(source.clone()),
+            None => Endpoint::Default(app.config.signing.keys()),
+            Some(name) => match app.config.signing.source(&name) {
+                Some(source) => Endpoint::Named(source),
                 None => return Err(Refusal::UnknownSource(name)),
             },
         };
@@ -95,7 +97,6 @@ impl FromRequest<Arc<App>> for SignedWebhook {
         };
         let claim = endpoint
             .claim(
-                app,
                 |name| parts.headers.get(name).and_then(|v| v.to_str().ok()),
                 Utc::now().timestamp(),
                 settings.tolerance_secs,
@@ -127,7 +128,7 @@ impl FromRequest<Arc<App>> for SignedWebhook {
                 ReadError::Unreadable => Refusal::UnreadableBody,
             })?;
         let received_at = Utc::now();
-        let source = verify(app, &endpoint, claim, read.signed().clone())
+        let source = verify(&endpoint, claim, read.signed().clone())
             .await?
             .map_err(unauthenticated)?;
         let Ok(admitted) = app.admission.clone().try_acquire_owned() else {
@@ -154,7 +155,7 @@ pub const SOURCE: &str = "source";
 /// Who verifies a request: the default source's keys, or a named source.
 #[derive(Clone)]
 enum Endpoint {
-    Default,
+    Default(Arc<Keys>),
     Named(Arc<Source>),
 }
 
@@ -162,30 +163,27 @@ impl Endpoint {
     /// For the logs: the named source, or the default one.
     fn name(&self) -> &str {
         match self {
-            Endpoint::Default => "default",
+            Endpoint::Default(_) => "default",
             Endpoint::Named(source) => &source.name,
         }
     }
 
     fn claim<'h>(
         &self,
-        app: &App,
         header: impl Fn(&str) -> Option<&'h str>,
         now: i64,
         tolerance: u32,
     ) -> Result<Claim, AuthError> {
         match self {
-            Endpoint::Default => app.config.keys.claim(header, now, tolerance),
+            Endpoint::Default(keys) => keys.claim(header, now, tolerance),
             Endpoint::Named(source) => source.verifier.claim(header, now, tolerance),
         }
     }
 
     /// The webhook's source name once `claim` verified over `signed`.
-    fn verify_claim(&self, app: &App, claim: &Claim, signed: &[u8]) -> Result<Arc<str>, AuthError> {
+    fn verify_claim(&self, claim: &Claim, signed: &[u8]) -> Result<Arc<str>, AuthError> {
         match self {
-            Endpoint::Default => app
-                .config
-                .keys
+            Endpoint::Default(keys) => keys
                 .verify_claim(claim, signed)
                 .map(|scheme| Arc::from(scheme.source())),
             Endpoint::Named(source) => source
@@ -212,16 +210,15 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 /// there already, and the number of verifications at once is bounded anyway
 /// by the read budget each request holds while it is verified.
 async fn verify(
-    app: &Arc<App>,
     endpoint: &Endpoint,
     claim: Claim,
     signed: Bytes,
 ) -> Result<Result<Arc<str>, AuthError>, Refusal> {
     if !claim.has_ed25519() && signed.len() <= INLINE_VERIFY_MAX_BYTES {
-        return Ok(endpoint.verify_claim(app, &claim, &signed));
+        return Ok(endpoint.verify_claim(&claim, &signed));
     }
-    let (app, endpoint) = (app.clone(), endpoint.clone());
-    tokio::task::spawn_blocking(move || endpoint.verify_claim(&app, &claim, &signed))
+    let endpoint = endpoint.clone();
+    tokio::task::spawn_blocking(move || endpoint.verify_claim(&claim, &signed))
         .await
         .map_err(|error| {
             tracing::error!(error = %error, "verifying a signature failed to run");

@@ -9,7 +9,8 @@ use std::time::Duration;
 use hookline_contract::headers::dlq_topic;
 use hookline_contract::pipeline::{DeletionPolicy, WebhookPipeline};
 use hookline_contract::status::TopicStatus;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -21,6 +22,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::claims;
+use crate::drift;
+use crate::health::{self, Problem};
 use crate::metrics::Metrics;
 use crate::secrets::{self, SecretError};
 use crate::status::{self, Observed, TopicProblem};
@@ -33,8 +36,9 @@ use hookline_kafka::topics::{self, Change, TopicPlan};
 pub const FINALIZER: &str = "hookline.dev/topics";
 /// The field manager of every server-side apply.
 pub const MANAGER: &str = "hookline-operator";
-/// Annotation holding a digest of what was applied, so that an unchanged child
-/// is not written again.
+/// Annotation holding a digest of what was last applied: tells whoever reads
+/// a child which apply it holds. Whether to apply again is decided by the
+/// fields themselves ([`drift::holds`]).
 const APPLIED: &str = "hookline.dev/applied";
 /// How often a pipeline is looked at without a change: partitions may grow
 /// outside the operator, and pods become ready.
@@ -199,10 +203,14 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
         None => prune_network_policy(&policies, pipeline).await?,
     }
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let ingest = apply_deployment(&deployments, &children.ingest, pipeline, ctx).await?;
-    observed.ingest = ingest;
+    let (ready, wanted, problem) =
+        apply_deployment(&deployments, &children.ingest, pipeline, ctx).await?;
+    observed.ingest = (ready, wanted);
+    observed.ingest_problem = problem;
     for (worker, topic) in children.workers.iter().zip(&pipeline.spec.topics) {
-        let (ready, wanted) = apply_deployment(&deployments, worker, pipeline, ctx).await?;
+        let (ready, wanted, problem) =
+            apply_deployment(&deployments, worker, pipeline, ctx).await?;
+        observed.workers_problem = health::worse(observed.workers_problem.take(), problem);
         observed.workers.0 += ready;
         observed.workers.1 += wanted;
         if let Some(status) = observed.topics.iter_mut().find(|t| t.name == topic.name) {
@@ -450,20 +458,21 @@ async fn publish(
     }
 }
 
-/// Applies a Deployment; returns its (ready, wanted) replicas.
+/// Applies a Deployment; returns its (ready, wanted) replicas and what
+/// Kubernetes says is wrong with its pods.
 async fn apply_deployment(
     api: &Api<Deployment>,
     desired: &Deployment,
     pipeline: &WebhookPipeline,
     ctx: &Context,
-) -> Result<(i32, i32)> {
+) -> Result<(i32, i32, Option<Problem>)> {
     let wanted = desired.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
     let current: fn(&Deployment) -> Option<i32> = |d| d.spec.as_ref().and_then(|s| s.replicas);
-    let (applied, before) = apply_child(api, desired, Some(current)).await?;
+    let (applied, before, written) = apply_child(api, desired, Some(current)).await?;
+    let name = desired.metadata.name.clone().unwrap_or_default();
     if let Some(before) = before.flatten()
         && before != wanted
     {
-        let name = desired.metadata.name.clone().unwrap_or_default();
         publish(
             pipeline,
             ctx,
@@ -478,34 +487,73 @@ async fn apply_deployment(
         .as_ref()
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0);
-    Ok((ready, wanted))
+    let problem = pod_health(&applied, written, ctx).await;
+    Ok((ready, wanted, problem))
 }
 
-/// Applies `desired` by server-side apply unless the object already is as
-/// applied last time (same digest, and the same `drift` value, e.g. replicas
-/// someone scaled by hand); returns the object and, when it was written over
-/// an existing one, the `drift` value it had.
+/// What Kubernetes says of `deployment`'s pods and ReplicaSets, listed by its
+/// selector on a reconcile that finds it not settled: the resync reads them,
+/// so the operator holds no watch (and no cache) of every pod in the cluster.
+async fn pod_health(deployment: &Deployment, applied_now: bool, ctx: &Context) -> Option<Problem> {
+    if health::settled(deployment) {
+        return None;
+    }
+    let ns = deployment.namespace().unwrap_or_default();
+    let selector = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .filter(|labels| !labels.is_empty())?
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let listed = ListParams::default().labels(&selector);
+    let read = futures_util::future::try_join(
+        Api::<ReplicaSet>::namespaced(ctx.client.clone(), &ns).list(&listed),
+        Api::<Pod>::namespaced(ctx.client.clone(), &ns).list(&listed),
+    )
+    .await;
+    match read {
+        Ok((replica_sets, pods)) => {
+            health::diagnose(deployment, applied_now, &replica_sets.items, &pods.items)
+        }
+        // Saying why pods fail is a courtesy, like an Event: without it (an
+        // RBAC rule missing after an upgrade of the operator alone) the
+        // ready counts still stand, and the children are still applied.
+        Err(error) => {
+            tracing::warn!(deployment = %deployment.name_any(), error = %error, "reading the pods failed");
+            None
+        }
+    }
+}
+
+/// Applies `desired` by server-side apply unless the live object already
+/// holds every field the operator sets ([`drift::holds`]): a hand edit of any
+/// of them (replicas scaled by hand, an image, an env var, a port, a
+/// ConfigMap's data) is put back at the next reconcile, and an unchanged
+/// child costs no write. Returns the object, the `drift` value it had when
+/// it was written over an existing one, and whether it was written.
 async fn apply_child<K, D>(
     api: &Api<K>,
     desired: &K,
     drift: Option<fn(&K) -> D>,
-) -> Result<(K, Option<D>)>
+) -> Result<(K, Option<D>, bool)>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
-    D: PartialEq,
 {
     let name = desired.meta().name.clone().unwrap_or_default();
     let digest = digest(desired)?;
-    let existing = api.get_opt(&name).await.map_err(kube("reading a child"))?;
-    if let Some(existing) = &existing {
-        let same_digest = existing.annotations().get(APPLIED) == Some(&digest);
-        let same_drift = drift.is_none_or(|f| f(existing) == f(desired));
-        if same_digest && same_drift {
-            return Ok((existing.clone(), None));
-        }
-    }
     let mut desired = desired.clone();
     desired.annotations_mut().insert(APPLIED.to_owned(), digest);
+    let existing = api.get_opt(&name).await.map_err(kube("reading a child"))?;
+    if let Some(existing) = &existing {
+        let live = serde_json::to_value(existing).map_err(|e| Error::Serialize("a child", e))?;
+        let want = serde_json::to_value(&desired).map_err(|e| Error::Serialize("a child", e))?;
+        if drift::holds(&live, &want) {
+            return Ok((existing.clone(), None, false));
+        }
+    }
     let applied = api
         .patch(
             &name,
@@ -515,7 +563,7 @@ where
         .await
         .map_err(kube("applying a child"))?;
     let before = existing.as_ref().and_then(|e| drift.map(|f| f(e)));
-    Ok((applied, before))
+    Ok((applied, before, true))
 }
 
 /// A digest of an object as it would be applied.
@@ -551,23 +599,13 @@ async fn write_status(
     )
     .await
     .map_err(kube("writing the status"))?;
-    if let Some(ready) = status::condition(&status, status::READY)
-        && ready.status == "False"
-        // Pods starting is the normal course of things, not a warning.
-        && ready.reason != "Progressing"
-        && pipeline
-            .status
-            .as_ref()
-            .and_then(|s| status::condition(s, status::READY))
-            .map(|c| &c.reason)
-            != Some(&ready.reason)
-    {
+    for warning in health::warnings(&status, pipeline.status.as_ref()) {
         publish(
             pipeline,
             ctx,
             EventType::Warning,
-            &ready.reason,
-            ready.message.clone(),
+            &warning.reason,
+            warning.message.clone(),
         )
         .await;
     }

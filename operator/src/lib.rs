@@ -5,8 +5,10 @@
 pub mod claims;
 pub mod controller;
 pub mod crd;
+pub mod drift;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
+pub mod health;
 pub mod lease;
 pub mod metrics;
 pub mod render;

@@ -6,6 +6,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use hookline_kafka::admin::AdminError;
 
+use crate::health::{Problem, Standing};
+
 /// Condition types.
 pub const READY: &str = "Ready";
 pub const TOPICS_READY: &str = "TopicsReady";
@@ -138,6 +140,10 @@ pub struct Observed {
     pub workers: (i32, i32),
     /// (ready, wanted) ingest replicas.
     pub ingest: (i32, i32),
+    /// Why the workers' pods are not ready, when Kubernetes said.
+    pub workers_problem: Option<Problem>,
+    /// Why the ingest pods are not ready, when Kubernetes said.
+    pub ingest_problem: Option<Problem>,
     /// Connections the workers may open to each shard.
     pub shards: Vec<ShardDemand>,
     /// What is wrong with the spec that admission could not judge (a
@@ -168,51 +174,65 @@ pub fn build(
             "every topic and DLQ exists with its partitions".to_owned(),
         ),
     };
-    let replicas = |(ready, wanted): (i32, i32), what: &str| {
-        if ready >= wanted {
-            (
-                true,
-                "Available",
-                format!("{ready} of {wanted} {what} ready"),
-            )
-        } else {
-            (
-                false,
-                "Progressing",
-                format!("{ready} of {wanted} {what} ready"),
-            )
+    let replicas = |(ready, wanted): (i32, i32), problem: &Option<Problem>, what: &str| {
+        let counted = format!("{ready} of {wanted} {what} ready");
+        match problem {
+            // What Kubernetes said of the pods outranks the count: a rollout
+            // stuck behind a crashlooping pod may still count every replica.
+            Some(problem) => (
+                problem.standing.as_str(),
+                problem.reason.clone(),
+                format!("{counted}; {}", problem.message),
+            ),
+            None if ready >= wanted => ("True", "Available".to_owned(), counted),
+            None => ("False", "Progressing".to_owned(), counted),
         }
     };
-    let workers = replicas(observed.workers, "worker replicas");
-    let ingest = replicas(observed.ingest, "ingest replicas");
+    let workers = replicas(
+        observed.workers,
+        &observed.workers_problem,
+        "worker replicas",
+    );
+    let ingest = replicas(observed.ingest, &observed.ingest_problem, "ingest replicas");
+    let topics = (status_of(topics.0), topics.1.to_owned(), topics.2);
     let invalid = (!observed.invalid.is_empty()).then(|| {
         (
-            false,
-            "InvalidSpec",
+            "False",
+            "InvalidSpec".to_owned(),
             format!(
                 "the spec cannot work, so nothing was applied: {}",
                 observed.invalid.join("; ")
             ),
         )
     });
-    let ready = invalid
+    // Ready is False when anything is, else Unknown when anything is.
+    let parts: Vec<_> = invalid.iter().chain([&topics, &workers, &ingest]).collect();
+    let ready = [Standing::False, Standing::Unknown]
         .iter()
-        .chain([&topics, &workers, &ingest])
-        .find(|(ok, _, _)| !ok)
+        .find_map(|standing| parts.iter().find(|(s, _, _)| *s == standing.as_str()))
         .map_or(
-            (true, "Ready", "the pipeline is ready".to_owned()),
-            |(_, reason, message)| (false, *reason, message.clone()),
+            (
+                "True",
+                "Ready".to_owned(),
+                "the pipeline is ready".to_owned(),
+            ),
+            |(status, reason, message)| (*status, reason.clone(), message.clone()),
         );
+    let (shards_ok, shards_reason, shards_message) = shard_connections(&observed.shards);
+    let shards = (
+        status_of(shards_ok),
+        shards_reason.to_owned(),
+        shards_message,
+    );
     let conditions = [
         (READY, ready),
         (TOPICS_READY, topics),
         (WORKERS_READY, workers),
         (INGEST_READY, ingest),
-        (SHARD_CONNECTIONS, shard_connections(&observed.shards)),
+        (SHARD_CONNECTIONS, shards),
     ]
     .into_iter()
-    .map(|(kind, (ok, reason, message))| {
-        let status = if ok { "True" } else { "False" };
+    .map(|(kind, (status, reason, message))| {
         let since = previous
             .and_then(|p| {
                 p.conditions
@@ -223,7 +243,7 @@ pub fn build(
         Condition {
             type_: kind.to_owned(),
             status: status.to_owned(),
-            reason: reason.to_owned(),
+            reason,
             message,
             last_transition_time: since,
             observed_generation: observed.generation,
@@ -235,6 +255,10 @@ pub fn build(
         conditions,
         topics: observed.topics.clone(),
     }
+}
+
+const fn status_of(ok: bool) -> &'static str {
+    if ok { "True" } else { "False" }
 }
 
 /// The condition `kind` of `status`.
@@ -405,5 +429,54 @@ mod tests {
             ("True", "SpecBehind")
         );
         assert_eq!(condition(&status, READY).unwrap().status, "True");
+    }
+
+    #[test]
+    fn a_pod_failure_is_the_reason_of_its_condition_and_of_ready() {
+        let mut observed = healthy();
+        observed.workers = (6, 6);
+        observed.ingest = (1, 2);
+        observed.ingest_problem = Some(Problem {
+            standing: Standing::False,
+            reason: "ImagePullBackOff".into(),
+            message: "pod i-1 container ingest: ImagePullBackOff".into(),
+        });
+        let status = build(&observed, None, at(10));
+        let ingest = condition(&status, INGEST_READY).unwrap();
+        assert_eq!(
+            (ingest.status.as_str(), ingest.reason.as_str()),
+            ("False", "ImagePullBackOff")
+        );
+        assert!(
+            ingest
+                .message
+                .contains("1 of 2 ingest replicas ready; pod i-1")
+        );
+        let ready = condition(&status, READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "ImagePullBackOff")
+        );
+    }
+
+    #[test]
+    fn an_unknown_workload_makes_ready_unknown_unless_something_is_false() {
+        let mut observed = healthy();
+        observed.workers_problem = Some(Problem {
+            standing: Standing::Unknown,
+            reason: "StatusUnknown".into(),
+            message: "deployment w has no status yet".into(),
+        });
+        let status = build(&observed, None, at(10));
+        assert_eq!(condition(&status, WORKERS_READY).unwrap().status, "Unknown");
+        assert_eq!(condition(&status, READY).unwrap().status, "Unknown");
+
+        observed.ingest = (0, 2);
+        let status = build(&observed, None, at(10));
+        let ready = condition(&status, READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Progressing")
+        );
     }
 }

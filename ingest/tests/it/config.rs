@@ -32,6 +32,7 @@ fn args(dir: &std::path::Path) -> Args {
         producer_queue_kbytes: 1024,
         max_concurrent_requests: 4,
         retry_after: Duration::from_secs(1),
+        secrets_reload_interval: std::time::Duration::from_secs(5),
         log_format: None,
     }
 }

@@ -200,6 +200,7 @@ spec:
             producer_queue_kbytes: 64 * 1024,
             max_concurrent_requests: options.max_concurrent_requests,
             retry_after: Duration::from_secs(7),
+            secrets_reload_interval: Duration::from_millis(100),
             log_format: None,
         };
         Self::serve(

@@ -11,4 +11,5 @@ mod fuzz;
 mod harness;
 mod outage;
 mod placement;
+mod reload;
 mod sources;

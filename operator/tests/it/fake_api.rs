@@ -1,7 +1,8 @@
 //! A stateful in-memory Kubernetes API, as a `tower::Service` behind a real
 //! `kube::Client`: objects are kept, patched and deleted as the API server
 //! would for what the operator does (server-side apply approximated by a merge
-//! patch, JSON patches for the finalizer, status subresource, deletion with
+//! patch, JSON patches for the finalizer, status subresource, lists narrowed
+//! by an equality label selector, deletion with
 //! finalizers). It counts the writes, so that a test can require none, and
 //! records every request, so that a test can check each against RBAC rules.
 //! `serve` puts the same API on a TCP port, for the operator's binary.
@@ -187,6 +188,7 @@ async fn handle(store: Store, req: Request<Body>) -> Response<Body> {
                     }
                 })
                 .map(|(_, v)| v.clone())
+                .filter(|v| selects(query, v))
                 .collect();
             respond(
                 StatusCode::OK,
@@ -319,4 +321,49 @@ fn bump_meta(obj: &mut Value, existing: Option<&Value>) {
     if m["creationTimestamp"].is_null() {
         m["creationTimestamp"] = "2025-01-01T00:00:00Z".into();
     }
+}
+
+/// Whether `object` matches the `labelSelector` of `query`, as the API server
+/// reads an equality-based selector (`k=v,k2=v2`); no selector matches all.
+fn selects(query: &str, object: &Value) -> bool {
+    let Some(selector) = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("labelSelector="))
+    else {
+        return true;
+    };
+    let selector = decode(selector);
+    selector
+        .split(',')
+        .filter(|term| !term.is_empty())
+        .all(|term| {
+            let (key, value) = term.split_once('=').unwrap_or((term, ""));
+            let value = value.trim_start_matches('=');
+            object["metadata"]["labels"][key].as_str() == Some(value)
+        })
+}
+
+/// A query value with its `%XX` escapes and `+` decoded.
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
 }

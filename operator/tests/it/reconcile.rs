@@ -577,3 +577,314 @@ async fn a_declared_type_gets_its_topic_and_workers_like_a_built_in() {
         "the mounted manifest carries the declaration: {config}"
     );
 }
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+const REPLICA_SETS: &str = "/apis/apps/v1/namespaces/default/replicasets";
+
+impl World {
+    /// The labels `deployment` selects its pods by.
+    fn selector(&self, deployment: &str) -> Value {
+        self.deployment(deployment)["spec"]["selector"]["matchLabels"].clone()
+    }
+
+    /// A pod of `deployment` with `status`, as the kubelet reports it.
+    fn put_pod(&self, deployment: &str, name: &str, status: Value) {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": self.selector(deployment)},
+            "spec": {"containers": [{"name": "main", "image": "x"}]},
+            "status": status,
+        });
+        self.api.put(PODS, name, pod);
+    }
+
+    /// The condition `kind` of `pipeline`: status, reason and message.
+    fn condition_with_message(&self, pipeline: &str, kind: &str) -> (String, String, String) {
+        let object = self.api.get(PIPELINES, pipeline).unwrap();
+        let found = object["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == kind).cloned())
+            .unwrap_or_else(|| panic!("no {kind} in {object}"));
+        let text = |field: &str| found[field].as_str().unwrap_or_default().to_owned();
+        (text("status"), text("reason"), text("message"))
+    }
+
+    /// The notes of the Warning Events recorded with `reason`.
+    fn warnings(&self, reason: &str) -> Vec<String> {
+        let store = self.api.store.lock().unwrap();
+        store
+            .iter()
+            .filter(|((collection, _), _)| collection.ends_with("/events"))
+            .filter(|(_, event)| event["type"] == "Warning" && event["reason"] == reason)
+            .map(|(_, event)| event["note"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+fn waiting(container: &str, reason: &str, message: &str, last: Value) -> Value {
+    json!({"phase": "Running", "containerStatuses": [{
+        "name": container, "image": "x", "imageID": "", "ready": false, "restartCount": 4,
+        "state": {"waiting": {"reason": reason, "message": message}},
+        "lastState": last,
+    }]})
+}
+
+#[tokio::test]
+async fn a_crashlooping_worker_pod_is_the_reason_of_workers_ready_with_a_warning() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+    world.pods_ready();
+    let worker = "payments-worker-orders-webhooks";
+    world.put_pod(
+        worker,
+        "payments-worker-orders-webhooks-5f7-x2x",
+        waiting(
+            "worker",
+            "CrashLoopBackOff",
+            "back-off 40s restarting failed container",
+            json!({"terminated": {"exitCode": 1, "reason": "Error",
+                                  "message": "shard a: password authentication failed"}}),
+        ),
+    );
+    // A pod of another Deployment, crashlooping too, is not this one's.
+    world.put_pod(
+        "payments-ingest",
+        "payments-ingest-9c-aaaa",
+        json!({"phase": "Running"}),
+    );
+
+    world.reconcile("payments").await;
+
+    let (status, reason, message) = world.condition_with_message("payments", "WorkersReady");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "CrashLoopBackOff")
+    );
+    for part in [
+        "pod payments-worker-orders-webhooks-5f7-x2x",
+        "container worker",
+        "exit code 1",
+        "password authentication failed",
+    ] {
+        assert!(message.contains(part), "{part} in {message}");
+    }
+    assert_eq!(
+        world.condition("payments", "IngestReady"),
+        ("True".into(), "Available".into())
+    );
+    let warned = world.warnings("CrashLoopBackOff");
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].contains("payments-worker-orders-webhooks-5f7-x2x"),
+        "{warned:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_ingest_image_that_cannot_be_pulled_is_the_reason_of_ingest_ready() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+    world.put_pod(
+        "payments-ingest",
+        "payments-ingest-9c-abcd",
+        waiting(
+            "ingest",
+            "ImagePullBackOff",
+            "Back-off pulling image \"hookline-ingest:typo\"",
+            json!({}),
+        ),
+    );
+
+    world.reconcile("payments").await;
+
+    let (status, reason, message) = world.condition_with_message("payments", "IngestReady");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ImagePullBackOff")
+    );
+    assert!(message.contains("hookline-ingest:typo"), "{message}");
+    assert!(
+        !world.warnings("ImagePullBackOff").is_empty(),
+        "{:?}",
+        world.events()
+    );
+}
+
+#[tokio::test]
+async fn an_unschedulable_worker_pod_says_why_the_scheduler_refused() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+    world.put_pod(
+        "payments-worker-disputes-webhooks",
+        "payments-worker-disputes-webhooks-1-zz",
+        json!({"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient memory.",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
+    );
+
+    world.reconcile("payments").await;
+
+    let (status, reason, message) = world.condition_with_message("payments", "WorkersReady");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "Unschedulable")
+    );
+    assert!(message.contains("Insufficient memory"), "{message}");
+    assert!(
+        !world.warnings("Unschedulable").is_empty(),
+        "{:?}",
+        world.events()
+    );
+}
+
+#[tokio::test]
+async fn a_quota_refusing_the_worker_pods_is_read_from_its_replica_set() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+    let worker = "payments-worker-orders-webhooks";
+    let replica_set = json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "payments-worker-orders-webhooks-5f7", "namespace": "default",
+                     "labels": world.selector(worker)},
+        "spec": {"selector": {"matchLabels": world.selector(worker)}},
+        "status": {"replicas": 0, "conditions": [{
+            "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+            "message": "pods \"payments-worker-orders-webhooks-5f7-q\" is forbidden: exceeded quota: compute, requested: memory=512Mi, used: memory=2Gi, limited: memory=2Gi"}]},
+    });
+    world.api.put(
+        REPLICA_SETS,
+        "payments-worker-orders-webhooks-5f7",
+        replica_set,
+    );
+
+    world.reconcile("payments").await;
+
+    let (status, reason, message) = world.condition_with_message("payments", "WorkersReady");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "FailedCreate")
+    );
+    assert!(message.contains("exceeded quota: compute"), "{message}");
+    assert_eq!(
+        world.condition("payments", "Ready"),
+        ("False".into(), "FailedCreate".into())
+    );
+    assert!(
+        !world.warnings("FailedCreate").is_empty(),
+        "{:?}",
+        world.events()
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_without_status_is_unknown_rather_than_progressing() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+
+    // Nothing changed and no controller wrote the Deployments' status.
+    world.reconcile("payments").await;
+
+    let (status, reason, message) = world.condition_with_message("payments", "WorkersReady");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("Unknown", "StatusUnknown")
+    );
+    assert!(message.contains("has no status yet"), "{message}");
+    assert_eq!(world.condition("payments", "Ready").0, "Unknown");
+}
+
+#[tokio::test]
+async fn hand_edits_of_the_children_are_put_back_at_the_next_reconcile() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+    world.pods_ready();
+    world.reconcile("payments").await;
+    let ingest = world.deployment("payments-ingest");
+    let config = world.api.get(CONFIG_MAPS, "payments-pipeline").unwrap();
+    let service = world.api.get(SERVICES, "payments-ingest").unwrap();
+
+    let mut edited = ingest.clone();
+    let container = &mut edited["spec"]["template"]["spec"]["containers"][0];
+    container["image"] = "hookline-ingest:by-hand".into();
+    let mut env = container["env"].as_array().cloned().unwrap_or_default();
+    env.push(json!({"name": "RUST_LOG", "value": "trace"}));
+    container["env"] = env.into();
+    world.api.put(DEPLOYMENTS, "payments-ingest", edited);
+    let mut edited = config.clone();
+    let key = edited["data"]
+        .as_object()
+        .and_then(|d| d.keys().next().cloned())
+        .unwrap();
+    edited["data"][&key] = "edited: by hand".into();
+    world.api.put(CONFIG_MAPS, "payments-pipeline", edited);
+    let mut edited = service.clone();
+    edited["spec"]["ports"][0]["port"] = 9999.into();
+    world.api.put(SERVICES, "payments-ingest", edited);
+
+    world.reconcile("payments").await;
+
+    let restored = world.deployment("payments-ingest");
+    assert_eq!(
+        restored["spec"]["template"], ingest["spec"]["template"],
+        "the ingest pod template"
+    );
+    let restored = world.api.get(CONFIG_MAPS, "payments-pipeline").unwrap();
+    assert_eq!(restored["data"], config["data"], "the ConfigMap's data");
+    let restored = world.api.get(SERVICES, "payments-ingest").unwrap();
+    assert_eq!(
+        restored["spec"]["ports"], service["spec"]["ports"],
+        "the Service's ports"
+    );
+
+    // Put back, they stay put: the next reconcile writes nothing.
+    let writes = world.api.writes().len();
+    world.reconcile("payments").await;
+    assert_eq!(world.api.writes()[writes..], [] as [String; 0]);
+}
+
+#[tokio::test]
+async fn a_settled_pipeline_lists_no_pods_and_a_starting_one_does() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline(), 1);
+    world.settle("payments").await;
+    let pod_lists = |from: usize| {
+        world.api.requests()[from..]
+            .iter()
+            .filter(|r| r.path == PODS || r.path == REPLICA_SETS)
+            .count()
+    };
+    let before = world.api.requests().len();
+    world.reconcile("payments").await;
+    // Three Deployments not ready yet: their pods and ReplicaSets are read.
+    assert_eq!(pod_lists(before), 6);
+
+    {
+        let mut store = world.api.store.lock().unwrap();
+        for ((collection, _), object) in store.iter_mut() {
+            if collection == DEPLOYMENTS {
+                let n = object["spec"]["replicas"].clone();
+                let generation = object["metadata"]["generation"].clone();
+                object["status"] = json!({
+                    "observedGeneration": if generation.is_null() { 1.into() } else { generation },
+                    "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
+                });
+            }
+        }
+    }
+    let before = world.api.requests().len();
+    world.reconcile("payments").await;
+
+    assert_eq!(pod_lists(before), 0);
+    assert_eq!(
+        world.condition("payments", "Ready"),
+        ("True".into(), "Ready".into())
+    );
+}
