@@ -96,7 +96,12 @@ pub struct PipelineSpec {
         schemars(length(min = 1, max = 64)),
         schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"])),
         x_kube(validation = Rule::new("self.all(t, self.exists_one(u, u.name == t.name))").message("topic names must be unique")),
-        x_kube(validation = Rule::new("self.all(t, self.exists_one(u, u.eventType == t.eventType))").message("each event type may be served by one topic only"))
+        x_kube(validation = Rule::new("self.all(t, self.exists_one(u, u.eventType == t.eventType))").message("each event type may be served by one topic only")),
+        // A topic's worker Deployment is named from the topic as a DNS label
+        // (lowercase, every other character `-`, no `-` at either end): two names
+        // equal that way would share one Deployment and one would get no
+        // consumers. Kafka allows only `.`, `_` and `-` besides alphanumerics.
+        x_kube(validation = Rule::new("self.all(t, self.all(u, t.name == u.name || t.name.lowerAscii().replace('.', '-').replace('_', '-').find('[^-](.*[^-])?') != u.name.lowerAscii().replace('.', '-').replace('_', '-').find('[^-](.*[^-])?')))").message(kube::core::Message::Expression("'topics ' + self.filter(t, self.exists(u, u.name != t.name && u.name.lowerAscii().replace('.', '-').replace('_', '-').find('[^-](.*[^-])?') == t.name.lowerAscii().replace('.', '-').replace('_', '-').find('[^-](.*[^-])?'))).map(t, t.name).join(' and ') + ' map to one Kubernetes name (lowercased, with . and _ as - and leading and trailing separators dropped), so they would share one worker Deployment: rename one'".to_owned())))
     )]
     pub topics: Vec<TopicSpec>,
     /// Shards, in order: a user's shard is `murmur2(user_id) % len`, so the list
@@ -285,6 +290,11 @@ pub struct TopicSpec {
     /// What ingest does with an authentic webhook that is invalid.
     #[serde(default)]
     pub invalid_policy: InvalidPolicy,
+    /// Use the topic (and its DLQ) though it existed before this pipeline
+    /// named it: such a topic is never grown and never deleted. Without it,
+    /// a topic the operator did not create is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 /// JSON Pointers (RFC 6901) into the provider's payload.
@@ -534,6 +544,7 @@ impl PipelineSpec {
             }
         }
         problems.extend(self.event_type_problems());
+        problems.extend(self.kubernetes_name_problems());
         let mut shard_names = HashSet::new();
         for shard in &self.shards {
             if !shard_names.insert(&shard.name) {
@@ -602,6 +613,24 @@ impl PipelineSpec {
         problems
     }
 
+    /// Topics whose names are one name to Kubernetes (see [`kubernetes_name`]):
+    /// they would share one worker Deployment.
+    fn kubernetes_name_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (i, topic) in self.topics.iter().enumerate() {
+            let key = kubernetes_name(&topic.name);
+            for other in &self.topics[..i] {
+                if other.name != topic.name && kubernetes_name(&other.name) == key {
+                    problems.push(format!(
+                        "topics {} and {} map to the same Kubernetes name ({key}), so they would share one worker Deployment: rename one",
+                        other.name, topic.name
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
     /// The declared type named `name`, if the spec declares one.
     pub fn declared_type(&self, name: &str) -> Option<&DeclaredType> {
         self.event_types.iter().find(|t| t.name == name)
@@ -611,6 +640,26 @@ impl PipelineSpec {
     pub fn topic_for_event_type(&self, event_type: &str) -> Option<&TopicSpec> {
         self.topics.iter().find(|t| t.event_type == event_type)
     }
+}
+
+/// A topic's name as the operator spells it in the names of Kubernetes objects
+/// (a DNS label): lowercase ASCII, every other character `-`, no `-` at
+/// either end.
+/// Two topics with one such name would share one worker Deployment. (A name
+/// too long for a label also gets a hash; this ignores that, and so refuses a
+/// little more than collides.)
+pub fn kubernetes_name(topic: &str) -> String {
+    let mapped: String = topic
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    mapped.trim_matches('-').to_owned()
 }
 
 impl Pointers {
@@ -813,5 +862,27 @@ spec:
     fn unparsable_yaml_says_so() {
         let err = PipelineManifest::from_yaml("spec: [").unwrap_err();
         assert!(matches!(err, ManifestError::Parse(_)), "{err}");
+    }
+
+    #[test]
+    fn topics_that_share_a_kubernetes_name_are_refused_naming_both() {
+        let mut spec = example().spec;
+        spec.topics[1].name = "orders_webhooks".to_owned();
+        let problems = spec.problems();
+        assert!(
+            problems.iter().any(|p| p.contains("topics orders.webhooks and orders_webhooks map to the same Kubernetes name (orders-webhooks)")),
+            "{problems:?}"
+        );
+        for (a, b) in [
+            ("Orders.Webhooks", "orders-webhooks"),
+            ("orders.", "orders"),
+        ] {
+            assert_eq!(kubernetes_name(a), kubernetes_name(b), "{a} {b}");
+        }
+        assert_ne!(
+            kubernetes_name("orders.webhooks"),
+            kubernetes_name("orders.webhook")
+        );
+        assert!(example().spec.problems().is_empty());
     }
 }

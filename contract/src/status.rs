@@ -18,6 +18,11 @@ pub struct WebhookPipelineStatus {
     #[serde(default)]
     #[schemars(length(max = 64))]
     pub topics: Vec<TopicStatus>,
+    /// The cluster id the brokers reported: pipelines are on one cluster when
+    /// their ids match, however their bootstrap strings spell the brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub cluster_id: Option<String>,
 }
 
 /// One topic as observed.
@@ -36,4 +41,11 @@ pub struct TopicStatus {
     pub dlq: String,
     /// Worker replicas ready.
     pub workers_ready: i32,
+    /// Whether the operator created the topic: only such a topic is grown
+    /// and, with `deletionPolicy: Delete`, deleted.
+    #[serde(default)]
+    pub owned: bool,
+    /// Whether the operator created the DLQ, with the same consequences.
+    #[serde(default)]
+    pub dlq_owned: bool,
 }

@@ -81,6 +81,9 @@ pub trait KafkaAdmin: Send + Sync {
     async fn grow(&self, topic: &str, partitions: i32) -> Result<(), AdminError>;
     /// Deletes `topic`.
     async fn delete(&self, topic: &str) -> Result<(), AdminError>;
+    /// The id the cluster reports (KIP-78), or `None` when its brokers report
+    /// none: two bootstrap strings reach one cluster when the ids match.
+    async fn cluster_id(&self) -> Result<Option<String>, AdminError>;
 }
 
 /// The admin API of a real broker, through librdkafka.
@@ -224,6 +227,26 @@ impl KafkaAdmin for RdKafkaAdmin {
             .await
             .map_err(|e| from_kafka("DeleteTopics", topic, e))?;
         first_result("DeleteTopics", topic, results)
+    }
+
+    async fn cluster_id(&self) -> Result<Option<String>, AdminError> {
+        // librdkafka answers "no id" both when the broker reports none and
+        // when it could not ask in time; a metadata request first tells the
+        // two apart (and leaves the id cached for the second call). Both
+        // calls block their thread.
+        let client = self.client.clone();
+        tokio::task::spawn_blocking(move || {
+            client
+                .inner()
+                .fetch_metadata(None, TIMEOUT)
+                .map_err(|e| from_kafka("Metadata", "", e))?;
+            Ok(client.inner().fetch_cluster_id(TIMEOUT))
+        })
+        .await
+        .map_err(|e| AdminError::Broker {
+            operation: "Metadata",
+            message: e.to_string(),
+        })?
     }
 }
 

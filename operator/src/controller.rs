@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hookline_contract::headers::dlq_topic;
 use hookline_contract::pipeline::{DeletionPolicy, WebhookPipeline};
-use hookline_contract::status::TopicStatus;
+use hookline_contract::status::{TopicStatus, WebhookPipelineStatus};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -25,6 +25,7 @@ use crate::claims;
 use crate::drift;
 use crate::health::{self, Problem};
 use crate::metrics::Metrics;
+use crate::ownership;
 use crate::secrets::{self, SecretError};
 use crate::status::{self, Observed, TopicProblem};
 use crate::workloads::{self, Images};
@@ -148,27 +149,48 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
     if !invalid.is_empty() {
         observed.invalid = invalid;
         observed.topics = previous.topics;
+        observed.cluster_id = previous.cluster_id;
         write_status(pipeline, ctx, &observed).await?;
         return Ok(Action::requeue(RESYNC));
     }
-    let lost = claims::lost_topics(pipeline, &all);
+    let admin = admin(pipeline, ctx).await?;
+    observed.cluster_id = match admin.cluster_id().await {
+        Ok(id) => id,
+        Err(error) => {
+            // Which pipelines share this cluster is unknown: claims cannot be
+            // decided, so nothing is touched.
+            observed.problems.push(TopicProblem::Kafka {
+                topic: claims::names(pipeline).collect::<Vec<_>>().join(", "),
+                error,
+            });
+            observed.topics = previous.topics;
+            observed.cluster_id = previous.cluster_id;
+            write_status(pipeline, ctx, &observed).await?;
+            return Ok(Action::requeue(RESYNC));
+        }
+    };
+    let lost = claims::lost_topics(pipeline, observed.cluster_id.as_deref(), &all);
     if !lost.is_empty() {
         // The older pipeline owns these topics: touch neither them nor the
         // workers that would consume them.
-        for (topic, owner) in lost {
-            observed
-                .problems
-                .push(TopicProblem::Conflict { topic, owner });
+        for lost in lost {
+            observed.problems.push(TopicProblem::Conflict {
+                topic: lost.topic,
+                owner: lost.owner,
+                cluster_known: lost.cluster_known,
+            });
         }
         observed.topics = previous.topics;
         write_status(pipeline, ctx, &observed).await?;
         return Ok(Action::requeue(RESYNC));
     }
-    let Some(partitions) = reconcile_topics(pipeline, &previous.topics, ctx, &mut observed).await?
+    let Some(partitions) =
+        reconcile_topics(pipeline, admin.as_ref(), &previous, ctx, &mut observed).await?
     else {
-        // The broker did not answer: what it has is unknown, so the workloads
-        // stay as they are (scaling them to the spec would undo adopted
-        // partitions) and so does what the status knew of the topics.
+        // The broker did not answer, or a topic is not this pipeline's: what
+        // the pipeline may use is unknown, so the workloads stay as they are
+        // (scaling them to the spec would undo adopted partitions) and so
+        // does what the status knew of the topics.
         observed.topics = previous.topics;
         write_status(pipeline, ctx, &observed).await?;
         return Ok(Action::requeue(RESYNC));
@@ -312,15 +334,16 @@ async fn admin(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Arc<dyn Kafk
     ctx.admins.admin(&settings).map_err(Error::Admin)
 }
 
-/// Creates and grows the topics; returns the partitions each main topic has,
-/// or `None` when the broker could not say.
+/// Creates and grows the topics the pipeline owns; returns the partitions
+/// each main topic has, or `None` when the broker could not say or a topic is
+/// not the pipeline's to use.
 async fn reconcile_topics(
     pipeline: &WebhookPipeline,
-    previous: &[TopicStatus],
+    admin: &dyn KafkaAdmin,
+    previous: &WebhookPipelineStatus,
     ctx: &Context,
     observed: &mut Observed,
 ) -> Result<Option<BTreeMap<String, i32>>> {
-    let admin = admin(pipeline, ctx).await?;
     let declared = topics::declared(&pipeline.spec);
     let names: Vec<String> = declared.iter().map(|d| d.name.clone()).collect();
     let before = match admin.partitions(&names).await {
@@ -333,10 +356,40 @@ async fn reconcile_topics(
             return Ok(None);
         }
     };
-    let plans = topics::plan(&declared, &before);
-    let outcomes = topics::apply(admin.as_ref(), &plans).await;
-    let after: HashMap<&str, &topics::Outcome> =
-        outcomes.iter().map(|o| (o.topic.as_str(), o)).collect();
+    let ownership = ownership::decide(&pipeline.spec, &declared, &before, &previous.topics);
+    if !ownership.refused.is_empty() {
+        for topic in ownership.refused {
+            observed.problems.push(TopicProblem::Exists { topic });
+        }
+        return Ok(None);
+    }
+    if let Some(entries) = ownership::intent(&pipeline.spec, &ownership, &before, &previous.topics)
+    {
+        let intent = WebhookPipelineStatus {
+            topics: entries,
+            cluster_id: observed.cluster_id.clone(),
+            ..previous.clone()
+        };
+        write_intent(pipeline, ctx, &intent).await?;
+    }
+    let plans = topics::plan(&ownership.managed, &before);
+    let outcomes = topics::apply(admin, &plans).await;
+    let (owned, raced) = ownership::settle(&ownership, &plans, &outcomes);
+    let adopted: Vec<topics::Outcome> = ownership
+        .adopted
+        .iter()
+        .map(|(topic, partitions)| topics::Outcome {
+            topic: topic.clone(),
+            partitions: *partitions,
+            change: None,
+            problem: None,
+        })
+        .collect();
+    let after: HashMap<&str, &topics::Outcome> = outcomes
+        .iter()
+        .chain(&adopted)
+        .map(|o| (o.topic.as_str(), o))
+        .collect();
 
     let mut partitions = BTreeMap::new();
     for topic in &pipeline.spec.topics {
@@ -345,6 +398,7 @@ async fn reconcile_topics(
         };
         partitions.insert(topic.name.clone(), outcome.partitions);
         let asked_before = previous
+            .topics
             .iter()
             .find(|p| p.name == topic.name)
             .map(|p| p.spec_partitions);
@@ -369,13 +423,19 @@ async fn reconcile_topics(
                 _ => observed.adopted.push(topic.name.clone()),
             }
         }
+        let dlq = dlq_topic(&topic.name);
         observed.topics.push(TopicStatus {
             name: topic.name.clone(),
             partitions: outcome.partitions,
             spec_partitions: asked,
-            dlq: dlq_topic(&topic.name),
+            owned: owned.contains(&topic.name),
+            dlq_owned: owned.contains(&dlq),
+            dlq,
             workers_ready: 0,
         });
+    }
+    for topic in raced {
+        observed.problems.push(TopicProblem::Exists { topic });
     }
     for outcome in &outcomes {
         announce(pipeline, ctx, outcome).await;
@@ -401,11 +461,38 @@ async fn reconcile_topics(
     // A problem found now outranks a decrease found in the plan.
     observed.problems.sort_by_key(|p| match p {
         TopicProblem::Conflict { .. } => 0,
-        TopicProblem::Decrease { .. } => 1,
-        TopicProblem::Unsupported { .. } => 2,
-        TopicProblem::Kafka { .. } => 3,
+        TopicProblem::Exists { .. } => 1,
+        TopicProblem::Decrease { .. } => 2,
+        TopicProblem::Unsupported { .. } => 3,
+        TopicProblem::Kafka { .. } => 4,
     });
     Ok(Some(partitions))
+}
+
+/// Writes the topics the operator is about to create into the status before
+/// it creates them (see [`ownership::intent`]), keeping every condition.
+async fn write_intent(
+    pipeline: &WebhookPipeline,
+    ctx: &Context,
+    status: &WebhookPipelineStatus,
+) -> Result<()> {
+    let api: Api<WebhookPipeline> = Api::namespaced(
+        ctx.client.clone(),
+        &pipeline.namespace().unwrap_or_default(),
+    );
+    let patch = serde_json::json!({
+        "apiVersion": WebhookPipeline::api_version(&()),
+        "kind": WebhookPipeline::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &pipeline.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(kube("recording the topics about to be created"))?;
+    Ok(())
 }
 
 /// An Event for each change made to a topic, and each failure.
@@ -612,8 +699,9 @@ async fn write_status(
     Ok(())
 }
 
-/// The pipeline is going: with `deletionPolicy: Delete`, its topics go too,
-/// except those another pipeline also claims. Children go with their owner.
+/// The pipeline is going: with `deletionPolicy: Delete`, the topics the
+/// operator created for it go too, except those another pipeline on the same
+/// cluster also claims. Adopted topics stay. Children go with their owner.
 async fn cleanup(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
     if pipeline.spec.deletion_policy != DeletionPolicy::Delete {
         return Ok(Action::await_change());
@@ -624,8 +712,11 @@ async fn cleanup(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
         .map_err(kube("listing pipelines"))?
         .items;
     let admin = admin(pipeline, ctx).await?;
-    for topic in claims::names(pipeline) {
-        if claims::claimed_by_another(pipeline, &topic, &all) {
+    // The finalizer stays until the broker says which cluster it is: without
+    // it, another pipeline's claim could not be told apart.
+    let cluster_id = admin.cluster_id().await.map_err(Error::Admin)?;
+    for topic in ownership::deletable(pipeline.status.as_ref()) {
+        if claims::claimed_by_another(pipeline, cluster_id.as_deref(), &topic, &all) {
             publish(
                 pipeline,
                 ctx,

@@ -21,6 +21,7 @@ pub fn pipeline() -> PipelineBuilder {
         network_policy: false,
         kafka_tls: None,
         kafka_sasl: None,
+        bootstrap: "kafka:9092".into(),
         event_types: Vec::new(),
         sources: Vec::new(),
         uid: "6c0f6b1e-0000-4000-8000-000000000001".into(),
@@ -34,6 +35,7 @@ fn topic(name: &str, event_type: &str, partitions: i32) -> TopicSpec {
         partitions,
         pointers: Default::default(),
         invalid_policy: Default::default(),
+        adopt: false,
     }
 }
 
@@ -64,6 +66,7 @@ pub struct PipelineBuilder {
     network_policy: bool,
     kafka_tls: Option<KafkaTls>,
     kafka_sasl: Option<KafkaSasl>,
+    bootstrap: String,
     event_types: Vec<DeclaredType>,
     sources: Vec<SourceSpec>,
     uid: String,
@@ -141,6 +144,20 @@ impl PipelineBuilder {
         self
     }
 
+    /// Marks `topic` (which must be listed) `adopt: true`.
+    pub fn adopting(mut self, topic_name: &str) -> Self {
+        for topic in self.topics.iter_mut().filter(|t| t.name == topic_name) {
+            topic.adopt = true;
+        }
+        self
+    }
+
+    /// Reaches Kafka as `servers` (`kafka:9092` unless set).
+    pub fn with_bootstrap(mut self, servers: &str) -> Self {
+        self.bootstrap = servers.into();
+        self
+    }
+
     pub fn with_deletion_policy(mut self, policy: DeletionPolicy) -> Self {
         self.deletion_policy = policy;
         self
@@ -170,7 +187,7 @@ impl PipelineBuilder {
     pub fn build(self) -> WebhookPipeline {
         let spec = PipelineSpec {
             kafka: KafkaSpec {
-                bootstrap_servers: "kafka:9092".into(),
+                bootstrap_servers: self.bootstrap,
                 topic_defaults: Default::default(),
                 tls: self.kafka_tls,
                 sasl: self.kafka_sasl,

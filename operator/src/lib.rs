@@ -11,6 +11,7 @@ pub mod fixtures;
 pub mod health;
 pub mod lease;
 pub mod metrics;
+pub mod ownership;
 pub mod render;
 pub mod run;
 pub mod secrets;

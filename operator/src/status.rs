@@ -92,8 +92,16 @@ fn shard_connections(demands: &[ShardDemand]) -> (bool, &'static str, String) {
 /// Why the topics are not as the spec asks, most important first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicProblem {
-    /// Another, older pipeline claims the topic on the same brokers.
-    Conflict { topic: String, owner: String },
+    /// Another, older pipeline claims the topic on the same cluster, or on a
+    /// cluster whose id is not known yet (`cluster_known` false).
+    Conflict {
+        topic: String,
+        owner: String,
+        cluster_known: bool,
+    },
+    /// The topic existed before the pipeline named it, and the spec does not
+    /// adopt it.
+    Exists { topic: String },
     /// The spec asks for fewer partitions than before; Kafka cannot shrink.
     Decrease { topic: String, from: i32, to: i32 },
     /// The broker does not implement CreatePartitions.
@@ -106,6 +114,7 @@ impl TopicProblem {
     fn reason(&self) -> &'static str {
         match self {
             TopicProblem::Conflict { .. } => "TopicConflict",
+            TopicProblem::Exists { .. } => "TopicExists",
             TopicProblem::Decrease { .. } => "PartitionDecrease",
             TopicProblem::Unsupported { .. } => "BrokerUnsupported",
             TopicProblem::Kafka { .. } => "KafkaError",
@@ -114,8 +123,22 @@ impl TopicProblem {
 
     fn message(&self) -> String {
         match self {
-            TopicProblem::Conflict { topic, owner } => format!(
-                "topic {topic} is already managed by pipeline {owner}; this pipeline leaves it alone"
+            TopicProblem::Conflict {
+                topic,
+                owner,
+                cluster_known: true,
+            } => format!(
+                "topic {topic} is already managed by pipeline {owner} on the same cluster; this pipeline leaves it alone"
+            ),
+            TopicProblem::Conflict {
+                topic,
+                owner,
+                cluster_known: false,
+            } => format!(
+                "topic {topic} is also named by the older pipeline {owner}, and whether both are on one cluster is not known (a pipeline records its brokers' cluster id once reconciled; brokers that report none cannot be told apart); this pipeline leaves it alone"
+            ),
+            TopicProblem::Exists { topic } => format!(
+                "topic {topic} existed before this pipeline named it, so it is not this pipeline's and nothing was changed; set adopt: true on the topic to use it as it is (never grown, never deleted), or name another topic"
             ),
             TopicProblem::Decrease { topic, from, to } => format!(
                 "topic {topic}: partitions cannot go from {from} down to {to}; Kafka cannot remove partitions, so the topic and its workers stay at {from}"
@@ -146,6 +169,8 @@ pub struct Observed {
     pub ingest_problem: Option<Problem>,
     /// Connections the workers may open to each shard.
     pub shards: Vec<ShardDemand>,
+    /// The id the brokers report, when they do.
+    pub cluster_id: Option<String>,
     /// What is wrong with the spec that admission could not judge (a
     /// declared type's schema that does not compile): nothing is applied.
     pub invalid: Vec<String>,
@@ -254,6 +279,7 @@ pub fn build(
         observed_generation: observed.generation,
         conditions,
         topics: observed.topics.clone(),
+        cluster_id: observed.cluster_id.clone(),
     }
 }
 
@@ -478,5 +504,27 @@ mod tests {
             (ready.status.as_str(), ready.reason.as_str()),
             ("False", "Progressing")
         );
+    }
+
+    #[test]
+    fn a_topic_that_existed_before_is_named_with_its_reason() {
+        let mut observed = healthy();
+        observed.problems.push(TopicProblem::Exists {
+            topic: "payments.ledger".into(),
+        });
+        observed.cluster_id = Some("c1".into());
+        let status = build(&observed, None, at(10));
+        let topics = condition(&status, TOPICS_READY).unwrap();
+        assert_eq!(
+            (topics.status.as_str(), topics.reason.as_str()),
+            ("False", "TopicExists")
+        );
+        assert!(
+            topics.message.contains("payments.ledger"),
+            "{}",
+            topics.message
+        );
+        assert!(topics.message.contains("adopt: true"), "{}", topics.message);
+        assert_eq!(status.cluster_id.as_deref(), Some("c1"));
     }
 }

@@ -21,6 +21,8 @@ pub struct FakeAdmin {
     supports_create_partitions: bool,
     /// Brokers in the cluster: the most replicas a partition can have.
     brokers: i32,
+    /// What the cluster reports as its id.
+    cluster_id: Option<String>,
     requests: Mutex<Vec<String>>,
 }
 
@@ -33,6 +35,9 @@ const KNOWN_CONFIGS: &[(&str, i64)] = &[
     ("min.insync.replicas", 1),
     ("segment.bytes", 14),
 ];
+
+/// The cluster id of a fake unless [`FakeAdmin::with_cluster_id`] says otherwise.
+pub const FAKE_CLUSTER_ID: &str = "fake-cluster";
 
 impl Default for FakeAdmin {
     fn default() -> Self {
@@ -49,6 +54,7 @@ impl FakeAdmin {
             settings: Mutex::default(),
             supports_create_partitions,
             brokers: 1,
+            cluster_id: Some(FAKE_CLUSTER_ID.to_owned()),
             requests: Mutex::default(),
         }
     }
@@ -56,6 +62,13 @@ impl FakeAdmin {
     /// A cluster of `brokers` brokers (one by default, as tansu is).
     pub fn with_brokers(mut self, brokers: i32) -> Self {
         self.brokers = brokers;
+        self
+    }
+
+    /// A cluster reporting `id` (`None`: a broker that reports no id). Two
+    /// fakes with one id stand for two ways of reaching one cluster.
+    pub fn with_cluster_id(mut self, id: Option<&str>) -> Self {
+        self.cluster_id = id.map(str::to_owned);
         self
     }
 
@@ -217,6 +230,10 @@ impl KafkaAdmin for FakeAdmin {
                 .ok_or_else(|| AdminError::UnknownTopic(topic.to_owned()))
         })
     }
+
+    async fn cluster_id(&self) -> Result<Option<String>, AdminError> {
+        Ok(self.cluster_id.clone())
+    }
 }
 
 #[cfg(test)]
@@ -326,5 +343,25 @@ mod tests {
             Err(AdminError::Unsupported("CreatePartitions"))
         );
         assert_eq!(admin.topics()["t"], 2);
+    }
+
+    #[tokio::test]
+    async fn fakes_report_the_cluster_id_they_were_given() {
+        assert_eq!(
+            FakeAdmin::default().cluster_id().await,
+            Ok(Some(FAKE_CLUSTER_ID.to_owned()))
+        );
+        let (a, b) = (
+            FakeAdmin::default().with_cluster_id(Some("one")),
+            FakeAdmin::default().with_cluster_id(Some("one")),
+        );
+        assert_eq!(a.cluster_id().await, b.cluster_id().await);
+        assert_eq!(
+            FakeAdmin::default()
+                .with_cluster_id(None)
+                .cluster_id()
+                .await,
+            Ok(None)
+        );
     }
 }

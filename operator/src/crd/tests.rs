@@ -329,3 +329,29 @@ fn the_sources_example_is_admitted_and_a_topic_of_no_type_in_it_is_not() {
         messages(broken.validate_cel())
     );
 }
+
+#[test]
+fn topics_that_share_a_worker_name_are_refused_at_admission() {
+    for twin in ["orders_webhooks", "Orders-Webhooks", "orders.webhooks."] {
+        let found = messages(valid().with_partitions(twin, 2).build().validate_cel());
+        let named = format!("topics orders.webhooks and {twin} map to one Kubernetes name");
+        assert!(
+            found.iter().any(|m| m.contains(&named)),
+            "{twin}: {found:?}"
+        );
+    }
+    let distinct = valid().with_partitions("orders-webhooks2", 2).build();
+    assert_eq!(messages(distinct.validate_cel()), Vec::<String>::new());
+}
+
+#[test]
+fn adopt_is_an_optional_topic_field() {
+    let topic = &schema()["properties"]["spec"]["properties"]["topics"]["items"];
+    assert_eq!(topic["properties"]["adopt"]["type"], "boolean");
+    assert!(
+        !topic["required"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("adopt"))
+    );
+}

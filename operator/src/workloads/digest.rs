@@ -131,6 +131,8 @@ pub(super) fn ingest(spec: &PipelineSpec) -> String {
                 partitions: _,
                 pointers,
                 invalid_policy,
+                // The operator's alone.
+                adopt: _,
             } = topic;
             RouteReads {
                 topic: name,
@@ -175,6 +177,8 @@ pub(super) fn worker(spec: &PipelineSpec, topic: &TopicSpec) -> String {
         pointers,
         // Ingest's alone: a worker meets only what ingest let through.
         invalid_policy: _,
+        // The operator's alone.
+        adopt: _,
     } = topic;
     digest(&WorkerReads {
         kafka: KafkaReads::of(kafka),

@@ -167,3 +167,35 @@ async fn tansu_accepts_any_replication_factor_and_topic_config() {
     assert_eq!(admin.create(&unique("rf3"), 1, &three).await, Ok(()));
     assert_eq!(admin.create(&unique("config"), 1, &unknown).await, Ok(()));
 }
+
+/// What tansu says its cluster id is: pipelines compare these ids, so the
+/// answer must be an id or a clear "none", never a guess. tansu reports the id
+/// it was started with (`--cluster-id`), the same default for every
+/// broker started without one: two such brokers look like one cluster to
+/// the operator, which then refuses more than it must, never less.
+#[tokio::test]
+async fn tansu_reports_its_configured_cluster_id_the_same_default_for_every_broker() {
+    let admin = RdKafkaAdmin::new(&ClientSettings::new(bootstrap()), "test").unwrap();
+    let private = hookline_testkit::PrivateBroker::start().await;
+    let other = RdKafkaAdmin::new(&ClientSettings::new(private.bootstrap.clone()), "test").unwrap();
+
+    let id = admin.cluster_id().await.unwrap();
+
+    assert_eq!(id.as_deref(), Some("tansu_cluster"));
+    assert_eq!(admin.cluster_id().await.unwrap(), id, "stable");
+    assert_eq!(other.cluster_id().await.unwrap(), id);
+}
+
+/// An unreachable broker is an error, not a cluster without an id.
+#[tokio::test]
+async fn an_unreachable_broker_has_no_answer_rather_than_no_cluster_id() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin =
+        RdKafkaAdmin::new(&ClientSettings::new(format!("127.0.0.1:{port}")), "test").unwrap();
+
+    assert!(admin.cluster_id().await.is_err());
+}

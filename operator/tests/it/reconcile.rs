@@ -888,3 +888,268 @@ async fn a_settled_pipeline_lists_no_pods_and_a_starting_one_does() {
         ("True".into(), "Ready".into())
     );
 }
+
+/// The pipeline's own topic, of `partitions`, and nothing else.
+fn ledger(partitions: i32) -> PipelineBuilder {
+    pipeline()
+        .with_partitions("payments.ledger", partitions)
+        .without_topic("orders.webhooks")
+        .without_topic("disputes.webhooks")
+        .with_deletion_policy(DeletionPolicy::Delete)
+}
+
+/// The Kafka requests made for `topic` itself (not its DLQ).
+fn requests_for(world: &World, topic: &str) -> Vec<String> {
+    world
+        .kafka
+        .requests()
+        .into_iter()
+        .filter(|r| r.split(' ').nth(1) == Some(topic))
+        .collect()
+}
+
+fn message(world: &World, pipeline: &str, kind: &str) -> String {
+    let object = world.api.get(PIPELINES, pipeline).unwrap();
+    object["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["message"].as_str())
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_topic_that_existed_before_is_refused_and_neither_grown_nor_deleted() {
+    let world = World::new(FakeAdmin::default());
+    // Created outside the operator, with fewer partitions than the spec asks.
+    world.kafka.set_partitions("payments.ledger", 2);
+    world.apply(ledger(4), 1);
+
+    world.settle("payments").await;
+
+    assert_eq!(
+        world.condition("payments", "TopicsReady"),
+        ("False".into(), "TopicExists".into())
+    );
+    let why = message(&world, "payments", "TopicsReady");
+    assert!(why.contains("payments.ledger"), "{why}");
+    assert!(
+        world
+            .api
+            .get(DEPLOYMENTS, "payments-worker-payments-ledger")
+            .is_none(),
+        "no workers for a topic that is not the pipeline's"
+    );
+
+    delete(&world, "payments").await;
+    world.reconcile("payments").await;
+
+    assert!(world.api.get(PIPELINES, "payments").is_none());
+    assert_eq!(world.kafka.topics().get("payments.ledger"), Some(&2));
+    assert_eq!(
+        requests_for(&world, "payments.ledger"),
+        Vec::<String>::new(),
+        "no CreatePartitions or DeleteTopics for a topic that is not the pipeline's"
+    );
+}
+
+#[tokio::test]
+async fn an_adopted_topic_is_used_as_it_is_and_outlives_the_pipeline() {
+    let world = World::new(FakeAdmin::default());
+    world.kafka.set_partitions("payments.ledger", 2);
+    world.apply(ledger(4).adopting("payments.ledger"), 1);
+
+    world.settle("payments").await;
+
+    assert_eq!(
+        world.condition("payments", "TopicsReady").0,
+        "True",
+        "{}",
+        message(&world, "payments", "TopicsReady")
+    );
+    assert_eq!(
+        world.replicas("payments-worker-payments-ledger"),
+        2,
+        "workers follow the adopted topic's partitions"
+    );
+    let object = world.api.get(PIPELINES, "payments").unwrap();
+    let status = &object["status"]["topics"][0];
+    assert_eq!(
+        (&status["owned"], &status["dlqOwned"]),
+        (&json!(false), &json!(true))
+    );
+
+    delete(&world, "payments").await;
+    world.reconcile("payments").await;
+
+    assert_eq!(world.kafka.topics().get("payments.ledger"), Some(&2));
+    assert_eq!(
+        requests_for(&world, "payments.ledger"),
+        Vec::<String>::new(),
+        "an adopted topic is never grown nor deleted"
+    );
+    assert!(
+        !world.kafka.topics().contains_key("payments.ledger.DLQ"),
+        "the DLQ the operator created goes"
+    );
+}
+
+#[tokio::test]
+async fn a_topic_the_operator_created_stays_its_own_and_goes_with_the_pipeline() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(ledger(2), 1);
+    world.settle("payments").await;
+
+    // Later reconciles find the topic on the broker: it is still the
+    // operator's, grown with the spec.
+    world.apply(ledger(4), 1);
+    world.reconcile("payments").await;
+    world.reconcile("payments").await;
+
+    assert_eq!(
+        world.condition("payments", "TopicsReady"),
+        ("True".into(), "TopicsReady".into())
+    );
+    assert_eq!(world.kafka.topics()["payments.ledger"], 4);
+    delete(&world, "payments").await;
+    world.reconcile("payments").await;
+    assert_eq!(
+        world.kafka.topics().into_keys().collect::<Vec<_>>(),
+        Vec::<String>::new()
+    );
+}
+
+/// A broker whose first successful CreateTopics is followed by the operator
+/// stopping: the topic exists, the reconcile never finished.
+struct StopsAfterCreate {
+    kafka: Arc<FakeAdmin>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl KafkaAdmin for StopsAfterCreate {
+    async fn partitions(
+        &self,
+        topics: &[String],
+    ) -> Result<std::collections::HashMap<String, i32>, AdminError> {
+        self.kafka.partitions(topics).await
+    }
+    async fn create(
+        &self,
+        topic: &str,
+        partitions: i32,
+        settings: &hookline_kafka::topics::TopicSettings,
+    ) -> Result<(), AdminError> {
+        let created = self.kafka.create(topic, partitions, settings).await;
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("the operator stops after CreateTopics");
+        }
+        created
+    }
+    async fn grow(&self, topic: &str, partitions: i32) -> Result<(), AdminError> {
+        self.kafka.grow(topic, partitions).await
+    }
+    async fn delete(&self, topic: &str) -> Result<(), AdminError> {
+        self.kafka.delete(topic).await
+    }
+    async fn cluster_id(&self) -> Result<Option<String>, AdminError> {
+        self.kafka.cluster_id().await
+    }
+}
+
+#[tokio::test]
+async fn a_stop_between_creating_a_topic_and_writing_the_status_leaves_the_topic_owned() {
+    let kafka = Arc::new(FakeAdmin::default());
+    let admin = Arc::new(StopsAfterCreate {
+        kafka: kafka.clone(),
+        armed: false.into(),
+    });
+    let world = World::with_admin(admin.clone(), kafka);
+    world.apply(ledger(2), 1);
+    world.reconcile("payments").await; // adds the finalizer
+    admin.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let object = world.api.get(PIPELINES, "payments").unwrap();
+    let pipeline: WebhookPipeline = serde_json::from_value(object).unwrap();
+    let stopped = tokio::spawn(reconcile(Arc::new(pipeline), world.ctx.clone())).await;
+    assert!(stopped.is_err(), "the reconcile stopped midway");
+    assert!(world.kafka.topics().contains_key("payments.ledger"));
+
+    world.reconcile("payments").await;
+
+    assert_eq!(
+        world.condition("payments", "TopicsReady"),
+        ("True".into(), "TopicsReady".into())
+    );
+    delete(&world, "payments").await;
+    world.reconcile("payments").await;
+    assert!(
+        world.kafka.topics().is_empty(),
+        "the topic the operator created is its own: {:?}",
+        world.kafka.topics()
+    );
+}
+
+#[tokio::test]
+async fn two_spellings_of_one_cluster_conflict_and_deleting_one_keeps_the_others_topics() {
+    // One cluster, reached as `kafka:9092` by one pipeline and by its
+    // Service's full name by the other.
+    let world = World::new(FakeAdmin::default().with_cluster_id(Some("cluster-1")));
+    world.apply(pipeline().with_deletion_policy(DeletionPolicy::Delete), 1);
+    world.settle("payments").await;
+    world.apply(
+        pipeline()
+            .named("copycat", "uid-copycat")
+            .with_bootstrap("kafka.default.svc.cluster.local:9092")
+            .adopting("orders.webhooks")
+            .adopting("disputes.webhooks")
+            .with_deletion_policy(DeletionPolicy::Delete),
+        2,
+    );
+
+    world.settle("copycat").await;
+
+    assert_eq!(
+        world.condition("copycat", "Ready"),
+        ("False".into(), "TopicConflict".into())
+    );
+    let object = world.api.get(PIPELINES, "payments").unwrap();
+    assert_eq!(object["status"]["clusterId"], "cluster-1");
+
+    // The older pipeline goes while the newer still names its topics.
+    delete(&world, "payments").await;
+    world.reconcile("payments").await;
+
+    assert!(world.api.get(PIPELINES, "payments").is_none());
+    assert_eq!(world.kafka.topics().len(), 4, "{:?}", world.kafka.topics());
+    assert!(
+        !world
+            .kafka
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("Delete")),
+        "{:?}",
+        world.kafka.requests()
+    );
+}
+
+#[tokio::test]
+async fn topics_that_share_a_worker_name_are_refused_naming_both() {
+    let world = World::new(FakeAdmin::default());
+    world.apply(pipeline().with_partitions("orders_webhooks", 2), 1);
+
+    world.settle("payments").await;
+
+    assert_eq!(
+        world.condition("payments", "Ready"),
+        ("False".into(), "InvalidSpec".into())
+    );
+    let why = message(&world, "payments", "Ready");
+    assert!(
+        why.contains("orders.webhooks") && why.contains("orders_webhooks"),
+        "{why}"
+    );
+    assert_eq!(world.kafka.requests(), Vec::<String>::new());
+}
