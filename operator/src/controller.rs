@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 
 use crate::claims;
 use crate::drift;
+use crate::fence::{Fence, NotLeader};
 use crate::health::{self, Problem};
 use crate::metrics::Metrics;
 use crate::ownership;
@@ -62,6 +63,9 @@ pub struct Context {
     pub recorder: Recorder,
     /// Reconcile counts and durations.
     pub metrics: Arc<Metrics>,
+    /// Lost with the leader lease: every reconcile runs under it, so that
+    /// none makes a request once another replica may lead.
+    pub fence: Fence,
 }
 
 /// A reconcile that failed; retried by [`error_policy`].
@@ -81,6 +85,8 @@ pub enum Error {
     KafkaSecrets(#[source] SecretError),
     #[error("serialising {0} failed")]
     Serialize(&'static str, #[source] serde_json::Error),
+    #[error("the reconcile stopped where it was")]
+    NotLeader(#[source] NotLeader),
 }
 
 impl Error {
@@ -92,6 +98,7 @@ impl Error {
             Error::Admin(_) => "kafka_admin",
             Error::KafkaSecrets(_) => "kafka_secrets",
             Error::Serialize(..) => "serialize",
+            Error::NotLeader(_) => "not_leader",
         }
     }
 }
@@ -110,14 +117,18 @@ pub async fn reconcile(pipeline: Arc<WebhookPipeline>, ctx: Arc<Context>) -> Res
         ctx.client.clone(),
         &pipeline.namespace().unwrap_or_default(),
     );
-    let result = finalizer(&api, FINALIZER, pipeline, |event| async {
+    let work = finalizer(&api, FINALIZER, pipeline, |event| async {
         match event {
             Finalizer::Apply(pipeline) => apply(&pipeline, &ctx).await,
             Finalizer::Cleanup(pipeline) => cleanup(&pipeline, &ctx).await,
         }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    });
+    // Every admin call and API write of the reconcile, the finalizer's
+    // included, happens inside the guard.
+    let result = match ctx.fence.guard(work).await {
+        Ok(done) => done.map_err(|e| Error::Finalizer(Box::new(e))),
+        Err(lost) => Err(Error::NotLeader(lost)),
+    };
     ctx.metrics.reconciled(started.elapsed().as_secs_f64());
     result
 }

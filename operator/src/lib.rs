@@ -6,6 +6,7 @@ pub mod claims;
 pub mod controller;
 pub mod crd;
 pub mod drift;
+pub mod fence;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
 pub mod health;

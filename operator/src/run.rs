@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
@@ -23,15 +22,10 @@ use hookline_kafka::admin::{AdminError, KafkaAdmin, RdKafkaAdmin};
 use hookline_runtime::health::{self, Probe};
 
 use crate::controller::{self, AdminFactory, Context, MANAGER};
-use crate::lease;
+use crate::fence::Fence;
+use crate::lease::{self, Elector, Timings};
 use crate::metrics::Metrics;
 use crate::workloads::{Images, PullPolicy};
-
-/// How long a lease lasts without renewal, and how often it is renewed.
-const LEASE_SECS: i32 = 15;
-const RENEW_EVERY: Duration = Duration::from_secs(5);
-/// Longest a leader goes on without a renewal, well inside the lease.
-const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The images of the pods the operator creates.
 ///
@@ -133,9 +127,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let server = tokio::spawn(health::serve(health, listener, shutdown.clone()));
 
     let leases: Api<Lease> = Api::namespaced(client.clone(), &args.lease_namespace);
-    wait_for_lease(&leases, &args.identity, &shutdown).await?;
+    let mut elector = Elector::new(leases, MANAGER, &args.identity, Timings::DEFAULT);
+    wait_for_lease(&mut elector, &shutdown).await?;
     tracing::info!(identity = %args.identity, "leading; reconciling WebhookPipelines");
-    let renew = tokio::spawn(keep_lease(leases, args.identity.clone(), shutdown.clone()));
+    let fence = Fence::new();
+    // Renewing goes on through a graceful shutdown, until the controller has
+    // stopped: a reconcile still finishing must still be covered by the lease.
+    let stop_renewing = CancellationToken::new();
+    let renew = {
+        let (fence, shutdown, stop) = (fence.clone(), shutdown.clone(), stop_renewing.clone());
+        tokio::spawn(async move {
+            let kept = lease::keep(&mut elector, &fence, &stop).await;
+            if kept.is_err() {
+                // The controller stops too; its reconciles already have.
+                shutdown.cancel();
+            }
+            (elector, kept)
+        })
+    };
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -149,6 +158,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             },
         ),
         metrics,
+        fence,
     });
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=hookline-operator");
     Controller::new(pipelines, watcher::Config::default())
@@ -169,65 +179,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await;
     shutdown.cancel();
-    let lost = renew.await?;
-    server.await??;
-    lost
-}
-
-async fn wait_for_lease(
-    leases: &Api<Lease>,
-    me: &str,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
-    loop {
-        if lease::acquire_or_renew(
-            leases,
-            MANAGER,
-            me,
-            LEASE_SECS,
-            k8s_openapi::jiff::Timestamp::now(),
-        )
-        .await?
-        {
-            return Ok(());
-        }
-        tracing::info!("another replica leads; waiting");
-        tokio::select! {
-            () = shutdown.cancelled() => bail!("shut down before leading"),
-            () = tokio::time::sleep(RENEW_EVERY) => {}
+    stop_renewing.cancel();
+    let (mut elector, kept) = renew.await?;
+    if kept.is_ok() {
+        // Nothing reconciles any more: the standby may start at once rather
+        // than wait out the lease.
+        if let Err(error) = elector.release().await {
+            tracing::warn!(error = %error, "releasing the leader lease failed; it expires");
         }
     }
+    server.await??;
+    kept.context("leadership ended")
 }
 
-/// Renews the lease; losing it, or failing to renew it for longer than
-/// [`RENEW_DEADLINE`], stops the controller: a replica that is not sure it
-/// leads must not reconcile, since the standby takes over once the lease
-/// expires.
-async fn keep_lease(
-    leases: Api<Lease>,
-    me: String,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut renewed = tokio::time::Instant::now();
+async fn wait_for_lease(elector: &mut Elector, shutdown: &CancellationToken) -> anyhow::Result<()> {
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            () = tokio::time::sleep(RENEW_EVERY) => {}
-        }
-        let now = k8s_openapi::jiff::Timestamp::now();
-        match lease::acquire_or_renew(&leases, MANAGER, &me, LEASE_SECS, now).await {
-            Ok(true) => renewed = tokio::time::Instant::now(),
-            Ok(false) => {
-                shutdown.cancel();
-                bail!("lost the leader lease to another replica");
-            }
-            Err(error) if renewed.elapsed() < RENEW_DEADLINE => {
-                tracing::warn!(error = %error, "renewing the lease failed; retrying");
-            }
+        match elector.try_lead().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => tracing::debug!("another replica leads; waiting"),
             Err(error) => {
-                shutdown.cancel();
-                bail!("could not renew the leader lease for {RENEW_DEADLINE:?}: {error}");
+                tracing::warn!(error = %error, cause = ?error, "looking at the leader lease failed; retrying")
             }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => bail!("shut down before leading"),
+            () = tokio::time::sleep(Timings::DEFAULT.retry) => {}
         }
     }
 }

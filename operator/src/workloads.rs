@@ -9,10 +9,9 @@ use hookline_contract::pipeline::{
 };
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
-    VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -34,6 +33,13 @@ const INGEST_PORT: i32 = 8080;
 /// Where ingest serves `/metrics`, apart from the webhooks.
 const INGEST_METRICS_PORT: i32 = 9091;
 const WORKER_PORT: i32 = 9090;
+/// How long the group waits for a worker that went silent (crashed, or cut
+/// off) before its partitions move. Workers are dynamic members: a pod name
+/// changes on every rollout, so as static ids they would leave members that
+/// hold partitions until this runs out; dynamic members leave the group when
+/// they stop, and a rollout moves partitions at once. Short, since only a
+/// crash waits for it; within what a Kafka broker accepts (6 s and up).
+const WORKER_SESSION_TIMEOUT: &str = "10s";
 /// Pod-template annotation with a digest of what the pod reads of the
 /// manifest (`workloads/digest.rs`): the binaries read it once at startup, so
 /// a change they read must roll their pods, and only such a change.
@@ -203,6 +209,7 @@ pub fn children(
                 vec![
                     format!("--topic={}", topic.name),
                     format!("--listen=0.0.0.0:{WORKER_PORT}"),
+                    format!("--session-timeout={WORKER_SESSION_TIMEOUT}"),
                 ],
                 WORKER_PORT,
                 &shard_secrets,
@@ -367,20 +374,6 @@ impl Base<'_> {
                 ..VolumeMount::default()
             });
         }
-        // Static group membership: each worker pod's id is its own name.
-        let env = topic.map(|_| {
-            vec![EnvVar {
-                name: "HOOKLINE_INSTANCE_ID".into(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "metadata.name".into(),
-                        ..ObjectFieldSelector::default()
-                    }),
-                    ..EnvVarSource::default()
-                }),
-                ..EnvVar::default()
-            }]
-        });
         let probe = |path: &str| Probe {
             http_get: Some(HTTPGetAction {
                 path: Some(path.into()),
@@ -414,7 +407,6 @@ impl Base<'_> {
                             image: Some(image.into()),
                             image_pull_policy: Some(self.pull_policy.as_str().into()),
                             args: Some(args),
-                            env,
                             ports: Some(vec![ContainerPort {
                                 container_port: port,
                                 name: Some("http".into()),

@@ -34,6 +34,11 @@ const MIN_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Shortest backoff cap: below the first delay, retries would hammer a shard
 /// that is already failing.
 const MIN_MAX_BACKOFF: Duration = Duration::from_millis(100);
+/// Bounds of `--session-timeout`: a Kafka broker's defaults for
+/// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`; a
+/// member asking for less or more is refused when it joins.
+const MIN_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+const MAX_SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// `hookline-worker`'s command line; every flag has an environment fallback.
 #[derive(Debug, Clone, clap::Parser)]
@@ -58,12 +63,24 @@ pub struct Args {
     #[arg(long, env = "HOOKLINE_PARTITION", value_parser = clap::value_parser!(i32).range(0..))]
     pub partition: Option<i32>,
 
-    /// Static group membership id (in Kubernetes the pod name): a restarted
-    /// worker with the same id takes its partitions back at once. Without
-    /// it, membership is dynamic. A pinned worker (`--partition`) is no
-    /// member and only names its client after it.
+    /// Static group membership id, for workers whose identity survives a
+    /// restart (a fixed name per slot): a restarted worker with the same id
+    /// takes its partitions back at once. Never an id that changes on every
+    /// start, such as a Deployment's pod name: a static member that goes
+    /// away sends no LeaveGroup, so its partitions would wait out the
+    /// session timeout. Without it, membership is dynamic. A pinned worker
+    /// (`--partition`) is no member and only names its client after it.
     #[arg(long, env = "HOOKLINE_INSTANCE_ID")]
     pub instance_id: Option<String>,
+
+    /// How long the group waits for a member that stopped heartbeating
+    /// before it hands its partitions to the others (`session.timeout.ms`;
+    /// 6s to 30m, the bounds a Kafka broker accepts by default). A worker
+    /// that shuts down leaves the group at once; this only bounds how long
+    /// the partitions of a crashed or partitioned worker stand still.
+    /// Heartbeats go five times per timeout.
+    #[arg(long, env = "HOOKLINE_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub session_timeout: Duration,
 
     /// Address to serve health and metrics on.
     #[arg(long, env = "HOOKLINE_LISTEN", default_value = "127.0.0.1:9090")]
@@ -167,6 +184,8 @@ pub struct Config {
     pub fetch_wait: Duration,
     pub commit_interval: Duration,
     pub max_backoff: Duration,
+    /// In group mode, how long the group waits for a silent member.
+    pub session_timeout: Duration,
     /// The pool size of each shard, in shard order: the manifest's `poolSize`,
     /// else `--shard-connections`.
     pub shard_connections: Vec<u32>,
@@ -226,6 +245,11 @@ impl Config {
                 "--fetch-wait must be between 1ms and 30s",
             ));
         }
+        if !(MIN_SESSION_TIMEOUT..=MAX_SESSION_TIMEOUT).contains(&args.session_timeout) {
+            return Err(Error::InvalidSetting(
+                "--session-timeout must be between 6s and 30m",
+            ));
+        }
         let (membership, client_id) = match (args.partition, &args.instance_id) {
             (Some(partition), _) => (
                 Membership::Pinned(partition),
@@ -259,6 +283,7 @@ impl Config {
             fetch_wait: args.fetch_wait,
             commit_interval: args.commit_interval,
             max_backoff: args.max_backoff.max(MIN_MAX_BACKOFF),
+            session_timeout: args.session_timeout,
             shard_connections,
             migrate: !args.no_migrate,
         })
@@ -340,5 +365,15 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
 
         assert_eq!(config.unwrap().shard_connections, vec![9, 3]);
+    }
+
+    #[test]
+    fn the_session_timeout_is_ten_seconds_unless_set_as_humans_write_it() {
+        assert_eq!(parse(&[]).unwrap().session_timeout, Duration::from_secs(10));
+        assert_eq!(
+            parse(&["--session-timeout=45s"]).unwrap().session_timeout,
+            Duration::from_secs(45)
+        );
+        assert!(parse(&["--session-timeout=10"]).is_err());
     }
 }

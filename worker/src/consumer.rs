@@ -150,11 +150,10 @@ pub fn create(config: &Config, metrics: Arc<Metrics>) -> Result<WorkerConsumer> 
             Ok(consumer)
         }
         Membership::Group { instance_id } => {
-            if let Some(id) = instance_id {
-                settings.set("group.instance.id", id);
+            for (key, value) in group_settings(config.session_timeout, instance_id.as_deref()) {
+                settings.set(key, value);
             }
             let consumer: WorkerConsumer = settings
-                .set("partition.assignment.strategy", "cooperative-sticky")
                 .create_with_context(context)
                 .map_err(Error::CreateConsumer)?;
             consumer
@@ -163,6 +162,34 @@ pub fn create(config: &Config, metrics: Arc<Metrics>) -> Result<WorkerConsumer> 
             Ok(consumer)
         }
     }
+}
+
+/// A group member's settings. Cooperative-sticky assignment: a member
+/// joining or leaving moves only the partitions that must move, and the
+/// others keep consuming through the rebalance. The session timeout bounds
+/// how long a silent member's partitions stand still, with heartbeats five
+/// times per timeout (Kafka wants them below a third of it). Static
+/// membership only with an instance id that survives restarts.
+fn group_settings(
+    session_timeout: Duration,
+    instance_id: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let heartbeat = (session_timeout / 5).max(Duration::from_millis(100));
+    let mut settings = vec![
+        (
+            "partition.assignment.strategy",
+            "cooperative-sticky".to_owned(),
+        ),
+        (
+            "session.timeout.ms",
+            session_timeout.as_millis().to_string(),
+        ),
+        ("heartbeat.interval.ms", heartbeat.as_millis().to_string()),
+    ];
+    if let Some(id) = instance_id {
+        settings.push(("group.instance.id", id.to_owned()));
+    }
+    settings
 }
 
 /// librdkafka's prefetch, sized from the batch: by default it keeps fetching
@@ -252,5 +279,33 @@ mod tests {
         assert_eq!(start_of(Some(Offset::Offset(0))), Offset::Offset(0));
         assert_eq!(start_of(Some(Offset::Invalid)), Offset::Beginning);
         assert_eq!(start_of(None), Offset::Beginning);
+    }
+
+    #[test]
+    fn a_group_member_is_cooperative_sticky_with_the_session_timeout_and_dynamic_without_an_id() {
+        let settings = group_settings(Duration::from_secs(10), None);
+        let get = |key: &str| {
+            settings
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            get("partition.assignment.strategy").as_deref(),
+            Some("cooperative-sticky")
+        );
+        assert_eq!(get("session.timeout.ms").as_deref(), Some("10000"));
+        let heartbeat: u64 = get("heartbeat.interval.ms").unwrap().parse().unwrap();
+        assert!(heartbeat * 3 < 10_000, "{heartbeat} ms");
+        assert_eq!(get("group.instance.id"), None, "dynamic membership");
+        let stable = group_settings(Duration::from_secs(10), Some("slot-0"));
+        assert!(stable.contains(&("group.instance.id", "slot-0".to_owned())));
+        // And librdkafka takes them.
+        let mut config = hookline_kafka::ClientSettings::new("127.0.0.1:1").consumer("c", "g");
+        for (key, value) in group_settings(Duration::from_secs(6), Some("slot-0")) {
+            config.set(key, value);
+        }
+        let created: KafkaResult<BaseConsumer> = config.create();
+        assert!(created.is_ok(), "{:?}", created.err());
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -23,7 +24,11 @@ pub struct FakeAdmin {
     brokers: i32,
     /// What the cluster reports as its id.
     cluster_id: Option<String>,
-    requests: Mutex<Vec<String>>,
+    /// Each mutating request, with the time it arrived.
+    requests: Mutex<Vec<(tokio::time::Instant, String)>>,
+    /// How long the broker takes to answer a mutating request (the change
+    /// itself is made when the request arrives, as a broker makes it).
+    delay: Mutex<Duration>,
 }
 
 /// The topic configs the fake knows, with the least value Kafka accepts for
@@ -56,6 +61,7 @@ impl FakeAdmin {
             brokers: 1,
             cluster_id: Some(FAKE_CLUSTER_ID.to_owned()),
             requests: Mutex::default(),
+            delay: Mutex::default(),
         }
     }
 
@@ -133,7 +139,27 @@ impl FakeAdmin {
 
     /// Every mutating request so far, as `Create t 4`, `Grow t 6`, `Delete t`.
     pub fn requests(&self) -> Vec<String> {
+        self.requests_at().into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Every mutating request so far, with the time it arrived.
+    pub fn requests_at(&self) -> Vec<(tokio::time::Instant, String)> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// From now on, mutating requests are answered after `delay`, as a
+    /// broker busy with a large deletion answers.
+    pub fn set_delay(&self, delay: Duration) {
+        if let Ok(mut current) = self.delay.lock() {
+            *current = delay;
+        }
+    }
+
+    async fn answer_late(&self) {
+        let delay = self.delay.lock().map(|d| *d).unwrap_or_default();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// A topic changed behind the operator's back (another tool grew it).
@@ -145,7 +171,7 @@ impl FakeAdmin {
 
     fn record(&self, request: String) {
         if let Ok(mut requests) = self.requests.lock() {
-            requests.push(request);
+            requests.push((tokio::time::Instant::now(), request));
         }
     }
 
@@ -175,7 +201,7 @@ impl KafkaAdmin for FakeAdmin {
         settings: &TopicSettings,
     ) -> Result<(), AdminError> {
         self.record(format!("Create {topic} {partitions}"));
-        self.with_topics(|all| {
+        let created = self.with_topics(|all| {
             if all.contains_key(topic) {
                 return Err(AdminError::TopicAlreadyExists(topic.to_owned()));
             }
@@ -193,7 +219,9 @@ impl KafkaAdmin for FakeAdmin {
                 recorded.insert(topic.to_owned(), settings.clone());
             }
             Ok(())
-        })
+        });
+        self.answer_late().await;
+        created
     }
 
     async fn grow(&self, topic: &str, partitions: i32) -> Result<(), AdminError> {
@@ -201,7 +229,7 @@ impl KafkaAdmin for FakeAdmin {
         if !self.supports_create_partitions {
             return Err(AdminError::Unsupported("CreatePartitions"));
         }
-        self.with_topics(|all| {
+        let grown = self.with_topics(|all| {
             let Some(current) = all.get_mut(topic) else {
                 return Err(AdminError::UnknownTopic(topic.to_owned()));
             };
@@ -216,7 +244,9 @@ impl KafkaAdmin for FakeAdmin {
             }
             *current = partitions;
             Ok(())
-        })
+        });
+        self.answer_late().await;
+        grown
     }
 
     async fn delete(&self, topic: &str) -> Result<(), AdminError> {
@@ -224,11 +254,13 @@ impl KafkaAdmin for FakeAdmin {
         if let Ok(mut recorded) = self.settings.lock() {
             recorded.remove(topic);
         }
-        self.with_topics(|all| {
+        let deleted = self.with_topics(|all| {
             all.remove(topic)
                 .map(|_| ())
                 .ok_or_else(|| AdminError::UnknownTopic(topic.to_owned()))
-        })
+        });
+        self.answer_late().await;
+        deleted
     }
 
     async fn cluster_id(&self) -> Result<Option<String>, AdminError> {

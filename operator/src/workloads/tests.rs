@@ -82,7 +82,7 @@ fn workers_follow_the_partitions_kafka_has() {
 }
 
 #[test]
-fn workers_get_the_worker_contract_and_static_membership_from_the_pod_name() {
+fn workers_get_the_worker_contract() {
     let children = children(&pipeline().build(), &BTreeMap::new(), &images());
     let worker = &children.workers[0];
     assert_eq!(
@@ -92,21 +92,10 @@ fn workers_get_the_worker_contract_and_static_membership_from_the_pod_name() {
             "--secrets-dir=/etc/hookline/secrets",
             "--topic=orders.webhooks",
             "--listen=0.0.0.0:9090",
+            "--session-timeout=10s",
         ]
     );
     let container = &pod(worker).containers[0];
-    let env = &container.env.as_ref().unwrap()[0];
-    assert_eq!(env.name, "HOOKLINE_INSTANCE_ID");
-    assert_eq!(
-        env.value_from
-            .as_ref()
-            .unwrap()
-            .field_ref
-            .as_ref()
-            .unwrap()
-            .field_path,
-        "metadata.name"
-    );
     let mounts = mount_paths(container);
     assert_eq!(
         mounts,
@@ -536,9 +525,6 @@ fn a_template_shapes_the_pods_but_never_their_selector_labels() {
             .filter(|e| e.name == "HOOKLINE_INSTANCE_ID")
             .collect();
         assert_eq!(ids.len(), 1, "never set twice");
-        if deployment.metadata.name.as_deref() != Some("payments-ingest") {
-            assert!(ids[0].value_from.is_some(), "the operator's own wins");
-        }
     }
 }
 
@@ -595,4 +581,31 @@ fn topic_defaults_roll_nothing_and_a_pool_size_rolls_only_the_workers() {
         (false, true, true),
         "every worker opens a pool to every shard, at startup"
     );
+}
+
+#[test]
+fn worker_pods_are_dynamic_group_members_with_a_short_session_timeout() {
+    let children = children(&pipeline().build(), &BTreeMap::new(), &images());
+    for worker in &children.workers {
+        let container = &pod(worker).containers[0];
+        // A pod name changes on every rollout: as a static id it would leave
+        // a member holding partitions until its session ran out.
+        let from_pod_name = container.env.iter().flatten().any(|e| {
+            e.name == "HOOKLINE_INSTANCE_ID"
+                || e.value_from
+                    .as_ref()
+                    .and_then(|v| v.field_ref.as_ref())
+                    .is_some_and(|f| f.field_path == "metadata.name")
+        });
+        assert!(!from_pod_name, "{:?}", container.env);
+        let args = args(worker);
+        assert!(
+            !args.iter().any(|a| a.starts_with("--instance-id")),
+            "{args:?}"
+        );
+        assert!(
+            args.contains(&"--session-timeout=10s".to_owned()),
+            "{args:?}"
+        );
+    }
 }

@@ -4,7 +4,9 @@
 //! patch, JSON patches for the finalizer, status subresource, lists narrowed
 //! by an equality label selector, deletion with
 //! finalizers). It counts the writes, so that a test can require none, and
-//! records every request, so that a test can check each against RBAC rules.
+//! records every request, so that a test can check each against RBAC rules,
+//! with the time it arrived, so that a test can require none after a moment.
+//! It can also hang, as an API server behind a partition does.
 //! `serve` puts the same API on a TCP port, for the operator's binary.
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
@@ -12,8 +14,12 @@ use serde_json::{Value, json};
 use std::{
     collections::BTreeMap,
     convert::Infallible,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
+use tokio::time::Instant;
 
 /// Objects by (collection path, e.g. `/apis/apps/v1/namespaces/ns/deployments`, name).
 pub type Store = Arc<Mutex<BTreeMap<(String, String), Value>>>;
@@ -37,6 +43,10 @@ pub struct FakeApi {
     pub store: Store,
     pub writes: Arc<Mutex<Vec<String>>>,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
+    /// When each of `requests` arrived.
+    pub arrivals: Arc<Mutex<Vec<Instant>>>,
+    /// While set, requests are recorded and never answered.
+    pub hang: Arc<AtomicBool>,
 }
 
 impl FakeApi {
@@ -98,7 +108,22 @@ impl FakeApi {
                 .to_owned(),
             existed,
         });
+        self.arrivals.lock().unwrap().push(Instant::now());
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         handle(self.store.clone(), req).await
+    }
+
+    /// Every request with the time it arrived, in order.
+    pub fn requests_at(&self) -> Vec<(Instant, Recorded)> {
+        let arrivals = self.arrivals.lock().unwrap().clone();
+        arrivals.into_iter().zip(self.requests()).collect()
+    }
+
+    /// From now on, requests wait for ever.
+    pub fn hang(&self) {
+        self.hang.store(true, Ordering::SeqCst);
     }
 
     pub fn writes(&self) -> Vec<String> {

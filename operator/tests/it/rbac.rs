@@ -17,14 +17,14 @@ use hookline_contract::pipeline::DeletionPolicy;
 use hookline_kafka::ClientSettings;
 use hookline_kafka::admin::{AdminError, FakeAdmin, KafkaAdmin};
 use hookline_operator::controller::{AdminFactory, Context, MANAGER, reconcile};
+use hookline_operator::fence::Fence;
 use hookline_operator::fixtures::{PipelineBuilder, pipeline};
-use hookline_operator::lease::acquire_or_renew;
+use hookline_operator::lease::{Elector, Timings};
 use hookline_operator::metrics::Metrics;
 use hookline_operator::workloads::{Images, PullPolicy};
 use http::Method;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::rbac::v1::PolicyRule;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::json;
@@ -219,6 +219,7 @@ impl Cluster {
                 },
             ),
             metrics: Arc::new(Metrics::new()),
+            fence: Fence::new(),
         });
         Self { api, ctx }
     }
@@ -258,34 +259,25 @@ impl Cluster {
     }
 }
 
-fn at(second: i64) -> Timestamp {
-    Timestamp::from_second(1_800_000_000 + second).unwrap()
-}
-
-/// Leader election as two replicas do it: a create, a refusal, renewals and a
-/// takeover.
+/// Leader election as two replicas do it: a create, a refusal, renewals, a
+/// takeover once the lease went unrenewed, and a release.
 async fn elect(api: &FakeApi) {
     let leases: Api<Lease> = Api::namespaced(api.client(), OPERATOR_NAMESPACE);
-    assert!(
-        acquire_or_renew(&leases, MANAGER, "a", 15, at(0))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !acquire_or_renew(&leases, MANAGER, "b", 15, at(1))
-            .await
-            .unwrap()
-    );
-    assert!(
-        acquire_or_renew(&leases, MANAGER, "a", 15, at(5))
-            .await
-            .unwrap()
-    );
-    assert!(
-        acquire_or_renew(&leases, MANAGER, "b", 15, at(30))
-            .await
-            .unwrap()
-    );
+    let timings = Timings {
+        duration: Duration::from_secs(1),
+        renew_deadline: Duration::from_millis(500),
+        retry: Duration::from_millis(100),
+        call_timeout: Duration::from_millis(500),
+    };
+    let mut a = Elector::new(leases.clone(), MANAGER, "a", timings);
+    let mut b = Elector::new(leases, MANAGER, "b", timings);
+    assert!(a.try_lead().await.unwrap());
+    assert!(!b.try_lead().await.unwrap());
+    assert!(a.try_lead().await.unwrap());
+    assert!(!b.try_lead().await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(b.try_lead().await.unwrap());
+    b.release().await.unwrap();
 }
 
 /// A pipeline's whole life, reconcile by reconcile.

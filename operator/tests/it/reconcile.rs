@@ -7,6 +7,7 @@ use hookline_contract::pipeline::{DeletionPolicy, WebhookPipeline};
 use hookline_kafka::ClientSettings;
 use hookline_kafka::admin::{AdminError, FakeAdmin, KafkaAdmin};
 use hookline_operator::controller::{AdminFactory, Context, reconcile};
+use hookline_operator::fence::Fence;
 use hookline_operator::fixtures::{PipelineBuilder, pipeline};
 use hookline_operator::metrics::Metrics;
 use hookline_operator::workloads::{Images, PullPolicy};
@@ -56,6 +57,7 @@ impl World {
             },
             recorder: Recorder::new(client, Reporter::from("hookline-operator")),
             metrics: Arc::new(Metrics::new()),
+            fence: Fence::new(),
         });
         Self { api, kafka, ctx }
     }
@@ -1152,4 +1154,117 @@ async fn topics_that_share_a_worker_name_are_refused_naming_both() {
         "{why}"
     );
     assert_eq!(world.kafka.requests(), Vec::<String>::new());
+}
+
+/// A deletion in flight across a failover: the old leader's cleanup deletes
+/// one topic slowly, and while the broker takes its time another replica
+/// takes the lease. The old leader must not send the next deletion (nor write
+/// an Event or the finalizer): the new leader may be re-creating the topics.
+#[tokio::test(start_paused = true)]
+async fn a_lease_lost_during_a_slow_deletion_stops_the_cleanup_before_its_next_request() {
+    use hookline_operator::controller::Error;
+    use hookline_operator::lease::{Elector, Timings, keep};
+    use k8s_openapi::api::coordination::v1::Lease;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+    let world = World::new(FakeAdmin::default());
+    world.apply(
+        pipeline()
+            .with_deletion_policy(DeletionPolicy::Delete)
+            .with_partitions("refunds.webhooks", 2),
+        1,
+    );
+    world.settle("payments").await;
+    let leases: Api<Lease> = Api::namespaced(world.api.client(), "default");
+    let mut elector = Elector::new(leases, "hookline-operator", "a", Timings::DEFAULT);
+    assert!(elector.try_lead().await.unwrap());
+    let keeper = tokio::spawn({
+        let fence = world.ctx.fence.clone();
+        async move {
+            keep(
+                &mut elector,
+                &fence,
+                &tokio_util::sync::CancellationToken::new(),
+            )
+            .await
+        }
+    });
+    // What the settling did happened at the start; the cleanup comes later.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    delete(&world, "payments").await;
+    world.kafka.set_delay(Duration::from_secs(30));
+    let deleting = {
+        let object = world.api.get(PIPELINES, "payments").unwrap();
+        let pipeline: WebhookPipeline = serde_json::from_value(object).unwrap();
+        tokio::spawn(reconcile(Arc::new(pipeline), world.ctx.clone()))
+    };
+
+    let mut first_delete = None;
+    for _ in 0..1000 {
+        first_delete = world
+            .kafka
+            .requests_at()
+            .into_iter()
+            .find(|(_, r)| r.starts_with("Delete"));
+        if first_delete.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (deletion_sent, deletion) = first_delete.expect("the cleanup deletes a topic");
+    // Another replica takes the lease while the broker works.
+    let mut lease = world.api.get(LEASES, "hookline-operator").unwrap();
+    lease["spec"]["holderIdentity"] = "b".into();
+    world.api.put(LEASES, "hookline-operator", lease);
+    world.ctx.fence.lost().await;
+    let lost = Instant::now();
+    assert!(
+        lost < deletion_sent + Duration::from_secs(30),
+        "lost while the deletion was in flight"
+    );
+
+    let result = deleting.await.unwrap();
+    assert!(matches!(result, Err(Error::NotLeader(_))), "{result:?}");
+    keeper.await.unwrap().unwrap_err();
+    // Long after the slow answer would have come.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+
+    let admin_after: Vec<_> = world
+        .kafka
+        .requests_at()
+        .into_iter()
+        .filter(|(at, _)| *at >= deletion_sent)
+        .map(|(at, r)| (at - deletion_sent, r))
+        .collect();
+    assert_eq!(
+        admin_after,
+        vec![(Duration::ZERO, deletion)],
+        "one deletion, in flight at the loss, and nothing after"
+    );
+    let api_after: Vec<_> = world
+        .api
+        .requests_at()
+        .into_iter()
+        .filter(|(at, r)| *at > deletion_sent && !r.path.starts_with(LEASES))
+        .map(|(at, r)| (at - deletion_sent, r.method, r.path))
+        .collect();
+    assert_eq!(
+        api_after,
+        vec![],
+        "no API request once the deletion was sent"
+    );
+    let api_after_loss: Vec<_> = world
+        .api
+        .requests_at()
+        .into_iter()
+        .filter(|(at, _)| *at > lost)
+        .map(|(_, r)| (r.method, r.path))
+        .collect();
+    assert_eq!(api_after_loss, vec![], "not even the lease");
+    assert!(
+        world.api.get(PIPELINES, "payments").is_some(),
+        "the finalizer stays for the new leader"
+    );
 }

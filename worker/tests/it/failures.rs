@@ -169,3 +169,57 @@ async fn two_workers_in_one_group_share_the_partitions_and_store_everything_once
     second.terminate().await;
     pipeline.drop_shards().await;
 }
+
+/// A rollout of group workers: a new pod (a new process, a new identity)
+/// starts, then the old one is stopped. The old one leaves the group as it
+/// stops, so its partitions are consumed again by the new one long before the
+/// 45 s a static member named after its pod would hold them.
+#[tokio::test]
+async fn a_group_worker_replaced_by_a_new_one_has_its_partitions_consumed_again_within_seconds() {
+    use std::time::{Duration, Instant};
+
+    let pipeline = Pipeline::orders().await;
+    let mut old = pipeline.dynamic_worker("old-pod").await;
+    for i in 0..40 {
+        pipeline.produce(&numbered(i, 41)).await;
+    }
+    eventually("the old worker stores everything", || async {
+        pipeline.total("order_events").await == 40
+    })
+    .await;
+
+    let mut new = pipeline.dynamic_worker("new-pod").await;
+    old.terminate().await;
+    let replaced = Instant::now();
+    for i in 40..80 {
+        pipeline.produce(&numbered(i, 41)).await;
+    }
+    let mut first_row = None;
+    let all_rows = loop {
+        let total = pipeline.total("order_events").await;
+        if total > 40 && first_row.is_none() {
+            first_row = Some(replaced.elapsed());
+        }
+        if total == 80 {
+            break replaced.elapsed();
+        }
+        assert!(
+            replaced.elapsed() < Duration::from_secs(60),
+            "{total} of 80 after a minute; log: {}",
+            new.log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let first_row = first_row.unwrap_or(all_rows);
+    eprintln!("after the replacement: first row in {first_row:?}, all 80 in {all_rows:?}");
+    assert!(
+        all_rows < Duration::from_secs(20),
+        "every partition consumed again in {all_rows:?}, not well before 45 s"
+    );
+    assert_eq!(
+        new.metric("hookline_worker_assigned_partitions").await,
+        f64::from(PARTITIONS)
+    );
+    new.terminate().await;
+    pipeline.drop_shards().await;
+}

@@ -152,6 +152,12 @@ impl Pipeline {
         WorkerProcess::start(self, Membership::Group(instance.to_owned()), 100).await
     }
 
+    /// A dynamic member of the topic's consumer group, as the Kubernetes
+    /// workers run; `name` names its log.
+    pub async fn dynamic_worker(&self, name: &str) -> WorkerProcess {
+        WorkerProcess::start(self, Membership::Dynamic(name.to_owned()), 100).await
+    }
+
     pub fn manifest(&self) -> std::path::PathBuf {
         self.dir.path().join("pipeline.yaml")
     }

@@ -14,6 +14,9 @@ pub enum Membership {
     Pinned(i32),
     /// Static membership with this instance id.
     Group(String),
+    /// Dynamic membership, as the Kubernetes workers run; the name only
+    /// names the log.
+    Dynamic(String),
 }
 
 /// The fetch wait of the one-machine runtime: the broker holds a fetch this
@@ -90,8 +93,9 @@ impl WorkerProcess {
             .unwrap()
             .port();
         let (flag, name) = match membership {
-            Membership::Pinned(partition) => ("--partition", partition.to_string()),
-            Membership::Group(instance) => ("--instance-id", instance),
+            Membership::Pinned(partition) => (Some("--partition"), partition.to_string()),
+            Membership::Group(instance) => (Some("--instance-id"), instance),
+            Membership::Dynamic(name) => (None, name),
         };
         let mut args: Vec<String> = vec![
             "--pipeline".into(),
@@ -101,12 +105,10 @@ impl WorkerProcess {
             "--secrets-dir".into(),
             pipeline.secrets().display().to_string(),
         ]);
-        args.extend([
-            "--topic".into(),
-            pipeline.topic.clone(),
-            flag.into(),
-            name.clone(),
-        ]);
+        args.extend(["--topic".into(), pipeline.topic.clone()]);
+        if let Some(flag) = flag {
+            args.extend([flag.into(), name.clone()]);
+        }
         args.extend(["--listen".into(), format!("127.0.0.1:{port}")]);
         args.extend(["--batch-size".into(), batch_size.to_string()]);
         args.extend([
