@@ -131,3 +131,32 @@ async fn replay_after_fixing_the_cause_stores_the_quarantined_events_once() {
     assert_eq!(rows(&up.pools).await, 10, "stored once");
     up.stop().await;
 }
+
+/// A signing secret rotated in its file is taken by the running ingest
+/// process, the real binary `up` started, with no restart: a signature by the
+/// new secret is refused before and accepted after, and ingest started once.
+#[tokio::test]
+async fn a_rotated_signing_secret_is_taken_by_the_running_ingest_process() {
+    let up = Up::start(|run| manifest(&format!("up-{run}.orders"), 2, "/id"), 2).await;
+    let client = reqwest::Client::new();
+    let rotated = "whsec_cm90YXRlZC1zaWduaW5nLXNlY3JldC0wMDAx";
+    let webhook = ("orders", &order(1), "msg_rotated_1");
+    let (status, _) = post_signed(&client, &up.ingest, webhook, rotated).await;
+    assert_eq!(status, 401, "a secret ingest was never given");
+
+    let file = Path::new(&up.secrets()).join("provider-secrets/standard-webhooks");
+    write(&file, &format!("{SECRET}\n{rotated}\n"));
+    eventually("the new secret accepted", || async {
+        post_signed(&client, &up.ingest, webhook, rotated).await.0 == 202
+    })
+    .await;
+    let (status, _) = post(&client, &up.ingest, "orders", &order(2), "msg_rotated_2").await;
+    assert_eq!(status, 202, "the old secret, still in the file");
+    let log = std::fs::read_to_string(up.logs.join("ingest.log")).unwrap();
+    assert_eq!(
+        log.matches("hookline-ingest serving").count(),
+        1,
+        "ingest was restarted: {log}"
+    );
+    up.stop().await;
+}

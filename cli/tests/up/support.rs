@@ -83,6 +83,16 @@ pub async fn post(
     payload: &serde_json::Value,
     id: &str,
 ) -> (u16, String) {
+    post_signed(client, ingest, (event_type, payload, id), SECRET).await
+}
+
+/// Posts one webhook signed with `secret`; its status and answer.
+pub async fn post_signed(
+    client: &reqwest::Client,
+    ingest: &str,
+    (event_type, payload, id): (&str, &serde_json::Value, &str),
+    secret: &str,
+) -> (u16, String) {
     let body = serde_json::to_vec(payload).unwrap();
     let now = chrono::Utc::now().timestamp();
     let answer = client
@@ -91,7 +101,7 @@ pub async fn post(
         .header(header::WEBHOOK_TIMESTAMP, now.to_string())
         .header(
             header::WEBHOOK_SIGNATURE,
-            sign::standard_v1(SECRET, id, now, &body).unwrap(),
+            sign::standard_v1(secret, id, now, &body).unwrap(),
         )
         .body(body)
         .send()
