@@ -349,10 +349,11 @@ pub struct ShardSpec {
     #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 256)))]
     pub pool_size: Option<i32>,
     /// The connections this shard can give hookline (its `max_connections`
-    /// less `superuser_reserved_connections` and what other clients use).
-    /// The operator cannot read it without connecting to the database, so
-    /// the spec states it; with it, the status warns when the workers'
-    /// pools could together ask for more (`ShardConnections`).
+    /// less `superuser_reserved_connections` and what other clients use),
+    /// used only when the operator cannot read that from the shard itself:
+    /// what the shard says is the truth, this the fallback. Either way, the
+    /// status warns when the workers' pools could together ask for more
+    /// (`ShardConnections`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 262143)))]
     pub max_connections: Option<i32>,

@@ -28,6 +28,7 @@ use crate::health::{self, Problem};
 use crate::metrics::Metrics;
 use crate::ownership;
 use crate::secrets::{self, SecretError};
+use crate::shard_limits::ShardLimits;
 use crate::status::{self, Observed, TopicProblem};
 use crate::workloads::{self, Images};
 use hookline_kafka::ClientSettings;
@@ -66,6 +67,9 @@ pub struct Context {
     /// Lost with the leader lease: every reconcile runs under it, so that
     /// none makes a request once another replica may lead.
     pub fence: Fence,
+    /// What each shard was last found to take, kept a few minutes: a
+    /// reconcile a minute must not open a connection to every shard.
+    pub shard_limits: ShardLimits,
 }
 
 /// A reconcile that failed; retried by [`error_policy`].
@@ -147,10 +151,13 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
         .map_err(kube("listing pipelines"))?
         .items;
     let previous = pipeline.status.clone().unwrap_or_default();
+    // Bounded by its timeout, and never an error: a shard that cannot be
+    // read is said so in the status, and holds up nothing else.
+    let shard_limits = ctx.shard_limits.read(&ctx.client, pipeline).await;
     let mut observed = Observed {
         generation: pipeline.metadata.generation,
         // With the spec's partitions until the broker says how many it has.
-        shards: status::shard_demand(&pipeline.spec, &BTreeMap::new()),
+        shards: status::shard_demand(&pipeline.spec, &BTreeMap::new(), &shard_limits),
         ..Observed::default()
     };
 
@@ -207,7 +214,7 @@ async fn apply(pipeline: &WebhookPipeline, ctx: &Context) -> Result<Action> {
         return Ok(Action::requeue(RESYNC));
     };
 
-    observed.shards = status::shard_demand(&pipeline.spec, &partitions);
+    observed.shards = status::shard_demand(&pipeline.spec, &partitions, &shard_limits);
     let children = workloads::children(pipeline, &partitions, &ctx.images);
     let ns = pipeline.namespace().unwrap_or_default();
     apply_child::<_, ()>(

@@ -17,6 +17,9 @@ pub fn pipeline() -> PipelineBuilder {
             topic("disputes.webhooks", "disputes", 2),
         ],
         shards: 2,
+        shard_pool: None,
+        shard_max_connections: None,
+        shard_ca: None,
         deletion_policy: DeletionPolicy::Retain,
         network_policy: false,
         kafka_tls: None,
@@ -62,6 +65,9 @@ pub struct PipelineBuilder {
     name: String,
     topics: Vec<TopicSpec>,
     shards: usize,
+    shard_pool: Option<i32>,
+    shard_max_connections: Option<i32>,
+    shard_ca: Option<SecretKeyRef>,
     deletion_policy: DeletionPolicy,
     network_policy: bool,
     kafka_tls: Option<KafkaTls>,
@@ -109,6 +115,22 @@ impl PipelineBuilder {
 
     pub fn with_shards(mut self, shards: usize) -> Self {
         self.shards = shards;
+        self
+    }
+
+    /// Every shard's `poolSize` and `maxConnections`.
+    pub fn with_shard_pools(mut self, pool_size: i32, max_connections: Option<i32>) -> Self {
+        self.shard_pool = Some(pool_size);
+        self.shard_max_connections = max_connections;
+        self
+    }
+
+    /// Every shard's TLS root from Secret `pg-ca`, key `ca.crt`.
+    pub fn with_shard_ca(mut self) -> Self {
+        self.shard_ca = Some(SecretKeyRef {
+            name: "pg-ca".into(),
+            key: "ca.crt".into(),
+        });
         self
     }
 
@@ -200,9 +222,9 @@ impl PipelineBuilder {
                         name: format!("pg-shard-{i}"),
                         key: "url".into(),
                     },
-                    pool_size: None,
-                    max_connections: None,
-                    ca_secret_ref: None,
+                    pool_size: self.shard_pool,
+                    max_connections: self.shard_max_connections,
+                    ca_secret_ref: self.shard_ca.clone(),
                 })
                 .collect(),
             event_types: self.event_types,

@@ -16,5 +16,6 @@ pub mod ownership;
 pub mod render;
 pub mod run;
 pub mod secrets;
+pub mod shard_limits;
 pub mod status;
 pub mod workloads;

@@ -25,6 +25,7 @@ use crate::controller::{self, AdminFactory, Context, MANAGER};
 use crate::fence::Fence;
 use crate::lease::{self, Elector, Timings};
 use crate::metrics::Metrics;
+use crate::shard_limits::ShardLimits;
 use crate::workloads::{Images, PullPolicy};
 
 /// The images of the pods the operator creates.
@@ -159,6 +160,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ),
         metrics,
         fence,
+        shard_limits: ShardLimits::default(),
     });
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=hookline-operator");
     Controller::new(pipelines, watcher::Config::default())

@@ -1,6 +1,7 @@
-//! The Kafka TLS and SASL Secrets of a pipeline, read through the Kubernetes
-//! API for the operator's own admin client: the operator serves pipelines in
-//! every namespace, so it cannot mount their Secrets as its pods do.
+//! The Secrets of a pipeline, read through the Kubernetes API: its Kafka TLS
+//! and SASL Secrets for the operator's own admin client, its shards' URLs to
+//! read what each shard can take. The operator serves pipelines in every
+//! namespace, so it cannot mount their Secrets as its pods do.
 
 use std::collections::BTreeMap;
 
@@ -38,9 +39,35 @@ pub async fn kafka_settings(
     if kafka.tls.is_none() && kafka.sasl.is_none() {
         return Ok(settings);
     }
-    let api: Api<Secret> =
-        Api::namespaced(client.clone(), &pipeline.namespace().unwrap_or_default());
-    let mut names: Vec<&str> = kafka.secret_refs().map(|r| r.name.as_str()).collect();
+    let namespace = pipeline.namespace().unwrap_or_default();
+    let secrets = read_secrets(client, &namespace, kafka.secret_refs()).await?;
+    let value = |reference: &SecretKeyRef| value_of(&secrets, reference);
+    let security = Security::resolve(kafka, |r| value(r).map(Pem::Text), value)?;
+    Ok(settings.with_security(security))
+}
+
+/// The text of each of `references`, in their order, from the Secrets of
+/// `namespace`; each Secret is read once, however many keys it holds.
+pub async fn values(
+    client: &Client,
+    namespace: &str,
+    references: &[&SecretKeyRef],
+) -> Result<Vec<String>, SecretError> {
+    let secrets = read_secrets(client, namespace, references.iter().copied()).await?;
+    references
+        .iter()
+        .map(|reference| value_of(&secrets, reference))
+        .collect()
+}
+
+/// The Secrets that `references` name, by name.
+async fn read_secrets<'a>(
+    client: &Client,
+    namespace: &str,
+    references: impl Iterator<Item = &'a SecretKeyRef>,
+) -> Result<BTreeMap<String, Secret>, SecretError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let mut names: Vec<&str> = references.map(|r| r.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
     let mut secrets = BTreeMap::new();
@@ -51,9 +78,7 @@ pub async fn kafka_settings(
         })?;
         secrets.insert(name.to_owned(), secret);
     }
-    let value = |reference: &SecretKeyRef| value_of(&secrets, reference);
-    let security = Security::resolve(kafka, |r| value(r).map(Pem::Text), value)?;
-    Ok(settings.with_security(security))
+    Ok(secrets)
 }
 
 /// The text of one key of the Secrets read.

@@ -7,33 +7,76 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use hookline_kafka::admin::AdminError;
 
 use crate::health::{Problem, Standing};
+use crate::shard_limits::{Reading, ShardLimit};
 
 /// Condition types.
 pub const READY: &str = "Ready";
 pub const TOPICS_READY: &str = "TopicsReady";
 pub const WORKERS_READY: &str = "WorkersReady";
 pub const INGEST_READY: &str = "IngestReady";
-/// Whether the workers' pools fit each shard's stated connections. A warning:
-/// it never makes the pipeline not Ready, since the pools open lazily and a
+/// Whether the workers' pools fit what each shard can take. A warning: it
+/// never makes the pipeline not Ready, since the pools open lazily and a
 /// shard refuses only the connections beyond its limit.
 pub const SHARD_CONNECTIONS: &str = "ShardConnections";
 
-/// The connections the workers may open to one shard, against what the spec
-/// says the shard can take (`shards[].maxConnections`).
+/// The connections the workers may open to one shard, against what the shard
+/// can take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardDemand {
     pub shard: String,
     /// Worker pods over all topics × the shard's pool size.
     pub demand: i64,
-    pub max_connections: Option<i32>,
+    pub limit: Limit,
+}
+
+/// What a shard can take, as far as the operator knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Limit {
+    /// Read from the shard: the truth, whatever the spec states.
+    Read(ShardLimit),
+    /// The shard could not be read (`why`): the spec's `maxConnections`,
+    /// when it states one, stands in.
+    Unread { why: String, stated: Option<i32> },
+}
+
+impl Limit {
+    /// The connections left for hookline, when known.
+    fn available(&self) -> Option<i64> {
+        match self {
+            Limit::Read(limit) => Some(limit.available()),
+            Limit::Unread { stated, .. } => stated.map(i64::from),
+        }
+    }
+
+    /// Where [`Limit::available`] comes from.
+    fn describe(&self) -> String {
+        match self {
+            Limit::Read(l) => format!(
+                "it takes {} (max_connections {} less {} reserved and {} held by other users)",
+                l.available(),
+                l.max_connections,
+                l.reserved,
+                l.others
+            ),
+            Limit::Unread {
+                why,
+                stated: Some(max),
+            } => format!("maxConnections is {max} (stated; the shard could not be read: {why})"),
+            Limit::Unread { why, stated: None } => {
+                format!("the shard could not be read ({why}) and no maxConnections is stated")
+            }
+        }
+    }
 }
 
 /// Each shard's demand: every worker pod (one per partition Kafka has, by
 /// topic in `partitions`) opens a pool of the shard's `poolSize` to every
-/// shard, so a shard may see Σ partitions × poolSize connections.
+/// shard, so a shard may see Σ partitions × poolSize connections. `read` is
+/// what each shard said, by name; a shard missing from it counts as unread.
 pub fn shard_demand(
     spec: &hookline_contract::pipeline::PipelineSpec,
     partitions: &std::collections::BTreeMap<String, i32>,
+    read: &std::collections::BTreeMap<String, Reading>,
 ) -> Vec<ShardDemand> {
     let pods: i64 = spec
         .topics
@@ -42,24 +85,41 @@ pub fn shard_demand(
         .sum();
     spec.shards
         .iter()
-        .map(|shard| ShardDemand {
-            shard: shard.name.clone(),
-            demand: pods * i64::from(shard.pool_size()),
-            max_connections: shard.max_connections,
+        .map(|shard| {
+            let limit = match read.get(&shard.name) {
+                Some(Ok(limit)) => Limit::Read(*limit),
+                Some(Err(why)) => Limit::Unread {
+                    why: why.clone(),
+                    stated: shard.max_connections,
+                },
+                None => Limit::Unread {
+                    why: "not read yet".to_owned(),
+                    stated: shard.max_connections,
+                },
+            };
+            ShardDemand {
+                shard: shard.name.clone(),
+                demand: pods * i64::from(shard.pool_size()),
+                limit,
+            }
         })
         .collect()
 }
 
-/// The `ShardConnections` condition for `demands`.
+/// The `ShardConnections` condition for `demands`: `PoolsExceedShard` when
+/// any shard may be asked for more than it takes, else `PoolsFit` when every
+/// shard was read, else `Unchecked`, naming each shard not read and why.
 fn shard_connections(demands: &[ShardDemand]) -> (bool, &'static str, String) {
     let over: Vec<String> = demands
         .iter()
         .filter_map(|d| {
-            let max = d.max_connections?;
-            (d.demand > i64::from(max)).then(|| {
+            let available = d.limit.available()?;
+            (d.demand > available).then(|| {
                 format!(
-                    "shard {}: workers may open {} connections, maxConnections is {max}",
-                    d.shard, d.demand
+                    "shard {}: workers may open {} connections, {}",
+                    d.shard,
+                    d.demand,
+                    d.limit.describe()
                 )
             })
         })
@@ -74,18 +134,43 @@ fn shard_connections(demands: &[ShardDemand]) -> (bool, &'static str, String) {
             ),
         );
     }
-    if !demands.is_empty() && demands.iter().all(|d| d.max_connections.is_some()) {
+    let unread: Vec<String> = demands
+        .iter()
+        .filter(|d| matches!(d.limit, Limit::Unread { .. }))
+        .map(|d| match d.limit.available() {
+            Some(_) => format!(
+                "shard {}: workers may open {} connections, which fit: {}",
+                d.shard,
+                d.demand,
+                d.limit.describe()
+            ),
+            None => format!("shard {}: {}", d.shard, d.limit.describe()),
+        })
+        .collect();
+    if demands.is_empty() {
+        (true, "Unchecked", "the spec names no shard".to_owned())
+    } else if unread.is_empty() {
+        let fits: Vec<String> = demands
+            .iter()
+            .map(|d| {
+                format!(
+                    "shard {}: {} connections, {}",
+                    d.shard,
+                    d.demand,
+                    d.limit.describe()
+                )
+            })
+            .collect();
         (
             true,
             "PoolsFit",
-            "the workers' pools fit every shard's maxConnections".to_owned(),
+            format!(
+                "the workers' pools fit every shard as read from it: {}",
+                fits.join("; ")
+            ),
         )
     } else {
-        (
-            true,
-            "Unchecked",
-            "set shards[].maxConnections to have the workers' pools checked against it".to_owned(),
-        )
+        (true, "Unchecked", unread.join("; "))
     }
 }
 
@@ -310,66 +395,126 @@ mod tests {
         }
     }
 
-    fn demand(demand: i64, max: Option<i32>) -> ShardDemand {
+    fn demand(demand: i64, limit: Limit) -> ShardDemand {
         ShardDemand {
             shard: "a".into(),
             demand,
-            max_connections: max,
+            limit,
         }
     }
 
+    fn read(max_connections: i64) -> Limit {
+        Limit::Read(ShardLimit {
+            max_connections,
+            reserved: 3,
+            others: 7,
+        })
+    }
+
+    fn unread(stated: Option<i32>) -> Limit {
+        Limit::Unread {
+            why: "connecting to the shard failed: refused".into(),
+            stated,
+        }
+    }
+
+    fn shard_condition(shards: Vec<ShardDemand>) -> Condition {
+        let status = build(
+            &Observed {
+                shards,
+                ..healthy()
+            },
+            None,
+            at(0),
+        );
+        assert_eq!(condition(&status, READY).unwrap().status, "True");
+        condition(&status, SHARD_CONNECTIONS).unwrap().clone()
+    }
+
     #[test]
-    fn pools_beyond_a_shards_max_connections_warn_without_unreadying() {
-        let observed = Observed {
-            shards: vec![demand(48, Some(40))],
-            ..healthy()
-        };
-        let status = build(&observed, None, at(0));
-        let warning = condition(&status, SHARD_CONNECTIONS).unwrap();
+    fn pools_beyond_what_a_shard_takes_warn_without_unreadying() {
+        let warning = shard_condition(vec![demand(96, read(100))]);
         assert_eq!(
             (warning.status.as_str(), warning.reason.as_str()),
             ("False", "PoolsExceedShard")
         );
         assert!(
-            warning
-                .message
-                .contains("shard a: workers may open 48 connections, maxConnections is 40"),
+            warning.message.contains(
+                "shard a: workers may open 96 connections, it takes 90 (max_connections 100 less 3 reserved and 7 held by other users)"
+            ),
             "{}",
             warning.message
         );
-        assert_eq!(condition(&status, READY).unwrap().status, "True");
     }
 
     #[test]
-    fn pools_are_checked_only_against_a_stated_maximum() {
-        let fits = build(
-            &Observed {
-                shards: vec![demand(40, Some(40))],
-                ..healthy()
-            },
-            None,
-            at(0),
+    fn the_limit_read_from_the_shard_outranks_the_stated_one() {
+        // The spec states 40, but the shard was read: 90 it is.
+        let mut spec = crate::fixtures::pipeline().with_shards(1).build().spec;
+        spec.shards[0].max_connections = Some(40);
+        spec.shards[0].pool_size = Some(8);
+        let readings = std::collections::BTreeMap::from([(
+            "s0".to_owned(),
+            Ok(ShardLimit {
+                max_connections: 100,
+                reserved: 3,
+                others: 7,
+            }),
+        )]);
+        let demands = shard_demand(&spec, &Default::default(), &readings);
+        assert_eq!(demands[0].demand, (4 + 2) * 8);
+        let fits = shard_connections(&demands);
+        assert_eq!((fits.0, fits.1), (true, "PoolsFit"), "{}", fits.2);
+        assert!(
+            fits.2.contains("shard s0: 48 connections, it takes 90"),
+            "{}",
+            fits.2
         );
+    }
+
+    #[test]
+    fn an_unread_shard_falls_back_to_the_stated_limit_and_says_why() {
+        let over = shard_condition(vec![demand(48, unread(Some(40)))]);
         assert_eq!(
-            condition(&fits, SHARD_CONNECTIONS).unwrap().reason,
-            "PoolsFit"
+            (over.status.as_str(), over.reason.as_str()),
+            ("False", "PoolsExceedShard")
         );
-        let unknown = build(
-            &Observed {
-                shards: vec![demand(4000, None)],
-                ..healthy()
-            },
-            None,
-            at(0),
+        assert!(
+            over.message.contains(
+                "shard a: workers may open 48 connections, maxConnections is 40 (stated; the shard could not be read: connecting to the shard failed: refused)"
+            ),
+            "{}",
+            over.message
         );
+        let fits = shard_condition(vec![demand(40, unread(Some(40)))]);
         assert_eq!(
-            condition(&unknown, SHARD_CONNECTIONS).unwrap().status,
-            "True"
+            (fits.status.as_str(), fits.reason.as_str()),
+            ("True", "Unchecked")
         );
+        assert!(
+            fits.message.contains("which fit: maxConnections is 40"),
+            "{}",
+            fits.message
+        );
+    }
+
+    #[test]
+    fn an_unread_shard_without_a_stated_limit_is_unchecked_with_its_reason() {
+        let unknown = shard_condition(vec![demand(4000, unread(None))]);
         assert_eq!(
-            condition(&unknown, SHARD_CONNECTIONS).unwrap().reason,
-            "Unchecked"
+            (unknown.status.as_str(), unknown.reason.as_str()),
+            ("True", "Unchecked")
         );
+        assert!(
+            unknown.message.contains(
+                "shard a: the shard could not be read (connecting to the shard failed: refused) and no maxConnections is stated"
+            ),
+            "{}",
+            unknown.message
+        );
+        // One shard read, one not: still unchecked, since one is unknown.
+        let mixed = shard_condition(vec![demand(10, read(100)), demand(10, unread(None))]);
+        assert_eq!(mixed.reason, "Unchecked");
     }
 
     #[test]
@@ -379,7 +524,7 @@ mod tests {
         spec.shards[0].pool_size = Some(5);
         // orders.webhooks grew to 6 on the broker; disputes.webhooks has 2.
         let partitions = std::collections::BTreeMap::from([("orders.webhooks".to_owned(), 6)]);
-        let demands = shard_demand(&spec, &partitions);
+        let demands = shard_demand(&spec, &partitions, &Default::default());
         assert_eq!(demands[0].demand, (6 + 2) * 5);
         assert_eq!(demands[1].demand, (6 + 2) * 4, "the default pool size");
     }

@@ -21,6 +21,7 @@ use hookline_operator::fence::Fence;
 use hookline_operator::fixtures::{PipelineBuilder, pipeline};
 use hookline_operator::lease::{Elector, Timings};
 use hookline_operator::metrics::Metrics;
+use hookline_operator::shard_limits::ShardLimits;
 use hookline_operator::workloads::{Images, PullPolicy};
 use http::Method;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -220,6 +221,7 @@ impl Cluster {
             ),
             metrics: Arc::new(Metrics::new()),
             fence: Fence::new(),
+            shard_limits: ShardLimits::default(),
         });
         Self { api, ctx }
     }

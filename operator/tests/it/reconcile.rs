@@ -10,6 +10,7 @@ use hookline_operator::controller::{AdminFactory, Context, reconcile};
 use hookline_operator::fence::Fence;
 use hookline_operator::fixtures::{PipelineBuilder, pipeline};
 use hookline_operator::metrics::Metrics;
+use hookline_operator::shard_limits::ShardLimits;
 use hookline_operator::workloads::{Images, PullPolicy};
 use kube::api::{Api, DeleteParams};
 use kube::runtime::events::{Recorder, Reporter};
@@ -31,14 +32,14 @@ impl AdminFactory for Admins {
 }
 
 /// A cluster with pipelines in it, and the operator's context.
-struct World {
-    api: FakeApi,
+pub(crate) struct World {
+    pub(crate) api: FakeApi,
     kafka: Arc<FakeAdmin>,
     ctx: Arc<Context>,
 }
 
 impl World {
-    fn new(kafka: FakeAdmin) -> Self {
+    pub(crate) fn new(kafka: FakeAdmin) -> Self {
         let kafka = Arc::new(kafka);
         Self::with_admin(kafka.clone(), kafka)
     }
@@ -58,12 +59,13 @@ impl World {
             recorder: Recorder::new(client, Reporter::from("hookline-operator")),
             metrics: Arc::new(Metrics::new()),
             fence: Fence::new(),
+            shard_limits: ShardLimits::default(),
         });
         Self { api, kafka, ctx }
     }
 
     /// Creates (or replaces the spec of) a pipeline, as `kubectl apply` would.
-    fn apply(&self, builder: PipelineBuilder, created_second: u32) {
+    pub(crate) fn apply(&self, builder: PipelineBuilder, created_second: u32) {
         let pipeline = builder.build();
         let name = pipeline.metadata.name.clone().unwrap();
         let mut object = serde_json::to_value(&pipeline).unwrap();
@@ -84,7 +86,7 @@ impl World {
     }
 
     /// Reconciles `name` as the controller would after a change.
-    async fn reconcile(&self, name: &str) {
+    pub(crate) async fn reconcile(&self, name: &str) {
         let object = self
             .api
             .get(PIPELINES, name)
@@ -96,7 +98,7 @@ impl World {
     }
 
     /// Reconciles until the finalizer is in place and the pipeline applied.
-    async fn settle(&self, name: &str) {
+    pub(crate) async fn settle(&self, name: &str) {
         self.reconcile(name).await; // adds the finalizer
         self.reconcile(name).await;
     }
@@ -138,7 +140,7 @@ impl World {
     }
 
     /// Marks every replica of every Deployment ready, as the kubelet would.
-    fn pods_ready(&self) {
+    pub(crate) fn pods_ready(&self) {
         let mut store = self.api.store.lock().unwrap();
         for ((collection, _), object) in store.iter_mut() {
             if collection == DEPLOYMENTS {
@@ -601,7 +603,11 @@ impl World {
     }
 
     /// The condition `kind` of `pipeline`: status, reason and message.
-    fn condition_with_message(&self, pipeline: &str, kind: &str) -> (String, String, String) {
+    pub(crate) fn condition_with_message(
+        &self,
+        pipeline: &str,
+        kind: &str,
+    ) -> (String, String, String) {
         let object = self.api.get(PIPELINES, pipeline).unwrap();
         let found = object["status"]["conditions"]
             .as_array()
