@@ -494,6 +494,17 @@ async fn write_intent(
     ctx: &Context,
     status: &WebhookPipelineStatus,
 ) -> Result<()> {
+    patch_status(pipeline, ctx, status)
+        .await
+        .map_err(kube("recording the topics about to be created"))
+}
+
+/// Server-side applies `status` as the pipeline's status.
+async fn patch_status(
+    pipeline: &WebhookPipeline,
+    ctx: &Context,
+    status: &WebhookPipelineStatus,
+) -> Result<(), kube::Error> {
     let api: Api<WebhookPipeline> = Api::namespaced(
         ctx.client.clone(),
         &pipeline.namespace().unwrap_or_default(),
@@ -508,8 +519,7 @@ async fn write_intent(
         &PatchParams::apply(MANAGER).force(),
         &Patch::Apply(&patch),
     )
-    .await
-    .map_err(kube("recording the topics about to be created"))?;
+    .await?;
     Ok(())
 }
 
@@ -688,22 +698,9 @@ async fn write_status(
     if pipeline.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let api: Api<WebhookPipeline> = Api::namespaced(
-        ctx.client.clone(),
-        &pipeline.namespace().unwrap_or_default(),
-    );
-    let patch = serde_json::json!({
-        "apiVersion": WebhookPipeline::api_version(&()),
-        "kind": WebhookPipeline::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &pipeline.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(kube("writing the status"))?;
+    patch_status(pipeline, ctx, &status)
+        .await
+        .map_err(kube("writing the status"))?;
     for warning in health::warnings(&status, pipeline.status.as_ref()) {
         publish(
             pipeline,
