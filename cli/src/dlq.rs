@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use hookline_contract::headers::{self as h, dlq_topic};
 use hookline_contract::partition_for;
-use hookline_contract::payload::Inspector;
+use hookline_contract::payload::{Delivery, Inspector};
 use hookline_contract::pipeline::{PipelineManifest, TopicSpec};
 use hookline_kafka::envelope::header;
 use hookline_kafka::produce::{Producer, Record};
@@ -376,28 +376,29 @@ async fn replay_dlq(
         // The message id the source signed, kept on the dead letter: the
         // event id of a type without an event-id pointer.
         let message_id = header(record.headers(), h::MESSAGE_ID);
-        let inspected = match inspector.inspect_delivery(value, received_at, message_id) {
-            Ok(inspected) => inspected,
-            Err(invalid) => {
-                positions.not_replayed(key, record.offset());
-                if !json {
-                    progress.suspend(|| {
-                        eprintln!(
-                            "{dlq_name}@{}: still invalid: {}: {}",
-                            record.offset(),
-                            invalid.reason,
-                            invalid.message
-                        );
-                    });
+        let inspected =
+            match inspector.inspect_delivery(Delivery::new(value, message_id), received_at) {
+                Ok(inspected) => inspected,
+                Err(invalid) => {
+                    positions.not_replayed(key, record.offset());
+                    if !json {
+                        progress.suspend(|| {
+                            eprintln!(
+                                "{dlq_name}@{}: still invalid: {}: {}",
+                                record.offset(),
+                                invalid.reason,
+                                invalid.message
+                            );
+                        });
+                    }
+                    done.still_invalid.push((
+                        record.offset(),
+                        invalid.reason.as_str(),
+                        invalid.message,
+                    ));
+                    continue;
                 }
-                done.still_invalid.push((
-                    record.offset(),
-                    invalid.reason.as_str(),
-                    invalid.message,
-                ));
-                continue;
-            }
-        };
+            };
         let source = header(record.headers(), h::SOURCE).unwrap_or("replay");
         // The original event id, so that a replayed event is stored once.
         let event_id = header(record.headers(), h::EVENT_ID)

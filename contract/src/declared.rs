@@ -44,7 +44,8 @@ pub struct DeclaredType {
 #[serde(rename_all = "camelCase")]
 pub struct FieldPointers {
     /// The provider's id of the event. Omitted: the message id the source's
-    /// scheme signs (`webhook-id`, `X-GitHub-Delivery`, `X-Shopify-Webhook-Id`).
+    /// scheme signs (Standard Webhooks' `webhook-id`), else `sha256:<hex>` of
+    /// the body; unsigned delivery ids (GitHub's, Shopify's) never count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "kube",

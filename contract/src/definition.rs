@@ -26,7 +26,8 @@ pub struct Definition {
     /// The JSON Schema (2020-12) a payload must satisfy.
     pub schema: Value,
     /// Where the values every event has are in the payload. A declared type
-    /// without an event-id pointer takes the source's message id.
+    /// without an event-id pointer takes the signed message id or the body's
+    /// digest ([`crate::payload::Delivery::event_id`]).
     pub fields: FieldPointers,
     /// The built-ins' order id, amount and currency; `None` for declared types.
     pub commerce: Option<CommercePointers>,

@@ -14,11 +14,10 @@ pub const RECEIVED_AT: &str = "hookline-received-at";
 /// The partition count the producer saw when it placed the record; the worker
 /// checks placement against it, not against today's count.
 pub const PARTITION_COUNT: &str = "hookline-partition-count";
-/// The provider's id of the delivery, for schemes that send one (Standard
-/// Webhooks' `webhook-id`, GitHub's `X-GitHub-Delivery`, Shopify's
-/// `X-Shopify-Webhook-Id`); absent otherwise. Printable ASCII, bounded in
-/// length. It names the message, not the event: a provider may send one
-/// event in several messages, and resends a message with the same id.
+/// The provider's id of the message, for schemes that sign one (Standard
+/// Webhooks' `webhook-id`, svix's `svix-id`); absent otherwise (GitHub's and
+/// Shopify's delivery ids are not signed). Printable ASCII, bounded in
+/// length. A provider resends a message with the same id.
 pub const MESSAGE_ID: &str = "hookline-message-id";
 /// Id and version of the JSON Schema the payload was validated against.
 pub const SCHEMA: &str = "hookline-schema";

@@ -133,34 +133,32 @@ impl Inspector {
     /// are reported before schema violations, since they are the more
     /// specific reasons.
     pub fn inspect(&self, body: &[u8], received_at: DateTime<Utc>) -> Result<Inspected, Invalid> {
-        self.inspect_delivery(body, received_at, None)
+        self.inspect_delivery(Delivery::new(body, None), received_at)
     }
 
-    /// [`Inspector::inspect`] of a delivery whose scheme signed `message_id`:
-    /// the provider event id of a type without an event-id pointer.
+    /// [`Inspector::inspect`] of `delivery`, whose signed message id (or body)
+    /// identifies the event of a type without an event-id pointer.
     pub fn inspect_delivery(
         &self,
-        body: &[u8],
+        delivery: Delivery<'_>,
         received_at: DateTime<Utc>,
-        message_id: Option<&str>,
     ) -> Result<Inspected, Invalid> {
-        let payload = parse(body)?;
-        self.inspect_value(&payload, received_at, message_id)
+        let payload = parse(delivery.body)?;
+        self.inspect_value(&payload, received_at, delivery)
     }
 
-    /// [`Inspector::inspect_delivery`] for a payload already parsed with [`parse`].
+    /// [`Inspector::inspect_delivery`] for a payload already parsed from
+    /// `delivery.body` with [`parse`].
     pub fn inspect_value(
         &self,
         payload: &Value,
         received_at: DateTime<Utc>,
-        message_id: Option<&str>,
+        delivery: Delivery<'_>,
     ) -> Result<Inspected, Invalid> {
         let fields = &self.definition.fields;
         let provider_event_id = match &fields.provider_event_id {
             Some(pointer) => identifier(payload, pointer),
-            None => message_id
-                .filter(|id| !id.trim().is_empty() && id.len() <= MAX_IDENTIFIER_BYTES)
-                .map(str::to_owned),
+            None => Some(delivery.event_id()),
         };
         let user_id = identifier(payload, &fields.user_id);
         let invalid = |reason, message: String| Invalid {
@@ -173,15 +171,10 @@ impl Inspector {
         let Some(event_id) = provider_event_id.clone() else {
             return Err(invalid(
                 Reason::MissingEventId,
-                match &fields.provider_event_id {
-                    Some(pointer) => format!(
-                        "no event id (a non-empty string of at most {MAX_IDENTIFIER_BYTES} bytes) at {pointer}"
-                    ),
-                    None => format!(
-                        "no event id: {} declares no event-id pointer and the source signed no message id",
-                        self.definition.name
-                    ),
-                },
+                format!(
+                    "no event id (a non-empty string of at most {MAX_IDENTIFIER_BYTES} bytes) at {}",
+                    fields.provider_event_id.as_deref().unwrap_or_default()
+                ),
             ));
         };
         let Some(user) = user_id.clone() else {
@@ -298,6 +291,39 @@ fn scalar_text(value: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+/// A webhook as it was delivered: its raw body, and the message id its
+/// source's scheme signed, when the scheme signs one (Standard Webhooks'
+/// `webhook-id`). GitHub's `X-GitHub-Delivery` and Shopify's
+/// `X-Shopify-Webhook-Id` are not signed, so they never stand for an event.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub body: &'a [u8],
+    pub signed_message_id: Option<&'a str>,
+}
+
+impl<'a> Delivery<'a> {
+    pub fn new(body: &'a [u8], signed_message_id: Option<&'a str>) -> Self {
+        Self {
+            body,
+            signed_message_id,
+        }
+    }
+
+    /// The provider event id of a type without an event-id pointer: the
+    /// signed message id, else `sha256:<hex>` of the body. A provider's retry
+    /// resends both, so it folds; a caller who could change an unsigned
+    /// header could otherwise make one delivery many events.
+    pub fn event_id(&self) -> String {
+        match self.signed_message_id {
+            Some(id) if !id.trim().is_empty() && id.len() <= MAX_IDENTIFIER_BYTES => id.to_owned(),
+            _ => {
+                use sha2::Digest;
+                format!("sha256:{}", hex::encode(sha2::Sha256::digest(self.body)))
+            }
+        }
     }
 }
 
@@ -694,7 +720,10 @@ mod tests {
                     amount: 5,
                 },
             );
-            let inspected = inspector.inspect_value(&payload, received(), None).unwrap();
+            let body = serde_json::to_vec(&payload).unwrap();
+            let inspected = inspector
+                .inspect_value(&payload, received(), Delivery::new(&body, None))
+                .unwrap();
             assert_eq!(inspected.user_id, "u1");
             assert_eq!(inspected.provider_event_id, "evt_1");
             assert_eq!(
@@ -749,10 +778,10 @@ mod tests {
     }
 
     #[test]
-    fn a_declared_type_reads_its_own_pointers_and_takes_the_message_id() {
+    fn a_declared_type_reads_its_own_pointers_and_takes_the_signed_message_id() {
         let body = serde_json::to_vec(&issue()).unwrap();
         let inspected = issues()
-            .inspect_delivery(&body, received(), Some("delivery-1"))
+            .inspect_delivery(Delivery::new(&body, Some("delivery-1")), received())
             .unwrap();
         assert_eq!(
             inspected,
@@ -769,12 +798,30 @@ mod tests {
                 },
             }
         );
-        let err = issues().inspect(&body, received()).unwrap_err();
-        assert_eq!(err.reason, Reason::MissingEventId);
+        // Without a signed message id the body names the event: the same
+        // body is the same event, whatever unsigned header came with it.
+        let unsigned = issues().inspect(&body, received()).unwrap();
         assert!(
-            err.message.contains("signed no message id"),
+            unsigned.provider_event_id.starts_with("sha256:"),
             "{}",
-            err.message
+            unsigned.provider_event_id
+        );
+        assert_eq!(
+            issues()
+                .inspect(&body, received())
+                .unwrap()
+                .provider_event_id,
+            unsigned.provider_event_id
+        );
+        let mut other = issue();
+        other["action"] = "edited".into();
+        let other = serde_json::to_vec(&other).unwrap();
+        assert_ne!(
+            issues()
+                .inspect(&other, received())
+                .unwrap()
+                .provider_event_id,
+            unsigned.provider_event_id
         );
     }
 
@@ -784,13 +831,13 @@ mod tests {
         payload["issue"].as_object_mut().unwrap().remove("state");
         let body = serde_json::to_vec(&payload).unwrap();
         let inspected = issues()
-            .inspect_delivery(&body, received(), Some("d"))
+            .inspect_delivery(Delivery::new(&body, Some("d")), received())
             .unwrap();
         assert_eq!(inspected.columns.status, None);
         payload["issue"].as_object_mut().unwrap().remove("id");
         let body = serde_json::to_vec(&payload).unwrap();
         let err = issues()
-            .inspect_delivery(&body, received(), Some("d"))
+            .inspect_delivery(Delivery::new(&body, Some("d")), received())
             .unwrap_err();
         assert_eq!(err.reason, Reason::SchemaInvalid);
         assert!(err.message.contains("/issue/id"), "{}", err.message);
@@ -811,8 +858,9 @@ mod tests {
             },
         );
         assert_eq!(payload["repository"]["full_name"], json!("o/r"));
+        let body = serde_json::to_vec(&payload).unwrap();
         let inspected = inspector
-            .inspect_value(&payload, received(), Some("evt_1"))
+            .inspect_value(&payload, received(), Delivery::new(&body, Some("evt_1")))
             .unwrap();
         assert_eq!(inspected.columns.entity_id, "e1");
         assert_eq!(inspected.event_type, "opened");

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use axum::extract::State;
 use chrono::Utc;
-use hookline_contract::payload::{Inspected, Invalid};
+use hookline_contract::payload::{Delivery, Inspected, Invalid};
 use hookline_contract::pipeline::InvalidPolicy;
 use hookline_kafka::produce::{Failure, Record};
 use uuid::Uuid;
@@ -26,11 +26,12 @@ pub async fn webhook(
     State(app): State<Arc<App>>,
     webhook: SignedWebhook,
 ) -> Result<Accepted, Refusal> {
-    match webhook.route.inspector.inspect_delivery(
-        &webhook.body,
-        webhook.received_at,
-        webhook.message_id.as_deref(),
-    ) {
+    let delivery = Delivery::new(&webhook.body, webhook.message_id.as_deref());
+    match webhook
+        .route
+        .inspector
+        .inspect_delivery(delivery, webhook.received_at)
+    {
         Ok(inspected) => accept(&app, &webhook, &inspected).await,
         Err(invalid) => refuse(&app, &webhook, &invalid).await,
     }

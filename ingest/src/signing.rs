@@ -103,28 +103,28 @@ impl Reload {
     /// of each file set that changed since the last look.
     pub async fn run(self, signing: Arc<Signing>, shutdown: CancellationToken) {
         let mut seen = Seen::default();
-        // The keys in use were read at startup: the first look only records
-        // what the files hold, so that an unchanged file is never parsed again.
-        self.look(&signing, &mut seen, false);
+        // The first look reads the files again: a Secret rotated between
+        // startup's read and this task's start would otherwise count as seen.
+        self.look(&signing, &mut seen);
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
-                _ = tick.tick() => self.look(&signing, &mut seen, true),
+                _ = tick.tick() => self.look(&signing, &mut seen),
             }
         }
     }
 
-    /// One look at every file; `swap`: replace the keys of what changed.
-    fn look(&self, signing: &Signing, seen: &mut Seen, swap: bool) {
+    /// One look at every file, replacing the keys of what changed.
+    fn look(&self, signing: &Signing, seen: &mut Seen) {
         let name = &self.signing_secret;
         let files = [
             self.secrets.path(name, STANDARD_WEBHOOKS_KEY),
             self.secrets.path(name, STRIPE_KEY),
         ];
-        if seen.changed("", &files) && swap {
+        if seen.changed("", &files) {
             match config::load_keys(&self.secrets, name) {
                 Ok(keys) => {
                     tracing::info!(secret = %name, "signing secrets reloaded");
@@ -139,7 +139,7 @@ impl Reload {
         for spec in &self.sources {
             let reference = &spec.secret_ref;
             let file = self.secrets.path(&reference.name, &reference.key);
-            if !(seen.changed(&spec.name, &[file]) && swap) {
+            if !seen.changed(&spec.name, &[file]) {
                 continue;
             }
             match config::load_source(&self.secrets, spec) {

@@ -20,8 +20,8 @@ pub struct Envelope {
     /// The partition count the producer placed the record with.
     pub partition_count: u32,
     pub schema: String,
-    /// The message id the source's scheme signed (`webhook-id`,
-    /// `X-GitHub-Delivery`, …), when it has one: the provider event id of a
+    /// The message id the source's scheme signed (`webhook-id`), when it
+    /// signs one: the provider event id of a
     /// declared type without an event-id pointer.
     pub message_id: Option<String>,
 }

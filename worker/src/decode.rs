@@ -2,7 +2,7 @@
 //! never can. Pure: no I/O. What a column is called in the payload comes from
 //! the event type's registry entry, never from this file.
 
-use hookline_contract::payload::{Inspector, parse};
+use hookline_contract::payload::{Delivery, Inspector, parse};
 use hookline_contract::reason::Stage;
 use hookline_contract::{Reason, is_placed_correctly};
 use hookline_kafka::Envelope;
@@ -82,7 +82,7 @@ pub fn decode(inspector: &Inspector, record: RecordView<'_>) -> Result<Fields, P
         .inspect_value(
             &payload,
             envelope.received_at,
-            envelope.message_id.as_deref(),
+            Delivery::new(value, envelope.message_id.as_deref()),
         )
         .map_err(|invalid| Poison::new(Stage::Validate, invalid.reason, invalid.message))?;
     if inspected.user_id != key {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hookline_contract::definition::Definition;
 use hookline_contract::headers::dlq_topic;
-use hookline_contract::payload::Inspector;
+use hookline_contract::payload::{Delivery, Inspector};
 use hookline_contract::pipeline::TopicSpec;
 use hookline_contract::{Storage, headers, shard_for};
 use hookline_kafka::envelope::header;
@@ -57,19 +57,26 @@ impl Committed {
             .and_then(|p| {
                 let message_id = header(message.headers(), headers::MESSAGE_ID);
                 inspector
-                    .inspect_value(p, chrono::Utc::now(), message_id)
+                    .inspect_value(
+                        p,
+                        chrono::Utc::now(),
+                        Delivery::new(message.payload().unwrap_or_default(), message_id),
+                    )
                     .ok()
             });
         Self {
             partition: message.partition(),
             offset: message.offset(),
-            entity: payload
+            // As the worker read it; the raw value only names a record the
+            // inspection refuses.
+            entity: inspected
                 .as_ref()
-                .and_then(|p| p.pointer(&inspector.definition().fields.entity_id))
-                .and_then(|v| match v {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Number(n) => Some(n.to_string()),
-                    _ => None,
+                .map(|i| i.columns.entity_id.clone())
+                .or_else(|| {
+                    payload
+                        .as_ref()?
+                        .pointer(&inspector.definition().fields.entity_id)
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
                 }),
             event: inspected.as_ref().map(|i| i.provider_event_id.clone()),
             user: inspected.map(|i| i.user_id),

@@ -1,6 +1,6 @@
 //! Shopify: `X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256(body)>`, keyed by the
-//! app's secret; `X-Shopify-Webhook-Id` names the delivery. Nothing signed
-//! carries a time.
+//! app's secret. Only the body is signed: neither a time nor
+//! `X-Shopify-Webhook-Id`.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -13,14 +13,14 @@ use super::{AuthError, Claim, Scheme, header};
 pub(super) fn claim<'h>(header: impl Fn(&str) -> Option<&'h str>) -> Result<Claim, AuthError> {
     let value =
         header(header::SHOPIFY_HMAC).ok_or(AuthError::MissingHeader(header::SHOPIFY_HMAC))?;
-    let mut claim = mac::claim(
+    let claim = mac::claim(
         Scheme::Shopify,
         Algorithm::Sha256,
         String::new(),
         value,
         |value| BASE64.decode(value).ok(),
     )?;
-    claim.message_id = header(header::SHOPIFY_WEBHOOK_ID).and_then(mac::message_id);
+    // `X-Shopify-Webhook-Id` is not signed: it never names the event.
     Ok(claim)
 }
 
@@ -69,10 +69,10 @@ mod tests {
     }
 
     #[test]
-    fn shopifys_published_vector_verifies_with_its_webhook_id() {
+    fn shopifys_published_vector_verifies_and_its_unsigned_webhook_id_is_not_carried() {
         let claim = verify(&published(), HMAC, BODY).unwrap();
         assert_eq!(claim.scheme(), Scheme::Shopify);
-        assert_eq!(claim.message_id(), Some(WEBHOOK_ID));
+        assert_eq!(claim.message_id(), None);
         assert_eq!(sign(SECRET, BODY).as_deref(), Some(HMAC));
     }
 

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use hookline_contract::event_types::ORDERS;
-use hookline_contract::payload::{Inspector, integer};
+use hookline_contract::payload::{Delivery, Inspector, integer};
 use hookline_contract::pipeline::Pointers;
 use hookline_contract::{event_id, ordering, partition_for};
 use hookline_kafka::Envelope;
@@ -77,7 +77,9 @@ prop_compose! {
 
 /// The record ingest makes of an accepted payload, decoded by the worker.
 fn decoded(inspector: &Inspector, payload: &Value) -> Option<Result<OrderEvent, String>> {
-    let inspected = inspector.inspect_value(payload, received(), None).ok()?;
+    let inspected = inspector
+        .inspect_value(payload, received(), Delivery::new(b"", None))
+        .ok()?;
     let user = inspected.user_id.clone();
     let value = serde_json::to_vec(payload).unwrap();
     let envelope: Result<Envelope, EnvelopeError> = Ok(Envelope {
@@ -124,7 +126,7 @@ proptest! {
         let blank = ["/id", "/data/user_id"].iter().any(|p| {
             payload.pointer(p).and_then(Value::as_str).is_some_and(|s| s.trim().is_empty())
         });
-        let accepted = orders().inspect_value(&payload, received(), None).is_ok();
+        let accepted = orders().inspect_value(&payload, received(), Delivery::new(b"", None)).is_ok();
         prop_assert_eq!(accepted, storable_amount && storable_time && !nul && !blank, "{}", payload);
     }
 }

@@ -37,7 +37,8 @@ async fn declared_events_are_stored_once_on_their_users_shards_at_the_latest_sta
         pipeline.produce(&created).await;
     }
     // The same second, in the order that the ids alone would get wrong:
-    // "a-…" sorts before "z-…", and the later lifecycle step comes first.
+    // "a-…" sorts before "z-…", and the later lifecycle step comes first. In
+    // one batch, the fold decides.
     let succeeded = ev("user-0", "a-succeeded", "rf-same-second")
         .at(1_700_000_500)
         .typed("refund.succeeded")
@@ -92,6 +93,36 @@ async fn declared_events_are_stored_once_on_their_users_shards_at_the_latest_sta
             Some("pending".into()),
             "user-3-evt-1".into(),
             "refund.created".into()
+        )
+    );
+
+    // The same pair across two batches: the stored state is `succeeded`, and
+    // the `created` of the same second that arrives later must not replace it
+    // (the upsert's guard decides, by rank, where the id alone would not).
+    let late = ev("user-0", "z-created-late", "rf-1")
+        .at(1_700_000_000)
+        .typed("refund.created")
+        .status("pending");
+    let first = ev("user-0", "a-succeeded-first", "rf-1")
+        .at(1_700_000_000)
+        .typed("refund.succeeded")
+        .status("succeeded");
+    pipeline.produce(&first).await;
+    eventually("the succeeded event stored", || async {
+        pipeline.total("events").await == 15
+    })
+    .await;
+    pipeline.produce(&late).await;
+    eventually("the late created event stored", || async {
+        pipeline.total("events").await == 16
+    })
+    .await;
+    assert_eq!(
+        entity(&pipeline, "user-0", "rf-1").await,
+        (
+            Some("succeeded".into()),
+            "a-succeeded-first".into(),
+            "refund.succeeded".into()
         )
     );
     workers.terminate().await;
