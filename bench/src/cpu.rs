@@ -50,6 +50,37 @@ pub fn of(pids: &[u32]) -> f64 {
     ticks as f64 / TICKS_PER_SECOND
 }
 
+/// CPU seconds process `pid` has used so far, with its children that ended
+/// and were waited for (a load generator run as a child and finished).
+pub fn with_ended_children(pid: u32) -> f64 {
+    stat(pid).map_or(0, |s| s.own + s.ended_children) as f64 / TICKS_PER_SECOND
+}
+
+/// CPU seconds of each live thread of process `pid`, summed by thread name
+/// with the digits and dashes at its end dropped (`rdk:broker1` and
+/// `rdk:broker-1` are both `rdk:broker`), so that one pool's threads count
+/// together. Threads that ended are not listed; [`of`] counts them.
+pub fn threads(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let Some(stat) = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|text| parse(&text))
+        else {
+            continue;
+        };
+        let name = stat
+            .name
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
+            .to_owned();
+        *by_name.entry(name).or_insert(0.0) += stat.own as f64 / TICKS_PER_SECOND;
+    }
+    by_name
+}
+
 /// CPU seconds every process named `name` whose command line mentions
 /// `mentioning` has used so far, with its ended children's: for PostgreSQL,
 /// the postmaster, its live backends and the backends that came and went.
@@ -153,5 +184,13 @@ mod tests {
         assert!(stat(me).is_some_and(|s| s.name.starts_with("hookline")));
         assert!(of(&[me]) >= 0.0);
         assert_eq!(of(&[u32::MAX]), 0.0);
+        let threads = threads(me);
+        assert!(!threads.is_empty());
+        assert!(
+            threads
+                .keys()
+                .all(|name| !name.ends_with(|c: char| c.is_ascii_digit()))
+        );
+        assert!(threads.values().sum::<f64>() <= of(&[me]) + 0.01);
     }
 }

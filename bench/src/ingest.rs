@@ -1,26 +1,32 @@
 //! `hookline bench ingest`: how much of the broker's raw produce rate the
-//! authenticated, validated HTTP path keeps.
+//! authenticated, validated HTTP path keeps, and what each webhook costs the
+//! ingest process in CPU.
 //!
 //! One run, one broker: the same signed payloads are (1) produced straight to
-//! the broker by an rdkafka producer configured as ingest's, (2) posted to an
-//! ingest service as fast as `--concurrency` clients can, (3) posted at a fixed
-//! rate, with latency measured from each request's scheduled start so that a
-//! stall is not hidden. The service runs in this process, on 127.0.0.1, so the
-//! load generator and the service share the machine's cores.
+//! the broker by an rdkafka producer configured as ingest's, with the same
+//! headers, (2) posted to the `hookline-ingest` binary as fast as
+//! `--concurrency` clients can, (3) posted at a fixed rate, with latency
+//! measured from each request's scheduled start so that a stall is not
+//! hidden. Ingest runs as a process of its own on 127.0.0.1, so its CPU time
+//! is read from `/proc` apart from the load generator's, thread by thread.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hookline_contract::{event_id, partition_for};
-use hookline_ingest::config::{Args as IngestArgs, Config};
+use hookline_ingest::auth::{header, sign};
+use hookline_ingest::produce::ProducerSettings;
 use hookline_kafka::admin::{KafkaAdmin, RdKafkaAdmin};
 use hookline_kafka::{ClientSettings, Envelope};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
+use tokio::process::{Child, Command};
 
 use super::Broker;
+use super::cpu;
 use super::load::{self, SECRET};
 use super::stats::{Latencies, ms, rate};
 
@@ -28,6 +34,10 @@ use super::stats::{Latencies, ms, rate};
 const RAW_IN_FLIGHT: usize = 10_000;
 /// Requests of the fixed-rate run that may be outstanding at once.
 const FIXED_RATE_IN_FLIGHT: usize = 1_024;
+/// How long ingest's idle CPU is read for, once it is ready.
+const IDLE_WINDOW: Duration = Duration::from_secs(10);
+/// How long ingest may take to become ready, and to stop.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Arguments of `hookline bench ingest`.
 #[derive(Debug, clap::Args)]
@@ -35,11 +45,19 @@ pub struct Args {
     #[command(flatten)]
     broker: Broker,
     /// Records of the raw produce run and requests of the saturation run.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 40_000)]
     requests: usize,
     /// Concurrent HTTP clients of the saturation run.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 256)]
     concurrency: usize,
+    /// What sends the saturation run: `wrk` (Debian's package; cheap on the
+    /// CPU, so that ingest and the broker get the cores), or the benchmark's
+    /// own reqwest clients, which post `--requests` once each.
+    #[arg(long, value_enum, default_value_t = Generator::Wrk)]
+    generator: Generator,
+    /// Length of the saturation run under wrk.
+    #[arg(long, default_value = "15s", value_parser = hookline_runtime::parse_duration)]
+    saturation: Duration,
     /// Requests per second of the fixed-rate run.
     #[arg(long, default_value_t = 500)]
     rate: u32,
@@ -54,12 +72,20 @@ pub struct Args {
     partitions: i32,
 }
 
+/// What sends the saturation run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Generator {
+    Wrk,
+    Reqwest,
+}
+
 /// One run's outcome over HTTP.
 struct HttpRun {
     accepted: usize,
     other: usize,
     elapsed: Duration,
     latencies: Option<Latencies>,
+    cpu: Usage,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -77,32 +103,64 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await?;
 
     let dir = tempfile::tempdir()?;
-    let (url, shutdown, served) = start_ingest(&args, &topic, dir.path()).await?;
+    let service = Service::start(&args, &topic, dir.path()).await?;
     println!(
         "hookline bench ingest: {}-byte signed order webhooks, {} partitions, broker {}",
         args.body_bytes, args.partitions, args.broker.bootstrap
     );
 
+    let idle = Usage::over(service.pid, &args.broker.bootstrap, async {
+        tokio::time::sleep(IDLE_WINDOW).await;
+    })
+    .await;
+    println!(
+        "ingest idle for {} s: {:.2}% of a core (broker {:.2}%)",
+        IDLE_WINDOW.as_secs(),
+        idle.1.process / IDLE_WINDOW.as_secs_f64() * 100.0,
+        idle.1.broker / IDLE_WINDOW.as_secs_f64() * 100.0,
+    );
+
     let bodies: Vec<Vec<u8>> = (0..args.requests)
         .map(|i| body(i, args.body_bytes))
         .collect();
-    let raw = raw_produce(&args, &raw_topic, &bodies).await?;
+    let (raw, raw_cpu) = Usage::over(std::process::id(), &args.broker.bootstrap, async {
+        raw_produce(&args, &raw_topic, &bodies).await
+    })
+    .await;
+    let raw = raw?;
     println!(
-        "raw produce (rdkafka, idempotent, acks=all)  {:>7} records  {:>9.0} records/s",
+        "raw produce (rdkafka as ingest's, same headers) {:>7} records  {:>9.0} records/s  CPU/record: producer {:.1} µs, broker {:.1} µs",
         bodies.len(),
-        rate(bodies.len(), raw)
+        rate(bodies.len(), raw),
+        raw_cpu.process / bodies.len() as f64 * 1e6,
+        raw_cpu.broker / bodies.len() as f64 * 1e6,
     );
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let saturated = saturation(&client, &url, &bodies, args.concurrency).await;
+    let saturated = match args.generator {
+        Generator::Reqwest => {
+            saturation(
+                &client,
+                &service,
+                &args.broker.bootstrap,
+                &bodies,
+                args.concurrency,
+            )
+            .await
+        }
+        Generator::Wrk => saturation_wrk(&args, &service, dir.path()).await?,
+    };
     print_http(
-        &format!("HTTP saturation ({} clients)", args.concurrency),
+        &format!(
+            "HTTP saturation ({} clients, {:?})",
+            args.concurrency, args.generator
+        ),
         &saturated,
     );
 
-    let fixed = fixed_rate(&client, &url, &args).await;
+    let fixed = fixed_rate(&client, &service, &args).await;
     print_http(
         &format!(
             "HTTP fixed rate ({}/s for {} s)",
@@ -117,8 +175,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         rate(saturated.accepted, saturated.elapsed) / rate(bodies.len(), raw)
     );
 
-    shutdown.cancel();
-    served.await??;
+    service.stop().await?;
     if saturated.other + fixed.other > 0 {
         bail!(
             "{} requests were not accepted",
@@ -126,6 +183,142 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// CPU seconds used over a span: by one process (and by its threads, by
+/// name), by the broker, and by this process (the load generator).
+#[derive(Debug, Default)]
+struct Usage {
+    process: f64,
+    threads: BTreeMap<String, f64>,
+    broker: f64,
+    generator: f64,
+}
+
+impl Usage {
+    /// Runs `work`, and reads what process `pid` and the broker at
+    /// `bootstrap` used meanwhile.
+    async fn over<T>(pid: u32, bootstrap: &str, work: impl Future<Output = T>) -> (T, Usage) {
+        let me = std::process::id();
+        let (process, threads, broker, generator) = (
+            cpu::of(&[pid]),
+            cpu::threads(pid),
+            cpu::named("tansu", bootstrap),
+            cpu::with_ended_children(me),
+        );
+        let out = work.await;
+        let mut used = Usage {
+            process: cpu::of(&[pid]) - process,
+            threads: cpu::threads(pid),
+            broker: cpu::named("tansu", bootstrap) - broker,
+            generator: cpu::with_ended_children(me) - generator,
+        };
+        for (name, seconds) in &mut used.threads {
+            *seconds -= threads.get(name).copied().unwrap_or(0.0);
+        }
+        (out, used)
+    }
+
+    /// "12.3 µs (rdk:broker 4.5, tokio-rt-worker 6.7, …), broker 8.9 µs,
+    /// load generator 10.1 µs" per one of `count`, the busiest threads first.
+    fn per(&self, count: usize) -> String {
+        let micros = |seconds: f64| seconds / count.max(1) as f64 * 1e6;
+        let mut threads: Vec<(&String, &f64)> =
+            self.threads.iter().filter(|(_, s)| **s > 0.0).collect();
+        threads.sort_by(|a, b| b.1.total_cmp(a.1));
+        let listed: Vec<String> = threads
+            .iter()
+            .map(|(name, seconds)| format!("{name} {:.1}", micros(**seconds)))
+            .collect();
+        format!(
+            "{:.1} µs ({}), broker {:.1} µs, load generator {:.1} µs",
+            micros(self.process),
+            listed.join(", "),
+            micros(self.broker),
+            micros(self.generator)
+        )
+    }
+}
+
+/// The `hookline-ingest` binary beside this one, serving one orders topic.
+struct Service {
+    url: String,
+    pid: u32,
+    child: Child,
+}
+
+impl Service {
+    async fn start(args: &Args, topic: &str, dir: &Path) -> anyhow::Result<Self> {
+        let manifest = format!(
+            "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {{name: bench}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  topics: [{{name: {topic}, eventType: orders, partitions: {}}}]\n  shards: [{{name: a, databaseUrlSecretRef: {{name: pg, key: url}}}}]\n  ingest: {{signingSecretRef: {{name: provider}}}}\n",
+            args.broker.bootstrap, args.partitions
+        );
+        std::fs::write(dir.join("pipeline.yaml"), manifest)?;
+        std::fs::create_dir_all(dir.join("secrets/provider"))?;
+        std::fs::write(dir.join("secrets/provider/standard-webhooks"), SECRET)?;
+        let listen = free_address()?;
+        let binary = std::env::current_exe()?.with_file_name("hookline-ingest");
+        let log = dir.join("ingest.log");
+        let mut child = Command::new(&binary)
+            .arg("--pipeline")
+            .arg(dir.join("pipeline.yaml"))
+            .arg("--secrets-dir")
+            .arg(dir.join("secrets"))
+            .args(["--listen", &listen, "--metrics-listen", &free_address()?])
+            .args([
+                "--max-concurrent-requests",
+                &args.concurrency.max(256).to_string(),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} (cargo build --release --bins)",
+                    binary.display()
+                )
+            })?;
+        let pid = child.id().context("ingest exited at once")?;
+        let client = reqwest::Client::new();
+        let ready = format!("http://{listen}/readyz");
+        let started = Instant::now();
+        while !client
+            .get(&ready)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            if started.elapsed() > DEADLINE || child.try_wait()?.is_some() {
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                bail!("ingest did not become ready within {DEADLINE:?}; it said:\n{said}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self {
+            url: format!("http://{listen}/webhooks/orders"),
+            pid,
+            child,
+        })
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()?;
+        let status = tokio::time::timeout(DEADLINE, self.child.wait()).await??;
+        anyhow::ensure!(status.success(), "ingest exited with {status}");
+        Ok(())
+    }
+}
+
+/// A loopback address no one listens on now.
+fn free_address() -> anyhow::Result<String> {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(socket.local_addr()?.to_string())
 }
 
 fn print_http(label: &str, run: &HttpRun) {
@@ -139,6 +332,11 @@ fn print_http(label: &str, run: &HttpRun) {
         run.accepted,
         rate(run.accepted, run.elapsed),
         run.other
+    );
+    println!(
+        "{:<44} CPU per accepted request: ingest {}",
+        "",
+        run.cpu.per(run.accepted)
     );
 }
 
@@ -176,68 +374,19 @@ async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) -> anyhow::Resul
     Ok(())
 }
 
-async fn start_ingest(
-    args: &Args,
-    topic: &str,
-    dir: &std::path::Path,
-) -> anyhow::Result<(
-    String,
-    CancellationToken,
-    tokio::task::JoinHandle<hookline_ingest::Result<()>>,
-)> {
-    let manifest = format!(
-        "apiVersion: hookline.dev/v1alpha1\nkind: WebhookPipeline\nmetadata: {{name: bench}}\nspec:\n  kafka: {{bootstrapServers: \"{}\"}}\n  topics: [{{name: {topic}, eventType: orders, partitions: {}}}]\n  shards: [{{name: a, databaseUrlSecretRef: {{name: pg, key: url}}}}]\n  ingest: {{signingSecretRef: {{name: provider}}}}\n",
-        args.broker.bootstrap, args.partitions
-    );
-    std::fs::write(dir.join("pipeline.yaml"), manifest)?;
-    std::fs::create_dir_all(dir.join("secrets/provider"))?;
-    std::fs::write(dir.join("secrets/provider/standard-webhooks"), SECRET)?;
-    let ingest_args = IngestArgs {
-        pipeline: dir.join("pipeline.yaml"),
-        secrets_dir: dir.join("secrets"),
-        listen: "127.0.0.1:0".parse()?,
-        metrics_listen: "127.0.0.1:0".parse()?,
-        max_message_bytes: 1_048_588,
-        max_body_bytes: None,
-        body_timeout: Duration::from_secs(5),
-        max_reading_bytes: 64 * 1024 * 1024,
-        timestamp_tolerance: Duration::from_secs(300),
-        ack_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(15),
-        producer_queue: 100_000,
-        producer_queue_kbytes: 256 * 1024,
-        max_concurrent_requests: 1_024,
-        retry_after: Duration::from_secs(5),
-        secrets_reload_interval: Duration::from_secs(5),
-        log_format: None,
-    };
-    let app = hookline_ingest::App::new(Config::load(&ingest_args)?)?;
-    let listener = hookline_ingest::bind(ingest_args.listen).await?;
-    let url = format!("http://{}/webhooks/orders", listener.local_addr()?);
-    let shutdown = CancellationToken::new();
-    let served = tokio::spawn(hookline_ingest::serve(app, listener, shutdown.clone()));
-    let ready = format!("{}/readyz", url.trim_end_matches("/webhooks/orders"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while reqwest::get(&ready)
-        .await
-        .map_or(true, |r| r.status() != 200)
-    {
-        if Instant::now() > deadline {
-            bail!("the ingest service did not become ready");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok((url, shutdown, served))
-}
-
 /// Produces every body straight to the broker, as ingest would; returns the
 /// time from the first send to the last ack.
 async fn raw_produce(args: &Args, topic: &str, bodies: &[Vec<u8>]) -> anyhow::Result<Duration> {
     // Configured as ingest's producer, but with many sends in flight at once.
-    let producer: FutureProducer = ClientSettings::new(args.broker.bootstrap.as_str())
-        .producer("hookline-bench")
-        .set("linger.ms", "2")
-        .create()?;
+    let producer: FutureProducer = ProducerSettings {
+        client: ClientSettings::new(args.broker.bootstrap.as_str()),
+        queue_capacity: 100_000,
+        queue_kbytes: 256 * 1024,
+        max_record_bytes: 1_048_588,
+        ack_timeout: Duration::from_secs(5),
+    }
+    .client_config()
+    .create()?;
     let count = args.partitions.unsigned_abs();
     let started = Instant::now();
     let mut in_flight = VecDeque::with_capacity(RAW_IN_FLIGHT);
@@ -288,26 +437,169 @@ fn acked<Canceled>(
 
 async fn saturation(
     client: &reqwest::Client,
-    url: &str,
+    service: &Service,
+    bootstrap: &str,
     bodies: &[Vec<u8>],
     clients: usize,
 ) -> HttpRun {
     let started = Instant::now();
-    let results = load::closed_loop(client, url, bodies.to_vec(), clients).await;
-    summarise(results, started.elapsed())
-}
-
-async fn fixed_rate(client: &reqwest::Client, url: &str, args: &Args) -> HttpRun {
-    let total = args.rate as usize * args.duration.as_secs() as usize;
-    let started = Instant::now();
-    let results = load::open_loop(client, url, args.rate, total, FIXED_RATE_IN_FLIGHT, |n| {
-        body(args.requests + n, args.body_bytes)
+    let (results, cpu) = Usage::over(service.pid, bootstrap, async {
+        load::closed_loop(client, &service.url, bodies.to_vec(), clients).await
     })
     .await;
-    summarise(results, started.elapsed())
+    summarise(results, started.elapsed(), cpu)
 }
 
-fn summarise(results: Vec<(u16, Duration)>, elapsed: Duration) -> HttpRun {
+async fn fixed_rate(client: &reqwest::Client, service: &Service, args: &Args) -> HttpRun {
+    let total = args.rate as usize * args.duration.as_secs() as usize;
+    let started = Instant::now();
+    let (results, cpu) = Usage::over(service.pid, &args.broker.bootstrap, async {
+        load::open_loop(
+            client,
+            &service.url,
+            args.rate,
+            total,
+            FIXED_RATE_IN_FLIGHT,
+            |n| body(args.requests + n, args.body_bytes),
+        )
+        .await
+    })
+    .await;
+    summarise(results, started.elapsed(), cpu)
+}
+
+/// The saturation run through wrk, for `--saturation`: `--concurrency`
+/// connections over two threads cycle through a thousand signed requests of
+/// distinct users (repeats are new records to ingest, as provider retries
+/// are), written into a Lua script.
+async fn saturation_wrk(args: &Args, service: &Service, dir: &Path) -> anyhow::Result<HttpRun> {
+    let now = chrono::Utc::now().timestamp();
+    let mut script = String::from("local requests = {}\n");
+    for i in 0..1_000 {
+        let body = String::from_utf8(body(args.requests + i, args.body_bytes))?;
+        let id = format!("msg_wrk_{i}");
+        let signature =
+            sign::standard_v1(SECRET, &id, now, body.as_bytes()).context("signing a request")?;
+        script.push_str(&format!(
+            "requests[{}] = wrk.format(\"POST\", \"/webhooks/orders\", {{[\"{}\"] = \"{id}\", [\"{}\"] = \"{now}\", [\"{}\"] = \"{signature}\", [\"content-type\"] = \"application/json\"}}, [==[{body}]==])\n",
+            i + 1,
+            header::WEBHOOK_ID,
+            header::WEBHOOK_TIMESTAMP,
+            header::WEBHOOK_SIGNATURE,
+        ));
+    }
+    script.push_str(
+        "local n = 0\nrequest = function()\n  n = n % #requests + 1\n  return requests[n]\nend\n",
+    );
+    let path = dir.join("saturation.lua");
+    std::fs::write(&path, script)?;
+    let base = service.url.trim_end_matches("/webhooks/orders").to_owned();
+    let started = Instant::now();
+    let (output, cpu) = Usage::over(service.pid, &args.broker.bootstrap, async {
+        Command::new("wrk")
+            .args(["--threads", "2", "--latency", "--timeout", "10s"])
+            .args(["--connections", &args.concurrency.to_string()])
+            .args([
+                "--duration",
+                &format!("{}s", args.saturation.as_secs().max(1)),
+            ])
+            .arg("--script")
+            .arg(&path)
+            .arg(&base)
+            .stdin(Stdio::null())
+            .output()
+            .await
+    })
+    .await;
+    let output = output.context("running wrk (apt-get install wrk, or --generator reqwest)")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report =
+        WrkReport::parse(&text).with_context(|| format!("reading wrk's report:\n{text}"))?;
+    Ok(HttpRun {
+        accepted: report.requests - report.failed,
+        other: report.failed,
+        elapsed: report.elapsed.min(started.elapsed()),
+        latencies: Some(report.latencies),
+        cpu,
+    })
+}
+
+/// What wrk printed of a run.
+#[derive(Debug, PartialEq)]
+struct WrkReport {
+    requests: usize,
+    /// Non-2xx answers and socket errors.
+    failed: usize,
+    elapsed: Duration,
+    latencies: Latencies,
+}
+
+impl WrkReport {
+    fn parse(text: &str) -> Option<Self> {
+        let words =
+            |line: &str| -> Vec<String> { line.split_whitespace().map(str::to_owned).collect() };
+        let mut requests = None;
+        let mut elapsed = None;
+        let mut failed = 0;
+        let (mut p50, mut p99, mut max) = (None, None, None);
+        for line in text.lines() {
+            let w = words(line);
+            match w.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                [count, "requests", "in", seconds, ..] => {
+                    requests = count.parse().ok();
+                    elapsed = wrk_duration(seconds.trim_end_matches(','));
+                }
+                ["50%", value] => p50 = wrk_duration(value),
+                ["99%", value] => p99 = wrk_duration(value),
+                ["Latency", _avg, _stdev, value, ..] => max = wrk_duration(value),
+                ["Non-2xx", "or", "3xx", "responses:", count] => {
+                    failed += count.parse::<usize>().ok()?;
+                }
+                ["Socket", "errors:", rest @ ..] => {
+                    for part in rest.chunks(2) {
+                        if let [_, count] = part {
+                            failed += count.trim_end_matches(',').parse::<usize>().ok()?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(Self {
+            requests: requests?,
+            failed,
+            elapsed: elapsed?,
+            latencies: Latencies {
+                p50: p50?,
+                p99: p99?,
+                max: max?,
+            },
+        })
+    }
+}
+
+/// A wrk duration: `812.00us`, `4.21ms`, `1.02s`, `2.00m`.
+fn wrk_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "us" => number / 1e6,
+        "ms" => number / 1e3,
+        "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+fn summarise(results: Vec<(u16, Duration)>, elapsed: Duration, cpu: Usage) -> HttpRun {
     let accepted: Vec<Duration> = results
         .iter()
         .filter(|(s, _)| *s == 202)
@@ -318,5 +610,52 @@ fn summarise(results: Vec<(u16, Duration)>, elapsed: Duration) -> HttpRun {
         other: results.len() - accepted.len(),
         elapsed,
         latencies: Latencies::of(accepted),
+        cpu,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As wrk 4.1 printed it here, with socket errors added as it prints them.
+    const REPORT: &str = "Running 1s test @ http://127.0.0.1:18099/webhooks/orders
+  2 threads and 4 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.36ms  574.56us  10.04ms   89.75%
+    Req/Sec     1.46k    50.74     1.52k    70.00%
+  Latency Distribution
+     50%    1.29ms
+     75%    1.53ms
+     90%    1.80ms
+     99%    2.77ms
+  2897 requests in 1.00s, 1.44MB read
+  Socket errors: connect 0, read 2, write 1, timeout 3
+  Non-2xx or 3xx responses: 40
+Requests/sec:   2895.01
+Transfer/sec:      1.44MB
+";
+
+    #[test]
+    fn wrks_report_gives_the_counts_and_the_percentiles() {
+        let report = WrkReport::parse(REPORT).unwrap();
+        assert_eq!(report.requests, 2897);
+        assert_eq!(report.failed, 46);
+        assert_eq!(report.elapsed, Duration::from_secs(1));
+        assert_eq!(report.latencies.p50, Duration::from_micros(1_290));
+        assert_eq!(report.latencies.p99, Duration::from_micros(2_770));
+        assert_eq!(report.latencies.max, Duration::from_micros(10_040));
+    }
+
+    #[test]
+    fn a_report_without_its_totals_is_not_read() {
+        let truncated: String = REPORT.lines().take(9).collect::<Vec<_>>().join("\n");
+        assert_eq!(WrkReport::parse(&truncated), None);
+        assert_eq!(
+            wrk_duration("574.56us"),
+            Some(Duration::from_nanos(574_560))
+        );
+        assert_eq!(wrk_duration("2.00m"), Some(Duration::from_secs(120)));
+        assert_eq!(wrk_duration("12"), None);
     }
 }

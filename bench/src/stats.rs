@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Percentiles of a set of latencies.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Latencies {
     pub p50: Duration,
     pub p99: Duration,

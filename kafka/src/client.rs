@@ -8,6 +8,11 @@ use rdkafka::ClientConfig;
 
 use crate::security::Security;
 
+/// Produce requests a producer keeps in flight on one connection; with the
+/// one request librdkafka may queue behind them, below the five an idempotent
+/// partition allows (see [`ClientSettings::producer`]).
+pub const PRODUCER_MAX_IN_FLIGHT: u32 = 3;
+
 /// How the clients of one pipeline reach its broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientSettings {
@@ -64,13 +69,31 @@ impl ClientSettings {
     /// which some brokers mishandle (tansu 0.6.0 then fails every request); a
     /// caller that cannot wait answers from its own deadline instead, and the
     /// record is still delivered once the broker is back.
+    ///
+    /// At most [`PRODUCER_MAX_IN_FLIGHT`] requests in flight: librdkafka
+    /// 2.12.1's idempotent producer holds a partition back once it has five
+    /// *messages* in flight (it compares its in-flight message count with the
+    /// limit of five *requests*, `rd_kafka_toppar_producer_serve`), yet has
+    /// already set its wake-up to "now" for a batch whose linger ran out, so
+    /// its broker thread polls with a zero timeout until an ack comes. Capping
+    /// the connection's requests below that keeps the next request waiting
+    /// in the output queue instead, which sets no wake-up. Measured with
+    /// `hookline-bench ingest` on tansu: the broker thread's CPU per record
+    /// fell from about 70 µs to 3 µs, at the same produce rate.
     pub fn producer(&self, client_id: &str) -> ClientConfig {
         let mut config = self.base(client_id);
         config
             .set("partitioner", "murmur2_random")
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("message.timeout.ms", "0");
+            .set("message.timeout.ms", "0")
+            .set(
+                "max.in.flight.requests.per.connection",
+                PRODUCER_MAX_IN_FLIGHT.to_string(),
+            )
+            // Produce requests are small and latency is what a webhook
+            // waits on: no delaying a request behind an unacked segment.
+            .set("socket.nagle.disable", "true");
         config
     }
 
@@ -301,6 +324,10 @@ mod tests {
         assert_eq!(get(&config, "partitioner"), Some("murmur2_random"));
         assert_eq!(get(&config, "enable.idempotence"), Some("true"));
         assert_eq!(get(&config, "acks"), Some("all"));
+        assert_eq!(
+            get(&config, "max.in.flight.requests.per.connection"),
+            Some("3")
+        );
     }
 
     #[test]
