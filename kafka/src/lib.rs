@@ -10,6 +10,7 @@
 //! and topic administration with its pure plans ([`admin`], [`topics`]) are
 //! the rest.
 
+mod acks;
 pub mod admin;
 pub mod client;
 pub mod dead_letter;

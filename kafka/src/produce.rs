@@ -7,12 +7,16 @@
 //! growing a buffer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{BaseRecord, Producer as _};
+use tokio::sync::oneshot;
+
+use crate::acks::{Ack, Polled};
 
 use crate::{Error, Result};
 
@@ -95,7 +99,7 @@ impl ProduceError {
 }
 
 /// A record in the producer's queue, whose ack is still to come.
-pub struct Delivery(DeliveryFuture);
+pub struct Delivery(oneshot::Receiver<Ack>);
 
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,7 +110,7 @@ impl std::fmt::Debug for Delivery {
 /// A producer whose sends wait for their ack at most `ack_timeout`.
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer,
+    inner: Arc<Polled>,
     ack_timeout: Duration,
 }
 
@@ -115,10 +119,11 @@ impl Producer {
     /// [`crate::ClientSettings::producer`], with the caller's limits added);
     /// connecting happens in the background.
     pub fn new(config: &ClientConfig, ack_timeout: Duration) -> Result<Self> {
-        let inner = config
-            .create()
-            .map_err(|e| Error::CreateClient(Box::new(e)))?;
-        Ok(Self { inner, ack_timeout })
+        let inner = Polled::new(config).map_err(|e| Error::CreateClient(Box::new(e)))?;
+        Ok(Self {
+            inner: Arc::new(inner),
+            ack_timeout,
+        })
     }
 
     /// Produces `record` and waits for the broker's ack, at most the ack
@@ -132,7 +137,9 @@ impl Producer {
     /// caller that must not send a record twice keeps the [`Delivery`] and,
     /// after a timeout, waits for the same one again.
     pub fn enqueue(&self, record: Record<'_>) -> Result<Delivery, ProduceError> {
-        let mut out = FutureRecord::<[u8], [u8]>::to(record.topic).headers(record.headers);
+        let (waiter, ack) = oneshot::channel();
+        let mut out = BaseRecord::<[u8], [u8], _>::with_opaque_to(record.topic, Box::new(waiter))
+            .headers(record.headers);
         if let Some(key) = record.key {
             out = out.key(key);
         }
@@ -142,8 +149,8 @@ impl Producer {
         if let Some(partition) = record.partition {
             out = out.partition(partition);
         }
-        match self.inner.send_result(out) {
-            Ok(delivery) => Ok(Delivery(delivery)),
+        match self.inner.producer().send(out) {
+            Ok(()) => Ok(Delivery(ack)),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 Err(ProduceError::QueueFull)
             }
@@ -158,11 +165,8 @@ impl Producer {
         match tokio::time::timeout(self.ack_timeout, &mut delivery.0).await {
             Err(_) => Err(ProduceError::AckTimeout(self.ack_timeout)),
             Ok(Err(_canceled)) => Err(ProduceError::Canceled),
-            Ok(Ok(Err((error, _)))) => Err(ProduceError::Refused(error)),
-            Ok(Ok(Ok(delivery))) => Ok(Acked {
-                partition: delivery.partition,
-                offset: delivery.offset,
-            }),
+            Ok(Ok(Err(error))) => Err(ProduceError::Refused(error)),
+            Ok(Ok(Ok((partition, offset)))) => Ok(Acked { partition, offset }),
         }
     }
 
@@ -170,7 +174,7 @@ impl Producer {
     /// `timeout`: the blocking call ends then, so a silent broker holds no
     /// thread longer than the caller waits.
     pub async fn partition_counts(&self, timeout: Duration) -> Result<HashMap<String, i32>> {
-        let producer = self.inner.clone();
+        let producer = self.inner.producer().clone();
         let metadata =
             tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout))
                 .await
@@ -189,7 +193,7 @@ impl Producer {
 
     /// Waits up to `timeout` for queued records to be delivered.
     pub async fn flush(&self, timeout: Duration) -> Result<()> {
-        let producer = self.inner.clone();
+        let producer = self.inner.producer().clone();
         tokio::task::spawn_blocking(move || producer.flush(timeout))
             .await
             .map_err(Error::BlockingTask)?
