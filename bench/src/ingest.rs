@@ -3,7 +3,7 @@
 //! ingest process in CPU.
 //!
 //! One run, one broker: the same signed payloads are (1) produced straight to
-//! the broker by an rdkafka producer configured as ingest's, with the same
+//! the broker by ingest's producer, configured as ingest's, with the same
 //! headers, (2) posted to the `hookline-ingest` binary as fast as
 //! `--concurrency` clients can, (3) posted at a fixed rate, with latency
 //! measured from each request's scheduled start so that a stall is not
@@ -20,8 +20,8 @@ use hookline_contract::{event_id, partition_for};
 use hookline_ingest::auth::{header, sign};
 use hookline_ingest::produce::ProducerSettings;
 use hookline_kafka::admin::{KafkaAdmin, RdKafkaAdmin};
+use hookline_kafka::produce::{Producer, Record};
 use hookline_kafka::{ClientSettings, Envelope};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use tokio::process::{Child, Command};
 
@@ -36,6 +36,9 @@ const RAW_IN_FLIGHT: usize = 10_000;
 const FIXED_RATE_IN_FLIGHT: usize = 1_024;
 /// How long ingest's idle CPU is read for, once it is ready.
 const IDLE_WINDOW: Duration = Duration::from_secs(10);
+/// The longest saturation run under wrk: its requests are signed once, and
+/// ingest refuses signatures older than five minutes.
+const MAX_SATURATION_SECS: u64 = 240;
 /// How long ingest may take to become ready, and to stop.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -129,7 +132,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await;
     let raw = raw?;
     println!(
-        "raw produce (rdkafka as ingest's, same headers) {:>7} records  {:>9.0} records/s  CPU/record: producer {:.1} µs, broker {:.1} µs",
+        "raw produce (ingest's producer, same headers) {:>7} records  {:>9.0} records/s  CPU/record: producer {:.1} µs, broker {:.1} µs",
         bodies.len(),
         rate(bodies.len(), raw),
         raw_cpu.process / bodies.len() as f64 * 1e6,
@@ -377,16 +380,19 @@ async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) -> anyhow::Resul
 /// Produces every body straight to the broker, as ingest would; returns the
 /// time from the first send to the last ack.
 async fn raw_produce(args: &Args, topic: &str, bodies: &[Vec<u8>]) -> anyhow::Result<Duration> {
-    // Configured as ingest's producer, but with many sends in flight at once.
-    let producer: FutureProducer = ProducerSettings {
-        client: ClientSettings::new(args.broker.bootstrap.as_str()),
-        queue_capacity: 100_000,
-        queue_kbytes: 256 * 1024,
-        max_record_bytes: 1_048_588,
-        ack_timeout: Duration::from_secs(5),
-    }
-    .client_config()
-    .create()?;
+    // Ingest's producer, configured as ingest configures it, but with many
+    // sends in flight at once.
+    let producer = Producer::new(
+        &ProducerSettings {
+            client: ClientSettings::new(args.broker.bootstrap.as_str()),
+            queue_capacity: 100_000,
+            queue_kbytes: 256 * 1024,
+            max_record_bytes: 1_048_588,
+            ack_timeout: DEADLINE,
+        }
+        .client_config(),
+        DEADLINE,
+    )?;
     let count = args.partitions.unsigned_abs();
     let started = Instant::now();
     let mut in_flight = VecDeque::with_capacity(RAW_IN_FLIGHT);
@@ -402,37 +408,33 @@ async fn raw_produce(args: &Args, topic: &str, bodies: &[Vec<u8>]) -> anyhow::Re
             message_id: None,
         }
         .to_headers();
-        let mut record = FutureRecord::to(topic)
-            .key(&user)
-            .payload(body)
-            .headers(headers);
-        if let Some(p) = partition_for(user.as_bytes(), count) {
-            record = record.partition(p as i32);
-        }
         let delivery = producer
-            .send_result(record)
-            .map_err(|(e, _)| anyhow::anyhow!("enqueueing failed: {e}"))?;
+            .enqueue(Record {
+                topic,
+                partition: partition_for(user.as_bytes(), count)
+                    .and_then(|p| i32::try_from(p).ok()),
+                key: Some(user.as_bytes()),
+                value: Some(body),
+                headers,
+            })
+            .context("enqueueing a record")?;
         in_flight.push_back(delivery);
         if in_flight.len() >= RAW_IN_FLIGHT
-            && let Some(oldest) = in_flight.pop_front()
+            && let Some(mut oldest) = in_flight.pop_front()
         {
-            acked(oldest.await)?;
+            producer
+                .delivered(&mut oldest)
+                .await
+                .context("a record's ack")?;
         }
     }
-    for delivery in in_flight {
-        acked(delivery.await)?;
+    for mut delivery in in_flight {
+        producer
+            .delivered(&mut delivery)
+            .await
+            .context("a record's ack")?;
     }
     Ok(started.elapsed())
-}
-
-fn acked<Canceled>(
-    result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, Canceled>,
-) -> anyhow::Result<()> {
-    match result {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => bail!("the broker refused a record: {e}"),
-        Err(_) => bail!("the producer shut down"),
-    }
 }
 
 async fn saturation(
@@ -473,7 +475,13 @@ async fn fixed_rate(client: &reqwest::Client, service: &Service, args: &Args) ->
 /// distinct users (repeats are new records to ingest, as provider retries
 /// are), written into a Lua script.
 async fn saturation_wrk(args: &Args, service: &Service, dir: &Path) -> anyhow::Result<HttpRun> {
+    // Signed once, so a run longer than ingest's timestamp tolerance (5 m)
+    // would be refused: `--saturation` is capped below it.
     let now = chrono::Utc::now().timestamp();
+    let base = service.url.trim_end_matches("/webhooks/orders").to_owned();
+    // wrk adds a Host header only to requests it formats after loading the
+    // script; these are formatted while it loads.
+    let host = base.trim_start_matches("http://").to_owned();
     let mut script = String::from("local requests = {}\n");
     for i in 0..1_000 {
         let body = String::from_utf8(body(args.requests + i, args.body_bytes))?;
@@ -481,7 +489,7 @@ async fn saturation_wrk(args: &Args, service: &Service, dir: &Path) -> anyhow::R
         let signature =
             sign::standard_v1(SECRET, &id, now, body.as_bytes()).context("signing a request")?;
         script.push_str(&format!(
-            "requests[{}] = wrk.format(\"POST\", \"/webhooks/orders\", {{[\"{}\"] = \"{id}\", [\"{}\"] = \"{now}\", [\"{}\"] = \"{signature}\", [\"content-type\"] = \"application/json\"}}, [==[{body}]==])\n",
+            "requests[{}] = wrk.format(\"POST\", \"/webhooks/orders\", {{[\"host\"] = \"{host}\", [\"{}\"] = \"{id}\", [\"{}\"] = \"{now}\", [\"{}\"] = \"{signature}\", [\"content-type\"] = \"application/json\"}}, [==[{body}]==])\n",
             i + 1,
             header::WEBHOOK_ID,
             header::WEBHOOK_TIMESTAMP,
@@ -493,7 +501,6 @@ async fn saturation_wrk(args: &Args, service: &Service, dir: &Path) -> anyhow::R
     );
     let path = dir.join("saturation.lua");
     std::fs::write(&path, script)?;
-    let base = service.url.trim_end_matches("/webhooks/orders").to_owned();
     let started = Instant::now();
     let (output, cpu) = Usage::over(service.pid, &args.broker.bootstrap, async {
         Command::new("wrk")
@@ -501,7 +508,10 @@ async fn saturation_wrk(args: &Args, service: &Service, dir: &Path) -> anyhow::R
             .args(["--connections", &args.concurrency.to_string()])
             .args([
                 "--duration",
-                &format!("{}s", args.saturation.as_secs().max(1)),
+                &format!(
+                    "{}s",
+                    args.saturation.as_secs().clamp(1, MAX_SATURATION_SECS)
+                ),
             ])
             .arg("--script")
             .arg(&path)
@@ -521,8 +531,8 @@ async fn saturation_wrk(args: &Args, service: &Service, dir: &Path) -> anyhow::R
     let report =
         WrkReport::parse(&text).with_context(|| format!("reading wrk's report:\n{text}"))?;
     Ok(HttpRun {
-        accepted: report.requests - report.failed,
-        other: report.failed,
+        accepted: report.answered.saturating_sub(report.not_2xx),
+        other: report.not_2xx + report.socket_errors,
         elapsed: report.elapsed.min(started.elapsed()),
         latencies: Some(report.latencies),
         cpu,
@@ -532,9 +542,11 @@ async fn saturation_wrk(args: &Args, service: &Service, dir: &Path) -> anyhow::R
 /// What wrk printed of a run.
 #[derive(Debug, PartialEq)]
 struct WrkReport {
-    requests: usize,
-    /// Non-2xx answers and socket errors.
-    failed: usize,
+    /// Requests answered ("N requests in"): socket errors are not among them.
+    answered: usize,
+    not_2xx: usize,
+    /// Connect, read, write errors and timeouts.
+    socket_errors: usize,
     elapsed: Duration,
     latencies: Latencies,
 }
@@ -543,27 +555,27 @@ impl WrkReport {
     fn parse(text: &str) -> Option<Self> {
         let words =
             |line: &str| -> Vec<String> { line.split_whitespace().map(str::to_owned).collect() };
-        let mut requests = None;
+        let mut answered = None;
         let mut elapsed = None;
-        let mut failed = 0;
+        let (mut not_2xx, mut socket_errors) = (0, 0);
         let (mut p50, mut p99, mut max) = (None, None, None);
         for line in text.lines() {
             let w = words(line);
             match w.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
                 [count, "requests", "in", seconds, ..] => {
-                    requests = count.parse().ok();
+                    answered = count.parse().ok();
                     elapsed = wrk_duration(seconds.trim_end_matches(','));
                 }
                 ["50%", value] => p50 = wrk_duration(value),
                 ["99%", value] => p99 = wrk_duration(value),
                 ["Latency", _avg, _stdev, value, ..] => max = wrk_duration(value),
                 ["Non-2xx", "or", "3xx", "responses:", count] => {
-                    failed += count.parse::<usize>().ok()?;
+                    not_2xx = count.parse::<usize>().ok()?;
                 }
                 ["Socket", "errors:", rest @ ..] => {
                     for part in rest.chunks(2) {
                         if let [_, count] = part {
-                            failed += count.trim_end_matches(',').parse::<usize>().ok()?;
+                            socket_errors += count.trim_end_matches(',').parse::<usize>().ok()?;
                         }
                     }
                 }
@@ -571,8 +583,9 @@ impl WrkReport {
             }
         }
         Some(Self {
-            requests: requests?,
-            failed,
+            answered: answered?,
+            not_2xx,
+            socket_errors,
             elapsed: elapsed?,
             latencies: Latencies {
                 p50: p50?,
@@ -639,8 +652,9 @@ Transfer/sec:      1.44MB
     #[test]
     fn wrks_report_gives_the_counts_and_the_percentiles() {
         let report = WrkReport::parse(REPORT).unwrap();
-        assert_eq!(report.requests, 2897);
-        assert_eq!(report.failed, 46);
+        assert_eq!(report.answered, 2897);
+        assert_eq!(report.not_2xx, 40);
+        assert_eq!(report.socket_errors, 6);
         assert_eq!(report.elapsed, Duration::from_secs(1));
         assert_eq!(report.latencies.p50, Duration::from_micros(1_290));
         assert_eq!(report.latencies.p99, Duration::from_micros(2_770));

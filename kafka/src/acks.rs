@@ -6,11 +6,12 @@
 //! slices. rust-rdkafka 0.39 waits out each slice in whole milliseconds,
 //! rounded down, and librdkafka wakes up to a millisecond early, so the end
 //! of every slice is spent in zero-timeout polls: 0.9% of a core for an idle
-//! producer, measured. Waiting in slices of [`POLL_SLICE`] spends that once a
+//! producer, measured. Waiting in slices of [`POLL_SLICE`] spends that twice a
 //! second instead of ten times.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -20,8 +21,8 @@ use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::oneshot;
 
 /// How long the polling thread waits for reports at a time: also how long
-/// it outlives the last handle on the producer.
-const POLL_SLICE: Duration = Duration::from_secs(1);
+/// dropping the last handle on the producer may wait for the thread.
+const POLL_SLICE: Duration = Duration::from_millis(500);
 
 /// Where the broker stored a record, or why it did not.
 pub(crate) type Ack = Result<(i32, i64), KafkaError>;
@@ -44,11 +45,14 @@ impl ProducerContext for AckContext {
     }
 }
 
-/// A producer and the thread that polls it; the thread stops within
-/// [`POLL_SLICE`] of this being dropped, and drops the producer last.
+/// A producer and the thread that polls it. Dropping this stops the thread
+/// (waiting out its slice, at most [`POLL_SLICE`]) and then the producer, so
+/// that librdkafka's client is destroyed before a process that drops it
+/// exits.
 pub(crate) struct Polled {
     producer: Arc<BaseProducer<AckContext>>,
     stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Polled {
@@ -57,7 +61,7 @@ impl Polled {
             Arc::new(config.create_with_context(AckContext)?);
         let stop = Arc::new(AtomicBool::new(false));
         let (polled, stopped) = (producer.clone(), stop.clone());
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("hookline-acks".to_owned())
             .spawn(move || {
                 while !stopped.load(Ordering::Relaxed) {
@@ -65,7 +69,11 @@ impl Polled {
                 }
             })
             .map_err(|error| KafkaError::ClientCreation(format!("polling thread: {error}")))?;
-        Ok(Self { producer, stop })
+        Ok(Self {
+            producer,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     pub(crate) fn producer(&self) -> &Arc<BaseProducer<AckContext>> {
@@ -76,5 +84,9 @@ impl Polled {
 impl Drop for Polled {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // A panic of the thread was reported by the panic hook already.
+            let _ = thread.join();
+        }
     }
 }

@@ -98,8 +98,9 @@ impl ProduceError {
     }
 }
 
-/// A record in the producer's queue, whose ack is still to come.
-pub struct Delivery(oneshot::Receiver<Ack>);
+/// A record in the producer's queue, whose ack is still to come; `None` once
+/// its outcome was taken.
+pub struct Delivery(Option<oneshot::Receiver<Ack>>);
 
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,7 +151,7 @@ impl Producer {
             out = out.partition(partition);
         }
         match self.inner.producer().send(out) {
-            Ok(()) => Ok(Delivery(ack)),
+            Ok(()) => Ok(Delivery(Some(ack))),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 Err(ProduceError::QueueFull)
             }
@@ -162,11 +163,18 @@ impl Producer {
     /// [`ProduceError::AckTimeout`] the record is still queued and `delivery`
     /// may be waited for again; after any other outcome it is spent.
     pub async fn delivered(&self, delivery: &mut Delivery) -> Result<Acked, ProduceError> {
-        match tokio::time::timeout(self.ack_timeout, &mut delivery.0).await {
-            Err(_) => Err(ProduceError::AckTimeout(self.ack_timeout)),
-            Ok(Err(_canceled)) => Err(ProduceError::Canceled),
-            Ok(Ok(Err(error))) => Err(ProduceError::Refused(error)),
-            Ok(Ok(Ok((partition, offset)))) => Ok(Acked { partition, offset }),
+        let Some(ack) = delivery.0.as_mut() else {
+            return Err(ProduceError::Canceled);
+        };
+        let outcome = match tokio::time::timeout(self.ack_timeout, ack).await {
+            Err(_) => return Err(ProduceError::AckTimeout(self.ack_timeout)),
+            Ok(outcome) => outcome,
+        };
+        delivery.0 = None;
+        match outcome {
+            Err(_canceled) => Err(ProduceError::Canceled),
+            Ok(Err(error)) => Err(ProduceError::Refused(error)),
+            Ok(Ok((partition, offset))) => Ok(Acked { partition, offset }),
         }
     }
 
