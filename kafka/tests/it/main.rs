@@ -1,3 +1,4 @@
 //! hookline-kafka against real brokers.
 
+mod produce;
 mod tls;
