@@ -9,14 +9,18 @@
 //! CPU per record in `hookline-bench ingest` and 26 µs here, where a producer
 //! that waits costs 1 to 7 µs: the bound sits between them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use hookline_kafka::ClientSettings;
-use hookline_kafka::admin::{KafkaAdmin, RdKafkaAdmin};
 use hookline_kafka::produce::{Producer, Record};
-use hookline_kafka::topics::TopicSettings;
-use hookline_testkit::eventually;
 use rdkafka::message::OwnedHeaders;
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::new_topic;
 
 const RECORDS: usize = 20_000;
 /// Senders waiting for their acks at once, as ingest's clients do.
@@ -56,22 +60,8 @@ fn broker_thread_ticks(stat: &str) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_producer_waits_for_its_acks_instead_of_spinning() {
     let settings = ClientSettings::new(bootstrap());
-    let topic = format!("producer-cpu-{}", uuid::Uuid::new_v4().simple());
-    let admin = RdKafkaAdmin::new(&settings, "producer-cpu-test").unwrap();
-    admin
-        .create(&topic, 4, &TopicSettings::default())
-        .await
-        .unwrap();
-    eventually("the topic exists", || async {
-        admin
-            .partitions(std::slice::from_ref(&topic))
-            .await
-            .is_ok_and(|p| p.get(&topic) == Some(&4))
-    })
-    .await;
+    let topic = new_topic(&settings, "producer-cpu", 4).await;
 
-    // Only the producer's broker threads are read from here on.
-    drop(admin);
     // As ingest configures it (`linger.ms` is ingest's own).
     let mut config = settings.producer("producer-cpu-test");
     config.set("linger.ms", "2");

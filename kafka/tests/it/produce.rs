@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use hookline_kafka::ClientSettings;
-use hookline_kafka::admin::{KafkaAdmin, RdKafkaAdmin};
 use hookline_kafka::produce::{ProduceError, Producer, Record};
-use hookline_kafka::topics::TopicSettings;
-use hookline_testkit::eventually;
 use rdkafka::message::OwnedHeaders;
+
+use crate::support::new_topic;
 
 fn bootstrap() -> String {
     std::env::var("HOOKLINE_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
@@ -17,19 +16,7 @@ fn bootstrap() -> String {
 #[tokio::test]
 async fn a_delivery_is_acked_once_and_waiting_for_it_again_is_canceled() {
     let settings = ClientSettings::new(bootstrap());
-    let topic = format!("produce-{}", uuid::Uuid::new_v4().simple());
-    let admin = RdKafkaAdmin::new(&settings, "produce-test").unwrap();
-    admin
-        .create(&topic, 2, &TopicSettings::default())
-        .await
-        .unwrap();
-    eventually("the topic exists", || async {
-        admin
-            .partitions(std::slice::from_ref(&topic))
-            .await
-            .is_ok_and(|p| p.get(&topic) == Some(&2))
-    })
-    .await;
+    let topic = new_topic(&settings, "produce", 2).await;
     let producer =
         Producer::new(&settings.producer("produce-test"), Duration::from_secs(30)).unwrap();
 

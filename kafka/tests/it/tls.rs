@@ -11,16 +11,16 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use hookline_kafka::ClientSettings;
-use hookline_kafka::admin::{KafkaAdmin, RdKafkaAdmin};
 use hookline_kafka::security::{Pem, Security, Tls};
-use hookline_kafka::topics::TopicSettings;
+use hookline_testkit::DEADLINE;
 use hookline_testkit::tls::TlsBroker;
-use hookline_testkit::{DEADLINE, eventually};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, TopicPartitionList};
+
+use crate::support::new_topic;
 
 fn with_ca(bootstrap: &str, ca: std::path::PathBuf) -> ClientSettings {
     ClientSettings::new(bootstrap).with_security(Security {
@@ -36,20 +36,7 @@ fn with_ca(bootstrap: &str, ca: std::path::PathBuf) -> ClientSettings {
 async fn records_round_trip_through_tls_with_the_brokers_ca() {
     let broker = TlsBroker::start().await;
     let settings = with_ca(&broker.bootstrap, broker.certificates.ca());
-    let topic = format!("tls-{}", uuid::Uuid::new_v4().simple());
-
-    let admin = RdKafkaAdmin::new(&settings, "tls-test").unwrap();
-    admin
-        .create(&topic, 1, &TopicSettings::default())
-        .await
-        .unwrap();
-    eventually("the topic exists", || async {
-        admin
-            .partitions(std::slice::from_ref(&topic))
-            .await
-            .is_ok_and(|p| p.get(&topic) == Some(&1))
-    })
-    .await;
+    let topic = new_topic(&settings, "tls", 1).await;
 
     let producer: FutureProducer = settings.producer("tls-test").create().unwrap();
     let delivery = producer
