@@ -83,8 +83,10 @@ async fn measure(args: &Args, run: &str, urls: &[String; 2]) -> anyhow::Result<(
     }
     .await;
     stop_up(&mut up).await?;
-    let (sent, kill) = measured?;
+    let (answers, kill) = measured?;
+    let sent = succeeded(&answers);
     report(&databases::phase_rows(&pools, "u").await?, sent, kill);
+    report_answers(&answers);
     Ok(())
 }
 
@@ -185,15 +187,15 @@ async fn stop_up(up: &mut Child) -> anyhow::Result<()> {
 }
 
 /// Warms up, sends the measured webhooks (phase `u`) with the kill on the
-/// way, and waits for their rows: how many were accepted, and when the
-/// worker was killed.
+/// way, and waits for their rows: the answers, and when the worker was
+/// killed.
 async fn send_and_read(
     args: &Args,
     ingest: &str,
     pools: &[PgPool],
     logs: &Path,
     topic: &str,
-) -> anyhow::Result<(usize, Option<DateTime<Utc>>)> {
+) -> anyhow::Result<(Vec<load::Answer>, Option<DateTime<Utc>>)> {
     let client = reqwest::Client::new();
     let url = format!("http://{ingest}/webhooks/orders");
     let warm: Vec<Vec<u8>> = (0..e2e::WARM_UP).map(|i| body("w", i)).collect();
@@ -216,9 +218,8 @@ async fn send_and_read(
         anyhow::Ok(Some(Utc::now()))
     };
     let (answers, killed) = tokio::join!(send, kill);
-    let sent = succeeded(&answers);
-    settle(pools, "u", sent).await?;
-    Ok((sent, killed?))
+    settle(pools, "u", succeeded(&answers)).await?;
+    Ok((answers, killed?))
 }
 
 /// Waits until `rows` rows of `phase` are stored.
@@ -233,6 +234,25 @@ async fn settle(pools: &[PgPool], phase: &str, rows: usize) -> anyhow::Result<()
             bail!("{stored} of {rows} rows of phase {phase} after {DEADLINE:?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How long ingest took to answer (its ack from the broker included), from
+/// each request's scheduled start: the part of receipt to row before the
+/// workers.
+fn report_answers(answers: &[load::Answer]) {
+    let accepted = answers
+        .iter()
+        .filter(|(status, _)| (200..300).contains(status))
+        .map(|(_, latency)| *latency)
+        .collect();
+    if let Some(l) = Latencies::of(accepted) {
+        println!(
+            "  HTTP answers (the broker's ack included): p50 / p99 / max {} / {} / {} ms",
+            ms(l.p50),
+            ms(l.p99),
+            ms(l.max)
+        );
     }
 }
 
