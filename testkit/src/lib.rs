@@ -39,6 +39,9 @@ where
 
 /// How long the broker may take to listen.
 const START_DEADLINE: Duration = Duration::from_secs(60);
+/// tansu's log filter, whatever the test's environment says: at `info` it
+/// logs every span of every SQL statement, as `scripts/stack` notes.
+pub const TANSU_LOG_FILTER: &str = "warn";
 
 /// A `tansu` broker on a free port of 127.0.0.1, with its data in a temporary
 /// folder, killed when dropped.
@@ -74,6 +77,11 @@ impl PrivateBroker {
         broker
     }
 
+    /// The broker process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// Kills the broker at once, as a crash would.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -92,6 +100,7 @@ impl PrivateBroker {
             .args(["broker", "--listener-url", &url])
             .args(["--advertised-listener-url", &advertised])
             .args(["--storage-engine", "sqlite://tansu.db"])
+            .env("RUST_LOG", TANSU_LOG_FILTER)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -138,4 +147,28 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The environment the running process `pid` was started with.
+    fn environment(pid: u32) -> Vec<String> {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .unwrap()
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_private_broker_runs_with_its_own_log_filter() {
+        let broker = PrivateBroker::start().await;
+        let environment = environment(broker.pid().unwrap());
+        assert!(
+            environment.contains(&format!("RUST_LOG={TANSU_LOG_FILTER}")),
+            "{environment:?}"
+        );
+    }
 }
