@@ -29,10 +29,15 @@ pub fn body(phase: &str, i: usize) -> Vec<u8> {
 
 /// How many `answers` were 2xx.
 pub fn succeeded(answers: &[Answer]) -> usize {
+    accepted_latencies(answers).count()
+}
+
+/// How long each 2xx answer took.
+pub fn accepted_latencies(answers: &[Answer]) -> impl Iterator<Item = Duration> + '_ {
     answers
         .iter()
         .filter(|(s, _)| (200..300).contains(s))
-        .count()
+        .map(|(_, latency)| *latency)
 }
 
 /// Posts one signed body.

@@ -244,11 +244,7 @@ fn report(rows: &PhaseRows, answers: &[load::Answer], kill: Option<DateTime<Utc>
     // Counted by the sender from each request's scheduled start, so it also
     // holds the sender's own queueing; a worker may already be writing the
     // record while its ack travels back.
-    let accepted: Vec<Duration> = answers
-        .iter()
-        .filter(|(status, _)| (200..300).contains(status))
-        .map(|(_, latency)| *latency)
-        .collect();
+    let accepted: Vec<Duration> = load::accepted_latencies(answers).collect();
     println!(
         "  all webhooks: {} accepted, {} stored; receipt to row p50 / p99 / max: {} ms",
         accepted.len(),
